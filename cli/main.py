@@ -1,0 +1,341 @@
+"""The ``logact`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+from rich.console import Console
+from rich.table import Table
+
+from logact.client.client import Client
+from logact.client.errors import LogError
+from logact.server.config import ConfigError, load_config
+
+console = Console()
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    sys.exit(1)
+
+
+def _client_options(func: Any) -> Any:
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        default="config/cluster.toml", show_default=True,
+                        help="Cluster config (node addresses; default token).")(func)
+    func = click.option("--nodes", default=None,
+                        help="Comma-separated client addresses (overrides --config).")(func)
+    func = click.option("--token", envvar="LOGACT_TOKEN", default=None,
+                        help="Auth token (default: $LOGACT_TOKEN, else the config's admin).")(func)
+    func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
+    return func
+
+
+def _make_client(config_path: str, nodes: str | None, token: str | None, timeout: float) -> Client:
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        if nodes is None or token is None:
+            _fail(str(exc))
+        config = None
+    addresses = nodes.split(",") if nodes else [n.client_address for n in config.nodes]  # type: ignore[union-attr]
+    if token is None:
+        token = next((t for t, p in config.tokens.items() if p.admin), None)  # type: ignore[union-attr]
+        if token is None:
+            _fail("no --token given and the config has no admin principal")
+    return Client(addresses, token, timeout=timeout)  # type: ignore[arg-type]
+
+
+def _run(async_fn: Any, *args: Any) -> Any:
+    try:
+        return trio.run(async_fn, *args)
+    except LogError as exc:
+        _fail(f"{exc.code.value}: {exc.message}")
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def main(verbose: bool) -> None:
+    """LogAct: agentic reliability on a Raft-replicated shared log."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option("--id", "node_id", required=True)
+@click.option("--run-dir", default=".", type=click.Path(file_okay=False),
+              help="Relative data_dir paths are resolved against this directory.")
+def node(config_path: str, node_id: str, run_dir: str) -> None:
+    """Run one log node in the foreground."""
+    from logact.server.node import run_node
+
+    logging.getLogger().setLevel(logging.INFO)
+    try:
+        config = load_config(config_path)
+        config.node(node_id)
+    except ConfigError as exc:
+        _fail(str(exc))
+    trio.run(run_node, config, node_id, Path(run_dir).resolve())
+
+
+@main.group()
+def cluster() -> None:
+    """Manage a local cluster of node processes."""
+
+
+def _cluster_args(func: Any) -> Any:
+    func = click.option("--run-dir", default=".run/cluster", show_default=True,
+                        type=click.Path(file_okay=False))(func)
+    func = click.option("--config", "config_path", default="config/cluster.toml",
+                        show_default=True, type=click.Path(dir_okay=False))(func)
+    return func
+
+
+def _local_cluster(config_path: str, run_dir: str) -> Any:
+    from logact.cli.cluster import LocalCluster
+
+    try:
+        return LocalCluster(config_path, run_dir)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
+@cluster.command("up")
+@_cluster_args
+@click.option("--wait", type=float, default=30.0, show_default=True,
+              help="Seconds to wait for a leader.")
+def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
+    """Start every node as its own process; return once a leader is elected."""
+    local = _local_cluster(config_path, run_dir)
+    local.start_all()
+    try:
+        leader = trio.run(local.wait_for_leader, wait)
+    except trio.TooSlowError:
+        _fail(f"no leader within {wait}s; see {local.run_dir / 'logs'}")
+    console.print(f"cluster up: {len(local.node_ids)} nodes, leader [bold]{leader}[/bold], "
+                  f"run dir {local.run_dir}")
+
+
+@cluster.command("down")
+@_cluster_args
+def cluster_down(config_path: str, run_dir: str) -> None:
+    """Stop every node (SIGTERM, then SIGKILL)."""
+    local = _local_cluster(config_path, run_dir)
+    local.stop_all()
+    console.print("cluster down")
+
+
+@cluster.command("status")
+@_cluster_args
+@click.option("--json", "as_json", is_flag=True)
+def cluster_status(config_path: str, run_dir: str, as_json: bool) -> None:
+    """Per-node process and Raft status."""
+    local = _local_cluster(config_path, run_dir)
+    statuses = trio.run(local.statuses)
+    rows = {nid: {"pid": local.pid(nid), "status": s} for nid, s in statuses.items()}
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    _print_status_table({nid: row["status"] for nid, row in rows.items()},
+                        {nid: row["pid"] for nid, row in rows.items()})
+
+
+def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = None) -> None:
+    leader_commit = max(
+        (s["node"].get("commit_index") or 0 for s in statuses.values() if s), default=0
+    )
+    table = Table(title="LogAct cluster")
+    for column in ("node", "pid", "role", "leader", "term", "commit", "applied", "lag",
+                   "entries", "durability"):
+        table.add_column(column)
+    for node_id, status in statuses.items():
+        pid = str((pids or {}).get(node_id) or "-")
+        if status is None:
+            table.add_row(node_id, pid, "[red]down[/red]", *["-"] * 7)
+            continue
+        info = status["node"]
+        applied = info.get("last_applied")
+        lag = leader_commit - applied if applied is not None else None
+        table.add_row(node_id, pid, info.get("role", "?"), str(info.get("leader")),
+                      str(info.get("term")), str(info.get("commit_index")), str(applied),
+                      str(lag), str(status["log"]["entries"]), status["durability"])
+    console.print(table)
+
+
+@main.command()
+@_client_options
+@click.option("--json", "as_json", is_flag=True)
+def status(config_path: str, nodes: str | None, token: str | None, timeout: float,
+           as_json: bool) -> None:
+    """Leader, term, commit index and per-node lag, asked of every node."""
+    client = _make_client(config_path, nodes, token, timeout)
+
+    async def gather() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for address in client.addresses:
+            try:
+                async with Client([address], client.token, timeout=2.0, prefer_leader=False) as c:
+                    out[address] = await c.status()
+            except (LogError, OSError):
+                out[address] = None
+        return out
+
+    statuses = _run(gather)
+    if as_json:
+        click.echo(json.dumps(statuses, indent=2, default=str))
+    else:
+        _print_status_table(statuses)
+
+
+@main.command()
+@_client_options
+@click.option("--bus", required=True)
+@click.option("--type", "etype", required=True, help="Entry type.")
+@click.argument("body")
+def append(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
+           etype: str, body: str) -> None:
+    """Append one entry; BODY is JSON (or a plain string)."""
+    try:
+        value: Any = json.loads(body)
+    except json.JSONDecodeError:
+        value = body
+    client = _make_client(config_path, nodes, token, timeout)
+
+    async def go() -> int:
+        async with client:
+            return await client.append(bus, etype, value)
+
+    click.echo(_run(go))
+
+
+def _entry_json(entry: Any) -> str:
+    return json.dumps(entry.to_wire(), default=repr)
+
+
+def _entry_line(entry: Any) -> str:
+    body = json.dumps(entry.body, default=repr)
+    return f"{entry.pos:>8}  {entry.ts}  {entry.type:<14} {entry.author:<10} {body}"
+
+
+@main.command()
+@_client_options
+@click.option("--bus", required=True)
+@click.option("--start", type=int, default=0, show_default=True)
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--types", default=None, help="Comma-separated entry types.")
+@click.option("--stale", is_flag=True, help="Read the node's local copy (may be stale).")
+@click.option("--json", "as_json", is_flag=True)
+def read(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
+         start: int, limit: int, types: str | None, stale: bool, as_json: bool) -> None:
+    """Read entries (linearizable unless --stale)."""
+    client = _make_client(config_path, nodes, token, timeout)
+
+    async def go() -> Any:
+        async with client:
+            return await client.read(bus, start, limit, types.split(",") if types else None,
+                                     stale=stale)
+
+    result = _run(go)
+    for entry in result.entries:
+        click.echo(_entry_json(entry) if as_json else _entry_line(entry))
+    if not as_json:
+        click.echo(f"-- next {result.next}, tail {result.tail}, trim {result.trim}", err=True)
+
+
+@main.command()
+@_client_options
+@click.option("--bus", required=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new entries.")
+@click.option("--from", "from_pos", type=int, default=None,
+              help="Start position (default: the last 10 entries).")
+@click.option("--types", default=None)
+@click.option("--json", "as_json", is_flag=True)
+def tail(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
+         follow: bool, from_pos: int | None, types: str | None, as_json: bool) -> None:
+    """Show the end of a bus; with -f, follow it (survives leader changes)."""
+    client = _make_client(config_path, nodes, token, timeout)
+    type_list = types.split(",") if types else None
+
+    async def go() -> None:
+        async with client:
+            end = await client.check_tail(bus)
+            start = from_pos if from_pos is not None else max(end.trim, end.tail - 10)
+            if not follow:
+                for entry in await client.read_all(bus, start, type_list):
+                    click.echo(_entry_json(entry) if as_json else _entry_line(entry))
+                return
+            async for entry in client.subscribe(bus, start, type_list):
+                click.echo(_entry_json(entry) if as_json else _entry_line(entry))
+
+    try:
+        _run(go)
+    except KeyboardInterrupt:
+        pass
+
+
+@main.command()
+@_client_options
+@click.option("--json", "as_json", is_flag=True)
+def buses(config_path: str, nodes: str | None, token: str | None, timeout: float,
+          as_json: bool) -> None:
+    """List buses with their tail and trim point."""
+    client = _make_client(config_path, nodes, token, timeout)
+
+    async def go() -> Any:
+        async with client:
+            return await client.list_buses()
+
+    infos = _run(go)
+    for info in infos:
+        if as_json:
+            click.echo(json.dumps({"bus": info.bus, "tail": info.tail, "trim": info.trim,
+                                   "bytes": info.bytes}))
+        else:
+            click.echo(f"{info.bus}  tail={info.tail} trim={info.trim} bytes={info.bytes}")
+
+
+@main.command()
+@_client_options
+@click.option("--bus", required=True)
+@click.option("--before", type=int, required=True)
+def trim(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
+         before: int) -> None:
+    """Drop entries below a position (admin)."""
+    client = _make_client(config_path, nodes, token, timeout)
+
+    async def go() -> int:
+        async with client:
+            return await client.trim(bus, before)
+
+    click.echo(f"trim point {_run(go)}")
+
+
+def _register_optional_commands() -> None:
+    from logact.benchmarks.cli import bench
+    from logact.cli.demo import demo
+
+    main.add_command(bench)
+    main.add_command(demo)
+
+
+if os.environ.get("LOGACT_MINIMAL_CLI") != "1":
+    try:
+        _register_optional_commands()
+    except ImportError:  # during bootstrap, before those modules exist
+        pass
+
+
+if __name__ == "__main__":
+    main()

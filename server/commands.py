@@ -1,0 +1,150 @@
+"""Validation of client requests and their translation into replicated commands.
+
+Pure functions: a request dict (decoded from the wire or built in-process) is checked field by
+field and either becomes a command for ``LogState`` or raises a typed error. Nothing that fails
+here ever reaches the log.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import cbor2
+
+from logact.client.errors import BadRequest, TooLarge
+
+BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")
+ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_entry_bytes: int = 1024 * 1024  # encoded body size of one entry
+    max_batch_entries: int = 1000
+    max_batch_bytes: int = 4 * 1024 * 1024
+    max_read_limit: int = 1000
+    max_read_bytes: int = 4 * 1024 * 1024
+
+
+def field(request: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """The named field, type-checked; bool is never accepted where int is expected."""
+    if name not in request or request[name] is None:
+        if default is ...:
+            raise BadRequest(f"missing field {name!r}")
+        return default
+    value = request[name]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise BadRequest(f"field {name!r} must be {_kind_name(kind)}, not bool")
+    if not isinstance(value, kind):
+        raise BadRequest(f"field {name!r} must be {_kind_name(kind)}, not {type(value).__name__}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def bus_id(request: dict[str, Any]) -> str:
+    bus = field(request, "bus", str)
+    if not BUS_ID.fullmatch(bus):
+        raise BadRequest("bus ids are 1-256 characters of [A-Za-z0-9._/-]")
+    return bus
+
+
+def position(request: dict[str, Any], name: str, default: Any = ...) -> int:
+    value = field(request, name, int, default)
+    if value is not None and not 0 <= value < 2**63:
+        raise BadRequest(f"field {name!r} must be a position in [0, 2**63)")
+    return value
+
+
+def name_field(request: dict[str, Any], name: str) -> str:
+    value = field(request, name, str)
+    if not NAME.fullmatch(value):
+        raise BadRequest(f"field {name!r} must be 1-128 characters of [A-Za-z0-9_.:/-]")
+    return value
+
+
+def types_filter(request: dict[str, Any]) -> frozenset[str] | None:
+    types = field(request, "types", list, None)
+    if types is None:
+        return None
+    if not types or not all(isinstance(t, str) and ENTRY_TYPE.fullmatch(t) for t in types):
+        raise BadRequest("'types' must be a non-empty list of entry type names")
+    return frozenset(types)
+
+
+def append_command(
+    request: dict[str, Any], author: str, ts: int, limits: Limits
+) -> tuple[dict[str, Any], set[str]]:
+    """Build an append command; also return the entry types it writes (for the ACL check)."""
+    bus = bus_id(request)
+    raw_entries = field(request, "entries", list)
+    if not raw_entries:
+        raise BadRequest("'entries' must hold at least one entry")
+    if len(raw_entries) > limits.max_batch_entries:
+        raise TooLarge(f"a batch holds at most {limits.max_batch_entries} entries")
+    entries: list[tuple[str, Any, int]] = []
+    total = 0
+    for index, raw in enumerate(raw_entries):
+        if not isinstance(raw, dict):
+            raise BadRequest(f"entry {index} must be a map with 'type' and 'body'")
+        etype = field(raw, "type", str)
+        if not ENTRY_TYPE.fullmatch(etype):
+            raise BadRequest(f"entry {index}: type must be 1-64 characters of [A-Za-z0-9_.-]")
+        if "body" not in raw:
+            raise BadRequest(f"entry {index}: missing field 'body'")
+        body = raw["body"]
+        try:
+            size = len(cbor2.dumps(body))
+        except Exception as exc:
+            raise BadRequest(f"entry {index}: body cannot be encoded: {exc}") from None
+        if size > limits.max_entry_bytes:
+            raise TooLarge(
+                f"entry {index} is {size} bytes; the limit is {limits.max_entry_bytes}"
+            )
+        total += size
+        entries.append((etype, body, size))
+    if total > limits.max_batch_bytes:
+        raise TooLarge(f"batch is {total} bytes; the limit is {limits.max_batch_bytes}")
+    cmd: dict[str, Any] = {"op": "append", "bus": bus, "entries": entries, "author": author, "ts": ts}
+    key = field(request, "key", list, None)
+    if key is not None:
+        if (
+            len(key) != 2
+            or not isinstance(key[0], str)
+            or not 1 <= len(key[0]) <= 128
+            or isinstance(key[1], bool)
+            or not isinstance(key[1], int)
+            or not 0 <= key[1] < 2**63
+        ):
+            raise BadRequest("'key' must be [client_id (1-128 chars), sequence number >= 0]")
+        cmd["key"] = (key[0], key[1])
+    expect = position(request, "expect_tail", None)
+    if expect is not None:
+        cmd["expect_tail"] = expect
+    fence = field(request, "fence", list, None)
+    if fence is not None:
+        if (
+            len(fence) != 2
+            or not isinstance(fence[0], str)
+            or not NAME.fullmatch(fence[0])
+            or isinstance(fence[1], bool)
+            or not isinstance(fence[1], int)
+            or fence[1] < 0
+        ):
+            raise BadRequest("'fence' must be [name, epoch >= 0]")
+        cmd["fence"] = (fence[0], fence[1])
+    return cmd, {etype for etype, _, _ in entries}
+
+
+def trim_command(request: dict[str, Any], ts: int) -> dict[str, Any]:
+    return {"op": "trim", "bus": bus_id(request), "before": position(request, "before"), "ts": ts}
+
+
+def claim_command(request: dict[str, Any], ts: int) -> dict[str, Any]:
+    return {"op": "claim", "bus": bus_id(request), "name": name_field(request, "name"), "ts": ts}

@@ -1,0 +1,231 @@
+"""Cluster / node configuration loaded from TOML, validated into frozen dataclasses.
+
+Bad configuration fails at load time with a ``ConfigError`` naming the offending key, never later
+inside a running node.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logact.server.commands import Limits
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unparsable or inconsistent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    append: frozenset[str]  # entry types this role may append; "*" means any
+    admin: bool = False  # may trim and claim
+
+    def may_append(self, etype: str) -> bool:
+        return "*" in self.append or etype in self.append
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    roles: tuple[Role, ...]
+
+    def may_append(self, etype: str) -> bool:
+        return any(role.may_append(etype) for role in self.roles)
+
+    @property
+    def admin(self) -> bool:
+        return any(role.admin for role in self.roles)
+
+
+@dataclass(frozen=True, slots=True)
+class NodeConfig:
+    id: str
+    client_host: str
+    client_port: int
+    raft_host: str | None
+    raft_port: int | None
+    data_dir: str
+
+    @property
+    def client_address(self) -> str:
+        return f"{self.client_host}:{self.client_port}"
+
+    @property
+    def raft_address(self) -> str:
+        return f"{self.raft_host}:{self.raft_port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RaftTuning:
+    """PySyncObj timing; the defaults favour low commit latency on a small cluster."""
+
+    append_entries_period: float = 0.01
+    auto_tick_period: float = 0.002
+    raft_min_timeout: float = 0.4
+    raft_max_timeout: float = 1.2
+    leader_fallback_timeout: float = 3.0
+    connection_timeout: float = 2.0
+    log_compaction_min_entries: int = 20_000
+    log_compaction_min_time: float = 120.0
+    commands_queue_size: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    mode: str  # "raft" or "embedded"
+    nodes: tuple[NodeConfig, ...]
+    durability: str  # "fsync" (default) or "os"
+    password: str | None
+    tokens: dict[str, Principal]
+    limits: Limits = field(default_factory=Limits)
+    raft: RaftTuning = field(default_factory=RaftTuning)
+    #: Server-side timeout of one replicated operation before it is reported as ``timeout``.
+    request_timeout: float = 10.0
+    #: Bounded per-connection outbound queue (frames); a subscriber that falls this far behind
+    #: for ``slow_consumer_timeout`` seconds is cut off with ``overloaded``.
+    send_queue_frames: int = 256
+    slow_consumer_timeout: float = 10.0
+    max_inflight_per_connection: int = 512
+
+    def node(self, node_id: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise ConfigError(f"no node {node_id!r} in the configuration")
+
+    def principal_for(self, token: str) -> Principal | None:
+        return self.tokens.get(token)
+
+
+def _address(value: Any, where: str) -> tuple[str, int]:
+    if not isinstance(value, str) or value.count(":") != 1:
+        raise ConfigError(f"{where} must be 'host:port', got {value!r}")
+    host, port_text = value.split(":")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"{where} has an invalid port: {value!r}")
+    return host, int(port_text)
+
+
+def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{key}] must be a table")
+    return value
+
+
+def _dataclass_from(cls: type, data: dict[str, Any], where: str) -> Any:
+    defaults = cls()
+    values = {}
+    for key, value in data.items():
+        if not hasattr(defaults, key):
+            raise ConfigError(f"unknown key {key!r} in [{where}]")
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"[{where}] {key} must be {expected.__name__}")
+        if value <= 0:
+            raise ConfigError(f"[{where}] {key} must be positive")
+        values[key] = value
+    return cls(**values)
+
+
+def parse_config(data: dict[str, Any]) -> ClusterConfig:
+    mode = data.get("mode", "raft")
+    if mode not in ("raft", "embedded"):
+        raise ConfigError("mode must be 'raft' or 'embedded'")
+    durability = data.get("durability", "fsync")
+    if durability not in ("fsync", "os"):
+        raise ConfigError("durability must be 'fsync' or 'os'")
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        raise ConfigError("at least one [[nodes]] entry is required")
+    nodes = []
+    for index, raw in enumerate(raw_nodes):
+        where = f"nodes[{index}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+            raise ConfigError(f"{where} needs a string 'id'")
+        client_host, client_port = _address(raw.get("client"), f"{where}.client")
+        raft_host = raft_port = None
+        if mode == "raft":
+            raft_host, raft_port = _address(raw.get("raft"), f"{where}.raft")
+        data_dir = raw.get("data_dir", f"data/{raw['id']}")
+        if not isinstance(data_dir, str):
+            raise ConfigError(f"{where}.data_dir must be a string")
+        nodes.append(NodeConfig(raw["id"], client_host, client_port, raft_host, raft_port, data_dir))
+    ids = [node.id for node in nodes]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("node ids must be unique")
+    if mode == "embedded" and len(nodes) != 1:
+        raise ConfigError("embedded mode takes exactly one node")
+    cluster = _table(data, "cluster")
+    password = cluster.get("password")
+    if mode == "raft" and (not isinstance(password, str) or len(password) < 8):
+        raise ConfigError("[cluster] password (8+ characters) is required: Raft peers unpickle")
+    tokens = _parse_auth(_table(data, "auth"))
+    limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
+    raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
+    server = _table(data, "server")
+    extra = {}
+    for key in ("request_timeout", "slow_consumer_timeout"):
+        if key in server:
+            if not isinstance(server[key], int | float) or server[key] <= 0:
+                raise ConfigError(f"[server] {key} must be a positive number")
+            extra[key] = float(server[key])
+    for key in ("send_queue_frames", "max_inflight_per_connection"):
+        if key in server:
+            if not isinstance(server[key], int) or server[key] <= 0:
+                raise ConfigError(f"[server] {key} must be a positive integer")
+            extra[key] = server[key]
+    return ClusterConfig(mode, tuple(nodes), durability, password, tokens, limits, raft, **extra)
+
+
+def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
+    roles: dict[str, Role] = {}
+    for name, raw in _table(auth, "roles").items():
+        if not isinstance(raw, dict):
+            raise ConfigError(f"[auth.roles.{name}] must be a table")
+        append = raw.get("append", [])
+        if not isinstance(append, list) or not all(isinstance(t, str) for t in append):
+            raise ConfigError(f"[auth.roles.{name}] append must be a list of entry types")
+        admin = raw.get("admin", False)
+        if not isinstance(admin, bool):
+            raise ConfigError(f"[auth.roles.{name}] admin must be true or false")
+        roles[name] = Role(name, frozenset(append), admin)
+    principals = auth.get("principals", [])
+    if not isinstance(principals, list) or not principals:
+        raise ConfigError("at least one [[auth.principals]] entry is required")
+    tokens: dict[str, Principal] = {}
+    for index, raw in enumerate(principals):
+        where = f"auth.principals[{index}]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where} must be a table")
+        name, token, role_names = raw.get("name"), raw.get("token"), raw.get("roles", [])
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"{where} needs a 'name'")
+        if not isinstance(token, str) or len(token) < 8:
+            raise ConfigError(f"{where} needs a 'token' of 8+ characters")
+        if token in tokens:
+            raise ConfigError(f"{where}: token is shared with another principal")
+        if not isinstance(role_names, list) or not role_names:
+            raise ConfigError(f"{where} needs a non-empty 'roles' list")
+        unknown = [r for r in role_names if r not in roles]
+        if unknown:
+            raise ConfigError(f"{where} names unknown roles {unknown}")
+        tokens[token] = Principal(name, tuple(roles[r] for r in role_names))
+    return tokens
+
+
+def load_config(path: str | Path) -> ClusterConfig:
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return parse_config(data)

@@ -1,0 +1,48 @@
+"""One log node process: backend (Raft or embedded) + service + TCP front end."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import trio
+
+from logact.server.config import ClusterConfig
+from logact.server.embedded import EmbeddedBackend
+from logact.server.net import serve
+from logact.server.raft import RaftBackend
+from logact.server.service import LogService
+
+log = logging.getLogger(__name__)
+
+
+def data_dir_for(config: ClusterConfig, node_id: str, run_dir: Path) -> Path:
+    path = Path(config.node(node_id).data_dir)
+    return path if path.is_absolute() else run_dir / path
+
+
+async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
+    """Serve until SIGTERM/SIGINT; the backend is constructed on this (the trio) thread."""
+    node = config.node(node_id)
+    data_dir = data_dir_for(config, node_id, run_dir)
+    backend: RaftBackend | EmbeddedBackend
+    if config.mode == "raft":
+        backend = RaftBackend(config, node, data_dir)
+    else:
+        backend = EmbeddedBackend(data_dir, durability=config.durability)
+    service = LogService(backend, config.limits, request_timeout=config.request_timeout)
+    try:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(service.run)
+                await nursery.start(
+                    serve, service, config, node.client_host, node.client_port, backend.describe
+                )
+                log.info("node %s serving clients on %s", node.id, node.client_address)
+                async for signum in signals:
+                    log.info("node %s stopping on signal %s", node.id, signum)
+                    nursery.cancel_scope.cancel()
+                    break
+    finally:
+        backend.close()

@@ -1,0 +1,274 @@
+"""The Raft backend: the log state machine replicated by PySyncObj 0.3.17.
+
+How PySyncObj is used (see docs/durability.md):
+- constructed on the trio thread (its tick thread dies with the constructing thread);
+- our ``FsyncJournal`` replaces PySyncObj's journal, and we fsync it (group commit) at the start
+  of every tick — before the leader counts itself towards a commit — and before a follower
+  acknowledges appended entries, so an acknowledged append is on stable storage on a majority;
+- snapshots use our own serializer (CBOR state, fsync'd), not a pickle of the whole object;
+- a follower no longer truncates entries that do not conflict with the leader's (PySyncObj drops
+  everything after prevLogIdx on any append, even a stale duplicate; Raft forbids that);
+- results come back through PySyncObj callbacks, bounced onto the trio loop, with a timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pysyncobj.syncobj as pysyncobj_module
+import trio
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+
+from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
+from logact.server.config import ClusterConfig, NodeConfig
+from logact.server.journal import FsyncJournal
+from logact.server.state import LogState
+from logact.server.storage import fsync_dir
+
+log = logging.getLogger(__name__)
+
+_FAILURES: dict[int, tuple[type[LogError], str]] = {
+    FAIL_REASON.QUEUE_FULL: (Overloaded, "the Raft command queue is full"),
+    FAIL_REASON.MISSING_LEADER: (Unavailable, "no Raft leader is known"),
+    FAIL_REASON.DISCARDED: (Unavailable, "the command was discarded by a new leader"),
+    FAIL_REASON.NOT_LEADER: (NotLeader, "the node lost leadership before committing"),
+    FAIL_REASON.LEADER_CHANGED: (Timeout, "the leader changed; the outcome is unknown"),
+    FAIL_REASON.REQUEST_DENIED: (Unavailable, "the leader denied the command"),
+    FAIL_REASON.UNKNOWN_OUTCOME: (Timeout, "the outcome of the command is unknown"),
+}
+
+
+class LogSyncObj(SyncObj):
+    """SyncObj carrying a LogState, with durable journal hooks."""
+
+    def __init__(
+        self,
+        self_address: str,
+        partners: list[str],
+        conf: SyncObjConf,
+        state: LogState,
+        lock: threading.Lock,
+        journal_holder: dict[str, FsyncJournal],
+    ) -> None:
+        self._state_holder = [state]
+        self._lock = lock
+        self._listener: Callable[[], None] = lambda: None
+        self._journal_holder = journal_holder
+        super().__init__(self_address, partners, conf)
+
+    @property
+    def state(self) -> LogState:
+        return self._state_holder[0]
+
+    @replicated
+    def apply_batch(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        with self._lock:
+            replies = self._state_holder[0].apply_batch(cmds)
+        self._listener()
+        return replies
+
+    # ---- durability hooks (PySyncObj private methods, pinned to 0.3.17) -------------------
+    def _sync_journal(self) -> None:
+        journal = self._journal_holder.get("journal")
+        if journal is not None:
+            journal.sync()
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803
+        # Entries added since the last tick (new commands on the leader) become durable here,
+        # before this tick's commit computation counts the leader itself.
+        self._sync_journal()
+        super()._onTick(timeToWait)
+
+    def _SyncObj__sendNextNodeIdx(self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False) -> None:  # noqa: N802, N803, E501
+        self._sync_journal()  # a follower acknowledges only what is on stable storage
+        SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)  # type: ignore[attr-defined]
+
+    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:  # noqa: N802, N803
+        if getattr(self, "_keep_suffix", False):
+            return
+        SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)  # type: ignore[attr-defined]
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:  # noqa: N802
+        self._keep_suffix = False
+        if (
+            message.get("type") == "append_entries"
+            and "prevLogIdx" in message
+            and "transmission" not in message
+            and message.get("entries")
+        ):
+            message = self._skip_present_entries(message)
+        try:
+            SyncObj._SyncObj__onMessageReceived(self, node, message)  # type: ignore[attr-defined]
+        finally:
+            self._keep_suffix = False
+
+    def _skip_present_entries(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Drop leading entries we already hold with the same term (Raft §5.3).
+
+        Only an entry that conflicts (same index, different term) may truncate our log; entries
+        we already have are skipped, and if nothing new remains our longer suffix is kept.
+        """
+        entries = message["entries"]
+        present = 0
+        for _command, idx, term in entries:
+            mine = self._SyncObj__getEntries(idx, 1)  # type: ignore[attr-defined]
+            if not mine or mine[0][1] != idx or mine[0][2] != term:
+                break
+            present += 1
+        if present == 0:
+            return message
+        last_present = entries[present - 1]
+        rewritten = dict(message)
+        rewritten["prevLogIdx"] = last_present[1]
+        rewritten["prevLogTerm"] = last_present[2]
+        rewritten["entries"] = entries[present:]
+        self._keep_suffix = present == len(entries)
+        return rewritten
+
+
+class RaftBackend:
+    def __init__(self, config: ClusterConfig, node: NodeConfig, data_dir: Path) -> None:
+        self.config = config
+        self.node = node
+        self.durability = config.durability
+        self.max_inflight = 4
+        self.lock = threading.Lock()
+        self.data_dir = data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._timeout = config.request_timeout
+        self._by_raft = {n.raft_address: n for n in config.nodes}
+        self._journal_holder: dict[str, FsyncJournal] = {}
+        sync = config.durability == "fsync"
+
+        def make_journal(path: str | None) -> FsyncJournal:
+            journal = FsyncJournal(path, sync=sync)  # type: ignore[arg-type]
+            self._journal_holder["journal"] = journal
+            return journal
+
+        # PySyncObj builds its journal through this module-level factory.
+        pysyncobj_module.createJournal = make_journal
+        tuning = config.raft
+        conf = SyncObjConf(
+            password=config.password,
+            journalFile=str(data_dir / "raft.journal"),
+            fullDumpFile=str(data_dir / "raft.snapshot"),
+            serializer=self._write_snapshot,
+            deserializer=self._read_snapshot,
+            appendEntriesUseBatch=False,
+            appendEntriesPeriod=tuning.append_entries_period,
+            autoTickPeriod=tuning.auto_tick_period,
+            raftMinTimeout=tuning.raft_min_timeout,
+            raftMaxTimeout=tuning.raft_max_timeout,
+            leaderFallbackTimeout=tuning.leader_fallback_timeout,
+            connectionTimeout=tuning.connection_timeout,
+            connectionRetryTime=0.5,
+            logCompactionMinEntries=tuning.log_compaction_min_entries,
+            logCompactionMinTime=tuning.log_compaction_min_time,
+            commandsQueueSize=tuning.commands_queue_size,
+            bindAddress=node.raft_address,
+            dynamicMembershipChange=False,
+        )
+        partners = [n.raft_address for n in config.nodes if n.id != node.id]
+        self.sync_obj = LogSyncObj(
+            node.raft_address, partners, conf, LogState(), self.lock, self._journal_holder
+        )
+
+    @property
+    def state(self) -> LogState:
+        return self.sync_obj.state
+
+    # ---- snapshots ------------------------------------------------------------------------
+    def _write_snapshot(self, path: str, raft_meta: Any) -> None:
+        """Called on the tick thread with the state exactly at the snapshot's log index."""
+        with self.lock:
+            image = self.state.to_snapshot()
+        data = cbor2.dumps({"state": image, "raft": pickle.dumps(raft_meta)})
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if self.durability == "fsync":
+                import os
+
+                os.fsync(handle.fileno())
+        if self.durability == "fsync":
+            fsync_dir(Path(path).parent)
+
+    def _read_snapshot(self, path: str) -> Any:
+        with open(path, "rb") as handle:
+            data = cbor2.loads(handle.read())
+        state = LogState.from_snapshot(data["state"])
+        with self.lock:
+            self.sync_obj._state_holder[0] = state
+        return pickle.loads(data["raft"])  # written by our own node or a password-authenticated peer
+
+    # ---- replication ----------------------------------------------------------------------
+    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        outcome: list[Any] = []
+
+        def deliver(result: Any, error: int) -> None:
+            outcome.append((result, error))
+            done.set()
+
+        def callback(result: Any, error: int) -> None:  # runs on PySyncObj's thread
+            try:
+                token.run_sync_soon(deliver, result, error)
+            except trio.RunFinishedError:
+                pass
+
+        self.sync_obj.apply_batch(cmds, callback=callback)
+        with trio.move_on_after(self._timeout):
+            await done.wait()
+        if not outcome:
+            raise Timeout(f"no Raft outcome within {self._timeout:.1f}s; it may have applied")
+        result, error = outcome[0]
+        if error != FAIL_REASON.SUCCESS:
+            cls, message = _FAILURES.get(error, (Unavailable, f"Raft failure {error}"))
+            raise cls(message)
+        return result
+
+    def set_listener(self, listener: Callable[[], None]) -> None:
+        self.sync_obj._listener = listener
+
+    def leader(self) -> NodeConfig | None:
+        leader = self.sync_obj._getLeader()
+        if leader is None:
+            return None
+        return self._by_raft.get(getattr(leader, "id", str(leader)))
+
+    def describe(self) -> dict[str, Any]:
+        for _ in range(5):
+            try:
+                raw = self.sync_obj.getStatus()
+                break
+            except RuntimeError:  # a dict changed size on the tick thread; read again
+                continue
+        else:
+            raw = {}
+        leader = self.leader()
+        state = raw.get("state")
+        journal = self._journal_holder.get("journal")
+        return {
+            "mode": "raft",
+            "id": self.node.id,
+            "client": self.node.client_address,
+            "role": {0: "follower", 1: "candidate", 2: "leader"}.get(state, "unknown"),
+            "leader": leader.id if leader else None,
+            "leader_client": leader.client_address if leader else None,
+            "term": raw.get("raft_term"),
+            "commit_index": raw.get("commit_idx"),
+            "last_applied": raw.get("last_applied"),
+            "log_len": raw.get("log_len"),
+            "has_quorum": raw.get("has_quorum"),
+            "journal_syncs": journal.syncs if journal else 0,
+        }
+
+    def close(self) -> None:
+        self.sync_obj.destroy()

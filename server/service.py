@@ -1,0 +1,206 @@
+"""The log service: one request in, one typed result out, over any backend.
+
+Authorisation, validation, group commit, linearizable reads and subscriptions live here, so the
+network server and the in-process API share exactly the same behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import trio
+
+from logact.client.errors import BadRequest, Forbidden, error_from_wire
+from logact.server import commands
+from logact.server.backend import Backend
+from logact.server.commands import Limits
+from logact.server.committer import GroupCommitter
+from logact.server.config import Principal
+from logact.server.state import StoredEntry
+
+#: A subscription push carries at most this many bytes of bodies (plus one entry).
+SUBSCRIPTION_CHUNK_BYTES = 256 * 1024
+
+
+def entry_to_wire(entry: StoredEntry) -> dict[str, Any]:
+    pos, ts, etype, author, body, _size = entry
+    return {"pos": pos, "ts": ts, "type": etype, "author": author, "body": body}
+
+
+def _reply(reply: dict[str, Any]) -> dict[str, Any]:
+    """Turn a state-machine reply into a result, raising its typed error."""
+    if not reply["ok"]:
+        raise error_from_wire(reply)
+    return {k: v for k, v in reply.items() if k != "ok"}
+
+
+class LogService:
+    def __init__(
+        self,
+        backend: Backend,
+        limits: Limits | None = None,
+        *,
+        request_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.backend = backend
+        self.limits = limits or Limits()
+        self.clock = clock
+        self.committer = GroupCommitter(
+            backend.replicate, max_inflight=backend.max_inflight, timeout=request_timeout
+        )
+        self._changed = trio.Event()
+        self._notify_pending = False
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the group committer; the service is usable once this has started."""
+        self._token = trio.lowlevel.current_trio_token()
+        self.backend.set_listener(self._on_applied)
+        await self.committer.run(task_status=task_status)
+
+    # ---------------------------------------------------------------- notifications
+    def _on_applied(self) -> None:
+        """Called from whichever thread applied a batch; wakes subscribers on the trio loop."""
+        if self._notify_pending or self._token is None:
+            return
+        self._notify_pending = True
+        try:
+            self._token.run_sync_soon(self._wake_subscribers)
+        except trio.RunFinishedError:
+            pass
+
+    def _wake_subscribers(self) -> None:
+        self._notify_pending = False
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ---------------------------------------------------------------- requests
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    async def handle(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        handler = self._handlers.get(op) if isinstance(op, str) else None
+        if handler is None:
+            raise BadRequest(f"unknown op {op!r}")
+        return await handler(self, principal, request)
+
+    async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        cmd, types = commands.append_command(request, principal.name, self._now_ms(), self.limits)
+        denied = sorted(t for t in types if not principal.may_append(t))
+        if denied:
+            raise Forbidden(f"principal {principal.name!r} may not append {denied}")
+        return _reply(await self.committer.submit(cmd))
+
+    async def _trim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = commands.trim_command(request, self._now_ms())
+        self._require_admin(principal, "trim")
+        return _reply(await self.committer.submit(cmd))
+
+    async def _claim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = commands.claim_command(request, self._now_ms())
+        self._require_admin(principal, "claim")
+        return _reply(await self.committer.submit(cmd))
+
+    @staticmethod
+    def _require_admin(principal: Principal, what: str) -> None:
+        if not principal.admin:
+            raise Forbidden(f"principal {principal.name!r} may not {what}: admin role required")
+
+    async def _sync(self, request: dict[str, Any]) -> None:
+        """Linearizable unless the caller explicitly asked for a possibly stale local read."""
+        if not commands.field(request, "stale", bool, False):
+            await self.committer.barrier()
+
+    async def _read(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        bus = commands.bus_id(request)
+        start = commands.position(request, "start", 0)
+        limit = commands.field(request, "limit", int, 100)
+        if not 1 <= limit <= self.limits.max_read_limit:
+            raise BadRequest(f"'limit' must be in [1, {self.limits.max_read_limit}]")
+        types = commands.types_filter(request)
+        await self._sync(request)
+        with self.backend.lock:
+            reply = self.backend.state.read(bus, start, limit, types, self.limits.max_read_bytes)
+        result = _reply(reply)
+        result["entries"] = [entry_to_wire(e) for e in result["entries"]]
+        return result
+
+    async def _tail(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        bus = commands.bus_id(request)
+        await self._sync(request)
+        with self.backend.lock:
+            return _reply(self.backend.state.tail(bus))
+
+    async def _buses(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        await self._sync(request)
+        with self.backend.lock:
+            return {"buses": self.backend.state.list_buses()}
+
+    async def _status(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        with self.backend.lock:
+            summary = self.backend.state.summary()
+        return {
+            "node": self.backend.describe(),
+            "log": summary,
+            "durability": self.backend.durability,
+            "group_commit": {
+                "batches": self.committer.batches,
+                "commands": self.committer.commands,
+            },
+        }
+
+    async def _ping(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        return {"pong": True}
+
+    _handlers = {
+        "append": _append,
+        "read": _read,
+        "tail": _tail,
+        "trim": _trim,
+        "claim": _claim,
+        "buses": _buses,
+        "status": _status,
+        "ping": _ping,
+    }
+
+    # ---------------------------------------------------------------- subscriptions
+    def validate_subscription(self, request: dict[str, Any]) -> tuple[str, int, frozenset[str] | None]:
+        return (
+            commands.bus_id(request),
+            commands.position(request, "from", 0),
+            commands.types_filter(request),
+        )
+
+    async def subscribe(
+        self, bus: str, start: int, types: frozenset[str] | None
+    ) -> AsyncIterator[list[dict[str, Any]]]:
+        """Chunks of committed entries from ``start`` on, as they are applied on this node.
+
+        Never buffers beyond one chunk: the caller's (bounded) send path paces it. Raises
+        Trimmed when the cursor falls below the trim point.
+        """
+        cursor = start
+        while True:
+            changed = self._changed
+            with self.backend.lock:
+                state = self.backend.state
+                reply = (
+                    state.read(bus, cursor, self.limits.max_read_limit, types, SUBSCRIPTION_CHUNK_BYTES)
+                    if bus in state.buses
+                    else None
+                )
+            if reply is None:
+                await changed.wait()
+                continue
+            result = _reply(reply)
+            if result["entries"]:
+                yield [entry_to_wire(e) for e in result["entries"]]
+            if result["next"] > cursor:
+                cursor = result["next"]
+                continue
+            await changed.wait()
+

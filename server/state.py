@@ -1,0 +1,281 @@
+"""The pure log state machine.
+
+No sockets, threads, clocks or randomness: every input (including timestamps) arrives inside the
+command, so the same command sequence yields the same state on every replica, in the embedded
+store and under hypothesis. Commands are plain dicts built and validated by
+``logact.server.commands``; ``apply`` returns a reply dict (``{"ok": True, ...}`` or
+``{"ok": False, "code": ..., "message": ...}``) and never raises for a well-formed command.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from logact.client.errors import ErrorCode
+
+# Entry as stored: (pos, ts, type, author, body, size). Tuples keep memory and snapshots small.
+StoredEntry = tuple[int, int, str, str, Any, int]
+
+#: Default bounds of the idempotency (dedup) state; see docs/protocol.md "Idempotent appends".
+DEDUP_WINDOW = 1024  # remembered sequence numbers per client
+DEDUP_TTL_MS = 3_600_000  # a client idle this long (by command timestamps) is forgotten
+DEDUP_MAX_CLIENTS = 100_000  # least recently used clients are forgotten beyond this
+#: A filtered read scans at most this many entries before returning a continuation.
+MAX_SCAN = 10_000
+
+
+@dataclass(slots=True)
+class BusState:
+    entries: list[StoredEntry] = field(default_factory=list)
+    trim: int = 0  # position of entries[0]; everything below is trimmed
+    last_ts: int = 0
+    bytes: int = 0
+    epochs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def tail(self) -> int:
+        return self.trim + len(self.entries)
+
+
+@dataclass(slots=True)
+class ClientRecord:
+    last_ts: int
+    floor: int = 0  # sequence numbers below this are forgotten
+    results: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {"ok": True, **fields}
+
+
+def fail(code: ErrorCode, message: str, **details: Any) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": False, "code": code.value, "message": message}
+    if details:
+        reply["details"] = details
+    return reply
+
+
+class LogState:
+    """All buses of one log plus the replicated dedup and fencing state."""
+
+    def __init__(
+        self,
+        dedup_window: int = DEDUP_WINDOW,
+        dedup_ttl_ms: int = DEDUP_TTL_MS,
+        dedup_max_clients: int = DEDUP_MAX_CLIENTS,
+    ) -> None:
+        self.buses: dict[str, BusState] = {}
+        self.clients: OrderedDict[str, ClientRecord] = OrderedDict()
+        self.applied = 0  # number of commands applied; a cheap change counter for readers
+        self.dedup_window = dedup_window
+        self.dedup_ttl_ms = dedup_ttl_ms
+        self.dedup_max_clients = dedup_max_clients
+
+    # ------------------------------------------------------------------ commands
+    def apply(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        self.applied += 1
+        op = cmd["op"]
+        if op == "append":
+            return self._append(cmd)
+        if op == "trim":
+            return self._trim(cmd)
+        if op == "claim":
+            return self._claim(cmd)
+        if op == "barrier":
+            return ok()
+        return fail(ErrorCode.BAD_REQUEST, f"unknown command {op!r}")
+
+    def apply_batch(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [self.apply(cmd) for cmd in cmds]
+
+    def _append(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        ts = cmd["ts"]
+        self._expire_clients(ts)
+        key = cmd.get("key")
+        record = None
+        if key is not None:
+            client_id, seq = key
+            record = self.clients.get(client_id)
+            if record is not None:
+                self.clients.move_to_end(client_id)
+                record.last_ts = max(record.last_ts, ts)
+                if seq in record.results:
+                    return {**record.results[seq], "duplicate": True}
+                if seq < record.floor:
+                    return fail(
+                        ErrorCode.CONDITION_FAILED,
+                        f"idempotency key ({client_id}, {seq}) is older than the dedup window",
+                        reason="key_expired",
+                    )
+        bus_id = cmd["bus"]
+        bus = self.buses.get(bus_id)
+        tail = bus.tail if bus is not None else 0
+        fence = cmd.get("fence")
+        if fence is not None:
+            name, epoch = fence
+            current = bus.epochs.get(name, 0) if bus is not None else 0
+            if epoch != current:
+                return fail(
+                    ErrorCode.FENCED,
+                    f"epoch {epoch} for {name!r} on {bus_id!r} is not the current epoch {current}",
+                    current_epoch=current,
+                )
+        expect = cmd.get("expect_tail")
+        if expect is not None and expect != tail:
+            return fail(
+                ErrorCode.CONDITION_FAILED,
+                f"expected tail {expect} but the tail of {bus_id!r} is {tail}",
+                tail=tail,
+            )
+        if bus is None:
+            bus = self.buses[bus_id] = BusState()
+        entry_ts = max(ts, bus.last_ts)  # per-bus timestamps never go backwards
+        bus.last_ts = entry_ts
+        author = cmd["author"]
+        first = tail
+        for etype, body, size in cmd["entries"]:
+            bus.entries.append((bus.trim + len(bus.entries), entry_ts, etype, author, body, size))
+            bus.bytes += size
+        reply = ok(first=first, last=bus.tail - 1, ts=entry_ts)
+        if key is not None:
+            self._remember(key, ts, reply)
+        return reply
+
+    def _remember(self, key: tuple[str, int], ts: int, reply: dict[str, Any]) -> None:
+        client_id, seq = key
+        record = self.clients.get(client_id)
+        if record is None:
+            record = self.clients[client_id] = ClientRecord(last_ts=ts)
+            while len(self.clients) > self.dedup_max_clients:
+                self.clients.popitem(last=False)
+        record.results[seq] = reply
+        while len(record.results) > self.dedup_window:
+            forgotten, _ = record.results.popitem(last=False)
+            record.floor = max(record.floor, forgotten + 1)
+
+    def _expire_clients(self, now: int) -> None:
+        horizon = now - self.dedup_ttl_ms
+        while self.clients:
+            oldest_id, oldest = next(iter(self.clients.items()))
+            if oldest.last_ts >= horizon:
+                break
+            del self.clients[oldest_id]
+
+    def _trim(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        bus = self.buses.get(cmd["bus"])
+        if bus is None:
+            return fail(ErrorCode.UNKNOWN_BUS, f"no bus {cmd['bus']!r}")
+        before = cmd["before"]
+        if before > bus.tail:
+            return fail(
+                ErrorCode.BAD_REQUEST,
+                f"cannot trim {cmd['bus']!r} before {before}: its tail is {bus.tail}",
+                tail=bus.tail,
+            )
+        if before > bus.trim:
+            drop = before - bus.trim
+            bus.bytes -= sum(entry[5] for entry in bus.entries[:drop])
+            del bus.entries[:drop]
+            bus.trim = before
+        return ok(trim=bus.trim, tail=bus.tail)
+
+    def _claim(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        bus_id = cmd["bus"]
+        bus = self.buses.get(bus_id)
+        if bus is None:
+            bus = self.buses[bus_id] = BusState()
+        epoch = bus.epochs.get(cmd["name"], 0) + 1
+        bus.epochs[cmd["name"]] = epoch
+        return ok(epoch=epoch)
+
+    # ------------------------------------------------------------------ queries
+    def read(
+        self, bus_id: str, start: int, limit: int, types: frozenset[str] | None, max_bytes: int
+    ) -> dict[str, Any]:
+        """Entries from ``start`` on; ``next`` is where the caller continues."""
+        bus = self.buses.get(bus_id)
+        if bus is None:
+            return fail(ErrorCode.UNKNOWN_BUS, f"no bus {bus_id!r}")
+        if start < bus.trim:
+            return fail(
+                ErrorCode.TRIMMED,
+                f"position {start} of {bus_id!r} is trimmed; the log starts at {bus.trim}",
+                trim=bus.trim,
+            )
+        out: list[StoredEntry] = []
+        budget = max_bytes
+        index = start - bus.trim
+        stop = min(len(bus.entries), index + MAX_SCAN)
+        while index < stop and len(out) < limit:
+            entry = bus.entries[index]
+            if types is None or entry[2] in types:
+                if out and entry[5] > budget:
+                    break
+                out.append(entry)
+                budget -= entry[5]
+            index += 1
+        return ok(entries=out, next=bus.trim + index, tail=bus.tail, trim=bus.trim)
+
+    def tail(self, bus_id: str) -> dict[str, Any]:
+        bus = self.buses.get(bus_id)
+        if bus is None:
+            return ok(tail=0, trim=0, exists=False)
+        return ok(tail=bus.tail, trim=bus.trim, exists=True)
+
+    def epoch(self, bus_id: str, name: str) -> int:
+        bus = self.buses.get(bus_id)
+        return bus.epochs.get(name, 0) if bus is not None else 0
+
+    def list_buses(self) -> list[dict[str, Any]]:
+        return [
+            {"bus": bus_id, "tail": bus.tail, "trim": bus.trim, "bytes": bus.bytes}
+            for bus_id, bus in sorted(self.buses.items())
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "buses": len(self.buses),
+            "entries": sum(len(bus.entries) for bus in self.buses.values()),
+            "bytes": sum(bus.bytes for bus in self.buses.values()),
+            "dedup_clients": len(self.clients),
+            "applied": self.applied,
+        }
+
+    # ------------------------------------------------------------------ snapshots
+    def to_snapshot(self) -> dict[str, Any]:
+        """A plain-data image (CBOR-encodable) of the whole state."""
+        return {
+            "v": 1,
+            "applied": self.applied,
+            "buses": {
+                bus_id: [bus.trim, bus.last_ts, bus.bytes, bus.epochs, bus.entries]
+                for bus_id, bus in self.buses.items()
+            },
+            "clients": [
+                [cid, rec.last_ts, rec.floor, list(rec.results.items())]
+                for cid, rec in self.clients.items()
+            ],
+            "dedup": [self.dedup_window, self.dedup_ttl_ms, self.dedup_max_clients],
+        }
+
+    @classmethod
+    def from_snapshot(cls, image: dict[str, Any]) -> LogState:
+        if image.get("v") != 1:
+            raise ValueError(f"unsupported snapshot version {image.get('v')!r}")
+        state = cls(*image["dedup"])
+        state.applied = image["applied"]
+        for bus_id, (trim, last_ts, size, epochs, entries) in image["buses"].items():
+            state.buses[bus_id] = BusState(
+                entries=[tuple(entry) for entry in entries],  # type: ignore[misc]
+                trim=trim,
+                last_ts=last_ts,
+                bytes=size,
+                epochs=dict(epochs),
+            )
+        for cid, last_ts, floor, results in image["clients"]:
+            state.clients[cid] = ClientRecord(
+                last_ts=last_ts, floor=floor, results=OrderedDict((s, r) for s, r in results)
+            )
+        return state
