@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config
@@ -148,7 +147,9 @@ class LocalCluster:
     async def node_status(self, node_id: str, timeout: float = 2.0) -> dict[str, Any] | None:
         address = self.config.node(node_id).client_address
         try:
-            async with Client([address], self.admin_token(), timeout=timeout, prefer_leader=False) as c:
+            async with Client(
+                [address], self.admin_token(), timeout=timeout, prefer_leader=False
+            ) as c:
                 return await c.status()
         except (LogError, OSError):
             return None
@@ -233,8 +234,14 @@ def write_local_config(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     ports = free_ports(nodes * 2)
-    lines = ['mode = "raft"', f'durability = "{durability}"', "",
-             "[cluster]", 'password = "test-cluster-password"', ""]
+    lines = [
+        'mode = "raft"',
+        f'durability = "{durability}"',
+        "",
+        "[cluster]",
+        'password = "test-cluster-password"',
+        "",
+    ]
     for index in range(nodes):
         lines += [
             "[[nodes]]",
@@ -245,12 +252,31 @@ def write_local_config(
             "",
         ]
     lines += [
-        "[auth.roles.admin]", 'append = ["*"]', "admin = true", "",
-        "[auth.roles.writer]", 'append = ["note", "data"]', "",
-        "[auth.roles.reader]", "append = []", "",
-        "[[auth.principals]]", 'name = "admin"', 'token = "admin-token-0000"', 'roles = ["admin"]', "",
-        "[[auth.principals]]", 'name = "writer"', 'token = "writer-token-0000"', 'roles = ["writer"]', "",
-        "[[auth.principals]]", 'name = "reader"', 'token = "reader-token-0000"', 'roles = ["reader"]', "",
+        "[auth.roles.admin]",
+        'append = ["*"]',
+        "admin = true",
+        "",
+        "[auth.roles.writer]",
+        'append = ["note", "data"]',
+        "",
+        "[auth.roles.reader]",
+        "append = []",
+        "",
+        "[[auth.principals]]",
+        'name = "admin"',
+        'token = "admin-token-0000"',
+        'roles = ["admin"]',
+        "",
+        "[[auth.principals]]",
+        'name = "writer"',
+        'token = "writer-token-0000"',
+        'roles = ["writer"]',
+        "",
+        "[[auth.principals]]",
+        'name = "reader"',
+        'token = "reader-token-0000"',
+        'roles = ["reader"]',
+        "",
         extra,
     ]
     path = directory / "cluster.toml"

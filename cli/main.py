@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import trio
-from rich.console import Console
-from rich.table import Table
-
+from logact.cli.demo import demo
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ConfigError, load_config
+from rich.console import Console
+from rich.table import Table
 
 console = Console()
 
@@ -27,13 +27,23 @@ def _fail(message: str) -> None:
 
 
 def _client_options(func: Any) -> Any:
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        default="config/cluster.toml", show_default=True,
-                        help="Cluster config (node addresses; default token).")(func)
-    func = click.option("--nodes", default=None,
-                        help="Comma-separated client addresses (overrides --config).")(func)
-    func = click.option("--token", envvar="LOGACT_TOKEN", default=None,
-                        help="Auth token (default: $LOGACT_TOKEN, else the config's admin).")(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default="config/cluster.toml",
+        show_default=True,
+        help="Cluster config (node addresses; default token).",
+    )(func)
+    func = click.option(
+        "--nodes", default=None, help="Comma-separated client addresses (overrides --config)."
+    )(func)
+    func = click.option(
+        "--token",
+        envvar="LOGACT_TOKEN",
+        default=None,
+        help="Auth token (default: $LOGACT_TOKEN, else the config's admin).",
+    )(func)
     func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
     return func
 
@@ -75,8 +85,12 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
 @click.option("--id", "node_id", required=True)
-@click.option("--run-dir", default=".", type=click.Path(file_okay=False),
-              help="Relative data_dir paths are resolved against this directory.")
+@click.option(
+    "--run-dir",
+    default=".",
+    type=click.Path(file_okay=False),
+    help="Relative data_dir paths are resolved against this directory.",
+)
 def node(config_path: str, node_id: str, run_dir: str) -> None:
     """Run one log node in the foreground."""
     from logact.server.node import run_node
@@ -96,10 +110,16 @@ def cluster() -> None:
 
 
 def _cluster_args(func: Any) -> Any:
-    func = click.option("--run-dir", default=".run/cluster", show_default=True,
-                        type=click.Path(file_okay=False))(func)
-    func = click.option("--config", "config_path", default="config/cluster.toml",
-                        show_default=True, type=click.Path(dir_okay=False))(func)
+    func = click.option(
+        "--run-dir", default=".run/cluster", show_default=True, type=click.Path(file_okay=False)
+    )(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        default="config/cluster.toml",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+    )(func)
     return func
 
 
@@ -114,8 +134,9 @@ def _local_cluster(config_path: str, run_dir: str) -> Any:
 
 @cluster.command("up")
 @_cluster_args
-@click.option("--wait", type=float, default=30.0, show_default=True,
-              help="Seconds to wait for a leader.")
+@click.option(
+    "--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for a leader."
+)
 def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
     """Start every node as its own process; return once a leader is elected."""
     local = _local_cluster(config_path, run_dir)
@@ -124,8 +145,10 @@ def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
         leader = trio.run(local.wait_for_leader, wait)
     except trio.TooSlowError:
         _fail(f"no leader within {wait}s; see {local.run_dir / 'logs'}")
-    console.print(f"cluster up: {len(local.node_ids)} nodes, leader [bold]{leader}[/bold], "
-                  f"run dir {local.run_dir}")
+    console.print(
+        f"cluster up: {len(local.node_ids)} nodes, leader [bold]{leader}[/bold], "
+        f"run dir {local.run_dir}"
+    )
 
 
 @cluster.command("down")
@@ -148,8 +171,10 @@ def cluster_status(config_path: str, run_dir: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    _print_status_table({nid: row["status"] for nid, row in rows.items()},
-                        {nid: row["pid"] for nid, row in rows.items()})
+    _print_status_table(
+        {nid: row["status"] for nid, row in rows.items()},
+        {nid: row["pid"] for nid, row in rows.items()},
+    )
 
 
 def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = None) -> None:
@@ -157,8 +182,18 @@ def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = 
         (s["node"].get("commit_index") or 0 for s in statuses.values() if s), default=0
     )
     table = Table(title="LogAct cluster")
-    for column in ("node", "pid", "role", "leader", "term", "commit", "applied", "lag",
-                   "entries", "durability"):
+    for column in (
+        "node",
+        "pid",
+        "role",
+        "leader",
+        "term",
+        "commit",
+        "applied",
+        "lag",
+        "entries",
+        "durability",
+    ):
         table.add_column(column)
     for node_id, status in statuses.items():
         pid = str((pids or {}).get(node_id) or "-")
@@ -168,17 +203,27 @@ def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = 
         info = status["node"]
         applied = info.get("last_applied")
         lag = leader_commit - applied if applied is not None else None
-        table.add_row(node_id, pid, info.get("role", "?"), str(info.get("leader")),
-                      str(info.get("term")), str(info.get("commit_index")), str(applied),
-                      str(lag), str(status["log"]["entries"]), status["durability"])
+        table.add_row(
+            node_id,
+            pid,
+            info.get("role", "?"),
+            str(info.get("leader")),
+            str(info.get("term")),
+            str(info.get("commit_index")),
+            str(applied),
+            str(lag),
+            str(status["log"]["entries"]),
+            status["durability"],
+        )
     console.print(table)
 
 
 @main.command()
 @_client_options
 @click.option("--json", "as_json", is_flag=True)
-def status(config_path: str, nodes: str | None, token: str | None, timeout: float,
-           as_json: bool) -> None:
+def status(
+    config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
+) -> None:
     """Leader, term, commit index and per-node lag, asked of every node."""
     client = _make_client(config_path, nodes, token, timeout)
 
@@ -204,8 +249,15 @@ def status(config_path: str, nodes: str | None, token: str | None, timeout: floa
 @click.option("--bus", required=True)
 @click.option("--type", "etype", required=True, help="Entry type.")
 @click.argument("body")
-def append(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
-           etype: str, body: str) -> None:
+def append(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    etype: str,
+    body: str,
+) -> None:
     """Append one entry; BODY is JSON (or a plain string)."""
     try:
         value: Any = json.loads(body)
@@ -237,15 +289,26 @@ def _entry_line(entry: Any) -> str:
 @click.option("--types", default=None, help="Comma-separated entry types.")
 @click.option("--stale", is_flag=True, help="Read the node's local copy (may be stale).")
 @click.option("--json", "as_json", is_flag=True)
-def read(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
-         start: int, limit: int, types: str | None, stale: bool, as_json: bool) -> None:
+def read(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    start: int,
+    limit: int,
+    types: str | None,
+    stale: bool,
+    as_json: bool,
+) -> None:
     """Read entries (linearizable unless --stale)."""
     client = _make_client(config_path, nodes, token, timeout)
 
     async def go() -> Any:
         async with client:
-            return await client.read(bus, start, limit, types.split(",") if types else None,
-                                     stale=stale)
+            return await client.read(
+                bus, start, limit, types.split(",") if types else None, stale=stale
+            )
 
     result = _run(go)
     for entry in result.entries:
@@ -258,12 +321,26 @@ def read(config_path: str, nodes: str | None, token: str | None, timeout: float,
 @_client_options
 @click.option("--bus", required=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new entries.")
-@click.option("--from", "from_pos", type=int, default=None,
-              help="Start position (default: the last 10 entries).")
+@click.option(
+    "--from",
+    "from_pos",
+    type=int,
+    default=None,
+    help="Start position (default: the last 10 entries).",
+)
 @click.option("--types", default=None)
 @click.option("--json", "as_json", is_flag=True)
-def tail(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
-         follow: bool, from_pos: int | None, types: str | None, as_json: bool) -> None:
+def tail(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    follow: bool,
+    from_pos: int | None,
+    types: str | None,
+    as_json: bool,
+) -> None:
     """Show the end of a bus; with -f, follow it (survives leader changes)."""
     client = _make_client(config_path, nodes, token, timeout)
     type_list = types.split(",") if types else None
@@ -279,17 +356,16 @@ def tail(config_path: str, nodes: str | None, token: str | None, timeout: float,
             async for entry in client.subscribe(bus, start, type_list):
                 click.echo(_entry_json(entry) if as_json else _entry_line(entry))
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         _run(go)
-    except KeyboardInterrupt:
-        pass
 
 
 @main.command()
 @_client_options
 @click.option("--json", "as_json", is_flag=True)
-def buses(config_path: str, nodes: str | None, token: str | None, timeout: float,
-          as_json: bool) -> None:
+def buses(
+    config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
+) -> None:
     """List buses with their tail and trim point."""
     client = _make_client(config_path, nodes, token, timeout)
 
@@ -300,8 +376,11 @@ def buses(config_path: str, nodes: str | None, token: str | None, timeout: float
     infos = _run(go)
     for info in infos:
         if as_json:
-            click.echo(json.dumps({"bus": info.bus, "tail": info.tail, "trim": info.trim,
-                                   "bytes": info.bytes}))
+            click.echo(
+                json.dumps(
+                    {"bus": info.bus, "tail": info.tail, "trim": info.trim, "bytes": info.bytes}
+                )
+            )
         else:
             click.echo(f"{info.bus}  tail={info.tail} trim={info.trim} bytes={info.bytes}")
 
@@ -310,8 +389,9 @@ def buses(config_path: str, nodes: str | None, token: str | None, timeout: float
 @_client_options
 @click.option("--bus", required=True)
 @click.option("--before", type=int, required=True)
-def trim(config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str,
-         before: int) -> None:
+def trim(
+    config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str, before: int
+) -> None:
     """Drop entries below a position (admin)."""
     client = _make_client(config_path, nodes, token, timeout)
 
@@ -322,19 +402,13 @@ def trim(config_path: str, nodes: str | None, token: str | None, timeout: float,
     click.echo(f"trim point {_run(go)}")
 
 
-def _register_optional_commands() -> None:
+main.add_command(demo)
+try:
     from logact.benchmarks.cli import bench
-    from logact.cli.demo import demo
 
     main.add_command(bench)
-    main.add_command(demo)
-
-
-if os.environ.get("LOGACT_MINIMAL_CLI") != "1":
-    try:
-        _register_optional_commands()
-    except ImportError:  # during bootstrap, before those modules exist
-        pass
+except ImportError:
+    pass
 
 
 if __name__ == "__main__":

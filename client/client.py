@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import trio
-
 from logact.client import protocol
 from logact.client.api import LogAPI
 from logact.client.errors import (

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import cbor2
-
 from logact.client.errors import BadRequest, TooLarge
 
 BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")
@@ -29,7 +28,9 @@ class Limits:
     max_read_bytes: int = 4 * 1024 * 1024
 
 
-def field(request: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+def field(
+    request: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...
+) -> Any:
     """The named field, type-checked; bool is never accepted where int is expected."""
     if name not in request or request[name] is None:
         if default is ...:
@@ -104,14 +105,18 @@ def append_command(
         except Exception as exc:
             raise BadRequest(f"entry {index}: body cannot be encoded: {exc}") from None
         if size > limits.max_entry_bytes:
-            raise TooLarge(
-                f"entry {index} is {size} bytes; the limit is {limits.max_entry_bytes}"
-            )
+            raise TooLarge(f"entry {index} is {size} bytes; the limit is {limits.max_entry_bytes}")
         total += size
         entries.append((etype, body, size))
     if total > limits.max_batch_bytes:
         raise TooLarge(f"batch is {total} bytes; the limit is {limits.max_batch_bytes}")
-    cmd: dict[str, Any] = {"op": "append", "bus": bus, "entries": entries, "author": author, "ts": ts}
+    cmd: dict[str, Any] = {
+        "op": "append",
+        "bus": bus,
+        "entries": entries,
+        "author": author,
+        "ts": ts,
+    }
     key = field(request, "key", list, None)
     if key is not None:
         if (

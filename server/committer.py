@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-
 from logact.client.errors import LogError, Timeout, Unavailable
 
 Replicate = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
@@ -35,10 +34,12 @@ class GroupCommitter:
         *,
         max_inflight: int = 4,
         max_batch: int = 4096,
+        max_batch_bytes: int = 8 * 1024 * 1024,
         timeout: float = 10.0,
     ) -> None:
         self._replicate = replicate
         self._max_batch = max_batch
+        self._max_batch_bytes = max_batch_bytes
         self._timeout = timeout
         self._inflight = trio.Semaphore(max_inflight)
         self._pending: list[tuple[dict[str, Any] | None, _Slot]] = []
@@ -75,9 +76,20 @@ class GroupCommitter:
                 self._wake = trio.Event()
                 while self._pending:
                     await self._inflight.acquire()
-                    batch = self._pending[: self._max_batch]
-                    del self._pending[: self._max_batch]
-                    nursery.start_soon(self._flush, batch)
+                    nursery.start_soon(self._flush, self._take_batch())
+
+    def _take_batch(self) -> list[tuple[dict[str, Any] | None, _Slot]]:
+        """The longest prefix of pending work within the count and byte caps (at least one)."""
+        size = 0
+        count = 0
+        for cmd, _ in self._pending:
+            size += _command_bytes(cmd)
+            if count and (count >= self._max_batch or size > self._max_batch_bytes):
+                break
+            count += 1
+        batch = self._pending[:count]
+        del self._pending[:count]
+        return batch
 
     async def _flush(self, batch: list[tuple[dict[str, Any] | None, _Slot]]) -> None:
         try:
@@ -87,7 +99,9 @@ class GroupCommitter:
             try:
                 replies = await self._replicate(cmds)
             except Exception as exc:
-                error = exc if isinstance(exc, LogError) else Unavailable(f"replication failed: {exc}")
+                error = (
+                    exc if isinstance(exc, LogError) else Unavailable(f"replication failed: {exc}")
+                )
                 for _, slot in batch:
                     slot.error = error
                     slot.done.set()
@@ -99,3 +113,9 @@ class GroupCommitter:
                 slot.done.set()
         finally:
             self._inflight.release()
+
+
+def _command_bytes(cmd: dict[str, Any] | None) -> int:
+    if cmd is None or cmd["op"] != "append":
+        return 64
+    return 64 + sum(size + 32 for _, _, size in cmd["entries"])

@@ -156,7 +156,9 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
         data_dir = raw.get("data_dir", f"data/{raw['id']}")
         if not isinstance(data_dir, str):
             raise ConfigError(f"{where}.data_dir must be a string")
-        nodes.append(NodeConfig(raw["id"], client_host, client_port, raft_host, raft_port, data_dir))
+        nodes.append(
+            NodeConfig(raw["id"], client_host, client_port, raft_host, raft_port, data_dir)
+        )
     ids = [node.id for node in nodes]
     if len(set(ids)) != len(ids):
         raise ConfigError("node ids must be unique")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
-
 from logact.server.storage import RecordFile, atomic_write, frame_record, fsync_dir
 
 ENTRY_HEADER = struct.Struct("<QQ")  # idx, term
@@ -50,14 +49,14 @@ class FsyncJournal:
         self._offsets.clear()
         self._file.truncate(0)
 
-    def deleteEntriesFrom(self, entryFrom: int) -> None:  # noqa: N802 - PySyncObj's name
+    def deleteEntriesFrom(self, entryFrom: int) -> None:
         if entryFrom >= len(self._entries):
             return
         self._file.truncate(self._offsets[entryFrom])
         del self._entries[entryFrom:]
         del self._offsets[entryFrom:]
 
-    def deleteEntriesTo(self, entryTo: int) -> None:  # noqa: N802
+    def deleteEntriesTo(self, entryTo: int) -> None:
         """Compaction after a snapshot: atomically keep only entries[entryTo:]."""
         # PySyncObj renamed the snapshot into place just before calling us: make that durable
         # before the entries it replaces disappear from the journal.
@@ -89,27 +88,27 @@ class FsyncJournal:
     def flush(self) -> None:
         self.sync()
 
-    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:  # noqa: N802
+    def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
         if self._meta.get("commit") != raftCommitIndex:
             self._meta["commit"] = raftCommitIndex
             self._meta_dirty = True
 
-    def getRaftCommitIndex(self) -> int:  # noqa: N802
+    def getRaftCommitIndex(self) -> int:
         return self._meta.get("commit", 1)
 
-    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802
+    def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         # Raft: term and vote must be durable before any message reflecting them is sent.
         self._meta["term"] = term
         self._meta["vote"] = votedForNodeId
         self._write_meta()
 
-    def getCurrentTerm(self) -> int:  # noqa: N802
+    def getCurrentTerm(self) -> int:
         return self._meta.get("term", 0)
 
-    def getVotedForNodeId(self) -> Any:  # noqa: N802
+    def getVotedForNodeId(self) -> Any:
         return self._meta.get("vote")
 
-    def onOneSecondTimer(self) -> None:  # noqa: N802
+    def onOneSecondTimer(self) -> None:
         if self._meta_dirty:
             # The commit index is a hint (it is re-learnt from the leader): no fsync needed.
             atomic_write(self.meta_path, cbor2.dumps(self._meta), sync=False)
@@ -124,4 +123,3 @@ class FsyncJournal:
     def _write_meta(self) -> None:
         atomic_write(self.meta_path, cbor2.dumps(self._meta), sync=self.sync_enabled)
         self._meta_dirty = False
-

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import trio
-
 from logact.client.api import LogAPI
 from logact.client.errors import BadRequest
 from logact.client.protocol import Entry

@@ -7,12 +7,12 @@ length prefix) is answered and then closed; nothing here can take the node down.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import trio
-
 from logact.client import protocol
 from logact.client.errors import (
     BadRequest,
@@ -80,10 +80,8 @@ class Connection:
             done.set()
 
     async def _reply(self, frame: bytes) -> None:
-        try:
+        with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self.send.send(frame)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
-            pass
 
     async def _reader(self, nursery: trio.Nursery) -> None:
         decoder = protocol.FrameDecoder(self.config.limits.max_batch_bytes * 2 + 65536)
@@ -103,7 +101,9 @@ class Connection:
                 await self._reply(error_frame(None, TooLarge(f"{exc}; closing the connection")))
                 return
 
-    async def _dispatch(self, message: dict[str, Any] | protocol.BadFrame, nursery: trio.Nursery) -> bool:
+    async def _dispatch(
+        self, message: dict[str, Any] | protocol.BadFrame, nursery: trio.Nursery
+    ) -> bool:
         """Handle one frame; False closes the connection."""
         if isinstance(message, protocol.BadFrame):
             await self._reply(error_frame(None, BadRequest(str(message))))
@@ -203,7 +203,9 @@ class Connection:
                     with trio.move_on_after(self.config.slow_consumer_timeout) as waited:
                         await self.send.send(frame)
                     if waited.cancelled_caught:
-                        raise Overloaded("subscriber too slow: cut off; resume from the last position")
+                        raise Overloaded(
+                            "subscriber too slow: cut off; resume from the last position"
+                        )
             except LogError as exc:
                 error = exc
             except (trio.ClosedResourceError, trio.BrokenResourceError):

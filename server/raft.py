@@ -13,7 +13,9 @@ How PySyncObj is used (see docs/durability.md):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
 import threading
 from collections.abc import Callable
@@ -23,15 +25,15 @@ from typing import Any
 import cbor2
 import pysyncobj.syncobj as pysyncobj_module
 import trio
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
-
 from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
 from logact.server.config import ClusterConfig, NodeConfig
 from logact.server.journal import FsyncJournal
 from logact.server.state import LogState
 from logact.server.storage import fsync_dir
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 log = logging.getLogger(__name__)
+MAX_RAFT_MESSAGE = 32 * 1024 * 1024
 
 _FAILURES: dict[int, tuple[type[LogError], str]] = {
     FAIL_REASON.QUEUE_FULL: (Overloaded, "the Raft command queue is full"),
@@ -79,22 +81,24 @@ class LogSyncObj(SyncObj):
         if journal is not None:
             journal.sync()
 
-    def _onTick(self, timeToWait: float = 0.0) -> None:  # noqa: N802, N803
+    def _onTick(self, timeToWait: float = 0.0) -> None:
         # Entries added since the last tick (new commands on the leader) become durable here,
         # before this tick's commit computation counts the leader itself.
         self._sync_journal()
         super()._onTick(timeToWait)
 
-    def _SyncObj__sendNextNodeIdx(self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False) -> None:  # noqa: N802, N803, E501
+    def _SyncObj__sendNextNodeIdx(
+        self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False
+    ) -> None:
         self._sync_journal()  # a follower acknowledges only what is on stable storage
         SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)  # type: ignore[attr-defined]
 
-    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:  # noqa: N802, N803
+    def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:
         if getattr(self, "_keep_suffix", False):
             return
         SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)  # type: ignore[attr-defined]
 
-    def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:  # noqa: N802
+    def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         self._keep_suffix = False
         if (
             message.get("type") == "append_entries"
@@ -161,6 +165,10 @@ class RaftBackend:
             serializer=self._write_snapshot,
             deserializer=self._read_snapshot,
             appendEntriesUseBatch=False,
+            # Larger than any group-committed batch (committer caps them at 8 MiB + one
+            # command), so PySyncObj never takes its chunked 'transmission' path for an entry,
+            # whose end-of-stream test compares against the wrong length.
+            appendEntriesBatchSizeBytes=MAX_RAFT_MESSAGE,
             appendEntriesPeriod=tuning.append_entries_period,
             autoTickPeriod=tuning.auto_tick_period,
             raftMinTimeout=tuning.raft_min_timeout,
@@ -193,8 +201,6 @@ class RaftBackend:
             handle.write(data)
             handle.flush()
             if self.durability == "fsync":
-                import os
-
                 os.fsync(handle.fileno())
         if self.durability == "fsync":
             fsync_dir(Path(path).parent)
@@ -205,7 +211,9 @@ class RaftBackend:
         state = LogState.from_snapshot(data["state"])
         with self.lock:
             self.sync_obj._state_holder[0] = state
-        return pickle.loads(data["raft"])  # written by our own node or a password-authenticated peer
+        return pickle.loads(
+            data["raft"]
+        )  # written by our own node or a password-authenticated peer
 
     # ---- replication ----------------------------------------------------------------------
     async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -218,10 +226,8 @@ class RaftBackend:
             done.set()
 
         def callback(result: Any, error: int) -> None:  # runs on PySyncObj's thread
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(deliver, result, error)
-            except trio.RunFinishedError:
-                pass
 
         self.sync_obj.apply_batch(cmds, callback=callback)
         with trio.move_on_after(self._timeout):

@@ -6,12 +6,12 @@ network server and the in-process API share exactly the same behaviour.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
-
 from logact.client.errors import BadRequest, Forbidden, error_from_wire
 from logact.server import commands
 from logact.server.backend import Backend
@@ -67,10 +67,8 @@ class LogService:
         if self._notify_pending or self._token is None:
             return
         self._notify_pending = True
-        try:
+        with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(self._wake_subscribers)
-        except trio.RunFinishedError:
-            pass
 
     def _wake_subscribers(self) -> None:
         self._notify_pending = False
@@ -168,7 +166,9 @@ class LogService:
     }
 
     # ---------------------------------------------------------------- subscriptions
-    def validate_subscription(self, request: dict[str, Any]) -> tuple[str, int, frozenset[str] | None]:
+    def validate_subscription(
+        self, request: dict[str, Any]
+    ) -> tuple[str, int, frozenset[str] | None]:
         return (
             commands.bus_id(request),
             commands.position(request, "from", 0),
@@ -189,7 +189,9 @@ class LogService:
             with self.backend.lock:
                 state = self.backend.state
                 reply = (
-                    state.read(bus, cursor, self.limits.max_read_limit, types, SUBSCRIPTION_CHUNK_BYTES)
+                    state.read(
+                        bus, cursor, self.limits.max_read_limit, types, SUBSCRIPTION_CHUNK_BYTES
+                    )
                     if bus in state.buses
                     else None
                 )
@@ -203,4 +205,3 @@ class LogService:
                 cursor = result["next"]
                 continue
             await changed.wait()
-
