@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config

@@ -18,12 +18,13 @@ from typing import Any
 
 import click
 import trio
+from rich.console import Console
+from rich.table import Table
+
 from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.client.protocol import Entry
-from rich.console import Console
-from rich.table import Table
 
 console = Console()
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import click
 import trio
+from rich.console import Console
+from rich.table import Table
+
 from logact.cli.demo import demo
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ConfigError, load_config
-from rich.console import Console
-from rich.table import Table
 
 console = Console()
 
@@ -201,6 +202,7 @@ def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = 
             table.add_row(node_id, pid, "[red]down[/red]", *["-"] * 7)
             continue
         info = status["node"]
+        node_id = info.get("id", node_id)
         applied = info.get("last_applied")
         lag = leader_commit - applied if applied is not None else None
         table.add_row(

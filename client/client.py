@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import trio
+
 from logact.client import protocol
 from logact.client.api import LogAPI
 from logact.client.errors import (
@@ -146,12 +147,14 @@ class Client(LogAPI):
         self._nursery = await self._nursery_cm.__aenter__()
         return self
 
-    async def __aexit__(self, *exc: Any) -> bool | None:
+    async def __aexit__(self, *exc: Any) -> None:
         assert self._nursery is not None
         if self._conn is not None:
             await self._conn.close()
         self._nursery.cancel_scope.cancel()
-        return await self._nursery_cm.__aexit__(*exc)
+        # Close the background nursery on its own so an exception from the caller's block
+        # propagates as itself, not wrapped in an ExceptionGroup.
+        await self._nursery_cm.__aexit__(None, None, None)
 
     # ---- connection management -------------------------------------------------------
     async def _connection(self) -> Connection:

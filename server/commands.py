@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import cbor2
+
 from logact.client.errors import BadRequest, TooLarge
 
 BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")

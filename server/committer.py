@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+
 from logact.client.errors import LogError, Timeout, Unavailable
 
 Replicate = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]

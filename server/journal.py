@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+
 from logact.server.storage import RecordFile, atomic_write, frame_record, fsync_dir
 
 ENTRY_HEADER = struct.Struct("<QQ")  # idx, term

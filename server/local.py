@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+
 from logact.client.api import LogAPI
 from logact.client.errors import BadRequest
 from logact.client.protocol import Entry

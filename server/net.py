@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import trio
+
 from logact.client import protocol
 from logact.client.errors import (
     BadRequest,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import trio
+
 from logact.server.config import ClusterConfig
 from logact.server.embedded import EmbeddedBackend
 from logact.server.net import serve

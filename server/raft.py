@@ -25,12 +25,14 @@ from typing import Any
 import cbor2
 import pysyncobj.syncobj as pysyncobj_module
 import trio
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+
 from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
+from logact.server import peer_transport
 from logact.server.config import ClusterConfig, NodeConfig
 from logact.server.journal import FsyncJournal
 from logact.server.state import LogState
 from logact.server.storage import fsync_dir
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 log = logging.getLogger(__name__)
 MAX_RAFT_MESSAGE = 32 * 1024 * 1024
@@ -82,10 +84,16 @@ class LogSyncObj(SyncObj):
             journal.sync()
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
-        # Entries added since the last tick (new commands on the leader) become durable here,
+        # Anything added since the last sync (e.g. the no-op of a new leader) becomes durable
         # before this tick's commit computation counts the leader itself.
         self._sync_journal()
         super()._onTick(timeToWait)
+
+    def _checkCommandsToApply(self) -> None:
+        # The leader has just appended new commands and (appendEntriesUseBatch=False) sent
+        # them to followers: sync now, overlapping our fsync with theirs.
+        super()._checkCommandsToApply()
+        self._sync_journal()
 
     def _SyncObj__sendNextNodeIdx(
         self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False
@@ -157,6 +165,7 @@ class RaftBackend:
 
         # PySyncObj builds its journal through this module-level factory.
         pysyncobj_module.createJournal = make_journal
+        peer_transport.install()
         tuning = config.raft
         conf = SyncObjConf(
             password=config.password,
@@ -207,7 +216,14 @@ class RaftBackend:
 
     def _read_snapshot(self, path: str) -> Any:
         with open(path, "rb") as handle:
-            data = cbor2.loads(handle.read())
+            raw = handle.read()
+            if self.durability == "fsync":
+                # A snapshot received from the leader replaces this node's journal right after
+                # this call: it must be on stable storage first.
+                os.fsync(handle.fileno())
+        if self.durability == "fsync":
+            fsync_dir(Path(path).parent)
+        data = cbor2.loads(raw)
         state = LogState.from_snapshot(data["state"])
         with self.lock:
             self.sync_obj._state_holder[0] = state

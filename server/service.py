@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
+
 from logact.client.errors import BadRequest, Forbidden, error_from_wire
 from logact.server import commands
 from logact.server.backend import Backend
