@@ -18,6 +18,7 @@ from logact.client.errors import (
     LogError,
     NotLeader,
     Timeout,
+    TooLarge,
     Unauthorized,
     Unavailable,
     error_from_wire,
@@ -100,11 +101,18 @@ class Connection:
         if self.broken is not None:
             raise EOFError(str(self.broken))
         request_id = next(self.ids)
+        frame = protocol.encode({**message, "id": request_id})
+        max_frame = self.hello.get("limits", {}).get("max_frame", protocol.MAX_FRAME)
+        if len(frame) - protocol.HEADER.size > max_frame:
+            raise TooLarge(
+                f"request of {len(frame)} bytes exceeds the node's frame limit {max_frame}"
+            )
         event = trio.Event()
         box: list[dict[str, Any]] = []
         self.waiting[request_id] = (event, box)
         try:
-            await self._send({**message, "id": request_id})
+            async with self._send_lock:
+                await self.stream.send_all(frame)
             await event.wait()
         finally:
             self.waiting.pop(request_id, None)
@@ -125,6 +133,7 @@ class Client(LogAPI):
         *,
         timeout: float = 10.0,
         connect_timeout: float = 2.0,
+        attempt_timeout: float = 3.0,
         client_id: str | None = None,
         prefer_leader: bool = True,
     ) -> None:
@@ -135,6 +144,9 @@ class Client(LogAPI):
         self.token = token
         self.timeout = timeout
         self.connect_timeout = connect_timeout
+        #: One attempt may take this long before the client gives up on that node (a paused
+        #: or partitioned node keeps its TCP connection open) and retries elsewhere.
+        self.attempt_timeout = attempt_timeout
         self.prefer_leader = prefer_leader
         self._conn: Connection | None = None
         self._next_index = 0
@@ -212,20 +224,21 @@ class Client(LogAPI):
                 break
             conn: Connection | None = None
             try:
-                with trio.fail_after(remaining):
+                with trio.move_on_after(min(remaining, self.attempt_timeout)) as attempt_scope:
                     conn = await self._connection()
                     sent = True
                     reply = await conn.request(request)
-                if reply.get("ok"):
-                    return reply["result"]
-                error = error_from_wire(reply.get("error"))
-                if not error.retryable:
-                    raise error
-                last_error = error
-                if isinstance(error, NotLeader | Unavailable):
-                    self._drop(conn)
-            except trio.TooSlowError:
-                break
+                if attempt_scope.cancelled_caught:
+                    self._drop(conn)  # a silent node (paused, partitioned): try another
+                else:
+                    if reply.get("ok"):
+                        return reply["result"]
+                    error = error_from_wire(reply.get("error"))
+                    if not error.retryable:
+                        raise error
+                    last_error = error
+                    if isinstance(error, NotLeader | Unavailable):
+                        self._drop(conn)
             except (*CONNECTION_ERRORS, Unavailable) as exc:
                 if isinstance(exc, Unavailable):
                     last_error = exc

@@ -6,6 +6,7 @@ encoding, incremental decoding and the entry shape shared by server and client.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,10 +34,13 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:
+    stream = io.BytesIO(payload)
     try:
-        message = cbor2.loads(payload)
+        message = cbor2.CBORDecoder(stream).decode()
     except Exception as exc:  # cbor2 raises many types (incl. RecursionError) on garbage
         raise BadFrame(f"payload is not valid CBOR: {exc}") from None
+    if stream.tell() != len(payload):
+        raise BadFrame(f"{len(payload) - stream.tell()} bytes follow the CBOR item in the frame")
     if not isinstance(message, dict):
         raise BadFrame(f"a frame must hold a CBOR map, not {type(message).__name__}")
     return message

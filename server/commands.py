@@ -7,13 +7,15 @@ here ever reaches the log.
 
 from __future__ import annotations
 
+import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import cbor2
 
-from logact.client.errors import BadRequest, TooLarge
+from logact.client.errors import BadRequest, Forbidden, TooLarge
 
 BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -27,6 +29,19 @@ class Limits:
     max_batch_bytes: int = 4 * 1024 * 1024
     max_read_limit: int = 1000
     max_read_bytes: int = 4 * 1024 * 1024
+
+    @property
+    def max_frame(self) -> int:
+        """Largest request frame a node accepts: a full batch plus CBOR overhead."""
+        return self.max_batch_bytes * 2 + 65536
+
+    def to_wire(self) -> dict[str, int]:
+        return {
+            "max_frame": self.max_frame,
+            "max_entry_bytes": self.max_entry_bytes,
+            "max_batch_entries": self.max_batch_entries,
+            "max_batch_bytes": self.max_batch_bytes,
+        }
 
 
 def field(
@@ -80,18 +95,57 @@ def types_filter(request: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(types)
 
 
+class _SizeExceeded(Exception):
+    pass
+
+
+class _BoundedSink(io.RawIOBase):
+    """A write target that counts bytes and gives up past ``limit``.
+
+    Measuring with it bounds the work a hostile body can cause: a few hundred bytes of CBOR
+    using shared references (tags 28/29) would otherwise re-encode to gigabytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.size += len(data)
+        if self.size > self.limit:
+            raise _SizeExceeded
+        return len(data)
+
+
+def encoded_size(body: Any, limit: int) -> int | None:
+    """The CBOR-encoded size of ``body``, or None if it exceeds ``limit``."""
+    sink = _BoundedSink(limit)
+    try:
+        cbor2.CBOREncoder(sink).encode(body)  # type: ignore[arg-type]
+    except _SizeExceeded:
+        return None
+    return sink.size
+
+
 def append_command(
-    request: dict[str, Any], author: str, ts: int, limits: Limits
-) -> tuple[dict[str, Any], set[str]]:
-    """Build an append command; also return the entry types it writes (for the ACL check)."""
+    request: dict[str, Any],
+    author: str,
+    ts: int,
+    limits: Limits,
+    may_append: Callable[[str], bool],
+) -> dict[str, Any]:
+    """Build an append command; the ACL is checked before any body is examined."""
     bus = bus_id(request)
     raw_entries = field(request, "entries", list)
     if not raw_entries:
         raise BadRequest("'entries' must hold at least one entry")
     if len(raw_entries) > limits.max_batch_entries:
         raise TooLarge(f"a batch holds at most {limits.max_batch_entries} entries")
-    entries: list[tuple[str, Any, int]] = []
-    total = 0
+    types: list[str] = []
     for index, raw in enumerate(raw_entries):
         if not isinstance(raw, dict):
             raise BadRequest(f"entry {index} must be a map with 'type' and 'body'")
@@ -100,17 +154,23 @@ def append_command(
             raise BadRequest(f"entry {index}: type must be 1-64 characters of [A-Za-z0-9_.-]")
         if "body" not in raw:
             raise BadRequest(f"entry {index}: missing field 'body'")
-        body = raw["body"]
+        types.append(etype)
+    denied = sorted({t for t in types if not may_append(t)})
+    if denied:
+        raise Forbidden(f"principal {author!r} may not append {denied}")
+    entries: list[tuple[str, Any, int]] = []
+    total = 0
+    for index, (etype, raw) in enumerate(zip(types, raw_entries, strict=True)):
         try:
-            size = len(cbor2.dumps(body))
+            size = encoded_size(raw["body"], limits.max_entry_bytes)
         except Exception as exc:
             raise BadRequest(f"entry {index}: body cannot be encoded: {exc}") from None
-        if size > limits.max_entry_bytes:
-            raise TooLarge(f"entry {index} is {size} bytes; the limit is {limits.max_entry_bytes}")
+        if size is None:
+            raise TooLarge(f"entry {index} is over the limit of {limits.max_entry_bytes} bytes")
         total += size
-        entries.append((etype, body, size))
-    if total > limits.max_batch_bytes:
-        raise TooLarge(f"batch is {total} bytes; the limit is {limits.max_batch_bytes}")
+        if total > limits.max_batch_bytes:
+            raise TooLarge(f"batch is over the limit of {limits.max_batch_bytes} bytes")
+        entries.append((etype, raw["body"], size))
     cmd: dict[str, Any] = {
         "op": "append",
         "bus": bus,
@@ -145,7 +205,7 @@ def append_command(
         ):
             raise BadRequest("'fence' must be [name, epoch >= 0]")
         cmd["fence"] = (fence[0], fence[1])
-    return cmd, {etype for etype, _, _ in entries}
+    return cmd
 
 
 def trim_command(request: dict[str, Any], ts: int) -> dict[str, Any]:

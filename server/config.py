@@ -6,6 +6,7 @@ inside a running node.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,7 @@ def _address(value: Any, where: str) -> tuple[str, int]:
     if not isinstance(value, str) or value.count(":") != 1:
         raise ConfigError(f"{where} must be 'host:port', got {value!r}")
     host, port_text = value.split(":")
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+    if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(f"{where} has an invalid port: {value!r}")
     return host, int(port_text)
 
@@ -117,24 +118,53 @@ def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
     return value
 
 
-def _dataclass_from(cls: type, data: dict[str, Any], where: str) -> Any:
-    defaults = cls()
+def _positive(value: Any, expected: type, where: str) -> Any:
+    """A finite, positive int or float; bools and NaN/inf are refused."""
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, expected) or isinstance(value, bool):
+        raise ConfigError(f"{where} must be {expected.__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where} must be a positive, finite number")
+    return value
+
+
+def _settings(defaults: dict[str, Any], data: dict[str, Any], where: str) -> dict[str, Any]:
+    """Typed overrides of ``defaults`` from table ``data``; unknown keys are errors."""
     values = {}
     for key, value in data.items():
-        if not hasattr(defaults, key):
+        if key not in defaults:
             raise ConfigError(f"unknown key {key!r} in [{where}]")
-        expected = type(getattr(defaults, key))
-        if expected is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, expected) or isinstance(value, bool):
-            raise ConfigError(f"[{where}] {key} must be {expected.__name__}")
-        if value <= 0:
-            raise ConfigError(f"[{where}] {key} must be positive")
-        values[key] = value
-    return cls(**values)
+        values[key] = _positive(value, type(defaults[key]), f"[{where}] {key}")
+    return values
+
+
+def _dataclass_from(cls: type, data: dict[str, Any], where: str) -> Any:
+    defaults = cls()
+    names = {name: getattr(defaults, name) for name in cls.__dataclass_fields__}
+    return cls(**_settings(names, data, where))
+
+
+def _reject_unknown(data: dict[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in {where}")
+
+
+SERVER_DEFAULTS = {
+    "request_timeout": 10.0,
+    "slow_consumer_timeout": 10.0,
+    "send_queue_frames": 256,
+    "max_inflight_per_connection": 512,
+}
 
 
 def parse_config(data: dict[str, Any]) -> ClusterConfig:
+    _reject_unknown(
+        data,
+        {"mode", "durability", "nodes", "cluster", "auth", "limits", "raft", "server"},
+        "the top level",
+    )
     mode = data.get("mode", "raft")
     if mode not in ("raft", "embedded"):
         raise ConfigError("mode must be 'raft' or 'embedded'")
@@ -149,6 +179,7 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
         where = f"nodes[{index}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
             raise ConfigError(f"{where} needs a string 'id'")
+        _reject_unknown(raw, {"id", "client", "raft", "data_dir"}, where)
         client_host, client_port = _address(raw.get("client"), f"{where}.client")
         raft_host = raft_port = None
         if mode == "raft":
@@ -165,32 +196,26 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     if mode == "embedded" and len(nodes) != 1:
         raise ConfigError("embedded mode takes exactly one node")
     cluster = _table(data, "cluster")
+    _reject_unknown(cluster, {"password"}, "[cluster]")
     password = cluster.get("password")
     if mode == "raft" and (not isinstance(password, str) or len(password) < 8):
         raise ConfigError("[cluster] password (8+ characters) is required: Raft peers unpickle")
     tokens = _parse_auth(_table(data, "auth"))
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
-    server = _table(data, "server")
-    extra = {}
-    for key in ("request_timeout", "slow_consumer_timeout"):
-        if key in server:
-            if not isinstance(server[key], int | float) or server[key] <= 0:
-                raise ConfigError(f"[server] {key} must be a positive number")
-            extra[key] = float(server[key])
-    for key in ("send_queue_frames", "max_inflight_per_connection"):
-        if key in server:
-            if not isinstance(server[key], int) or server[key] <= 0:
-                raise ConfigError(f"[server] {key} must be a positive integer")
-            extra[key] = server[key]
+    if raft.raft_min_timeout >= raft.raft_max_timeout:
+        raise ConfigError("[raft] raft_min_timeout must be below raft_max_timeout")
+    extra = _settings(SERVER_DEFAULTS, _table(data, "server"), "server")
     return ClusterConfig(mode, tuple(nodes), durability, password, tokens, limits, raft, **extra)
 
 
 def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
+    _reject_unknown(auth, {"roles", "principals"}, "[auth]")
     roles: dict[str, Role] = {}
     for name, raw in _table(auth, "roles").items():
         if not isinstance(raw, dict):
             raise ConfigError(f"[auth.roles.{name}] must be a table")
+        _reject_unknown(raw, {"append", "admin"}, f"[auth.roles.{name}]")
         append = raw.get("append", [])
         if not isinstance(append, list) or not all(isinstance(t, str) for t in append):
             raise ConfigError(f"[auth.roles.{name}] append must be a list of entry types")
@@ -206,6 +231,7 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
         where = f"auth.principals[{index}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where} must be a table")
+        _reject_unknown(raw, {"name", "token", "roles"}, where)
         name, token, role_names = raw.get("name"), raw.get("token"), raw.get("roles", [])
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where} needs a 'name'")
@@ -213,8 +239,12 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
             raise ConfigError(f"{where} needs a 'token' of 8+ characters")
         if token in tokens:
             raise ConfigError(f"{where}: token is shared with another principal")
-        if not isinstance(role_names, list) or not role_names:
-            raise ConfigError(f"{where} needs a non-empty 'roles' list")
+        if (
+            not isinstance(role_names, list)
+            or not role_names
+            or not all(isinstance(r, str) for r in role_names)
+        ):
+            raise ConfigError(f"{where} needs a non-empty 'roles' list of role names")
         unknown = [r for r in role_names if r not in roles]
         if unknown:
             raise ConfigError(f"{where} names unknown roles {unknown}")
@@ -228,6 +258,8 @@ def load_config(path: str | Path) -> ClusterConfig:
             data = tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"configuration file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
     return parse_config(data)

@@ -85,7 +85,7 @@ class Connection:
             await self.send.send(frame)
 
     async def _reader(self, nursery: trio.Nursery) -> None:
-        decoder = protocol.FrameDecoder(self.config.limits.max_batch_bytes * 2 + 65536)
+        decoder = protocol.FrameDecoder(self.config.limits.max_frame)
         while True:
             try:
                 data = await self.stream.receive_some(READ_CHUNK)
@@ -152,6 +152,7 @@ class Connection:
                     "principal": principal.name,
                     "roles": [role.name for role in principal.roles],
                     "version": protocol.PROTOCOL_VERSION,
+                    "limits": self.config.limits.to_wire(),
                     "node": self.describe(),
                 },
             )

@@ -140,7 +140,11 @@ class LogSyncObj(SyncObj):
         rewritten["prevLogIdx"] = last_present[1]
         rewritten["prevLogTerm"] = last_present[2]
         rewritten["entries"] = entries[present:]
-        self._keep_suffix = present == len(entries)
+        if present == len(entries):
+            # Nothing new: keep our suffix, but it is unverified — commit no further than the
+            # last entry the leader vouched for (Raft: min(leaderCommit, last new entry)).
+            self._keep_suffix = True
+            rewritten["commit_index"] = min(message["commit_index"], last_present[1])
         return rewritten
 
 

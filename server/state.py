@@ -245,12 +245,16 @@ class LogState:
 
     # ------------------------------------------------------------------ snapshots
     def to_snapshot(self) -> dict[str, Any]:
-        """A plain-data image (CBOR-encodable) of the whole state."""
+        """A plain-data image (CBOR-encodable) of the whole state.
+
+        Containers are copied (shallowly: entries are immutable tuples), so the image stays
+        as it was even if commands are applied before it is encoded.
+        """
         return {
             "v": 1,
             "applied": self.applied,
             "buses": {
-                bus_id: [bus.trim, bus.last_ts, bus.bytes, bus.epochs, bus.entries]
+                bus_id: [bus.trim, bus.last_ts, bus.bytes, dict(bus.epochs), list(bus.entries)]
                 for bus_id, bus in self.buses.items()
             },
             "clients": [
