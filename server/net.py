@@ -205,6 +205,7 @@ class Connection:
                     with trio.move_on_after(self.config.slow_consumer_timeout) as waited:
                         await self.send.send(frame)
                     if waited.cancelled_caught:
+                        self.service.counters["subscribers_cut_off"] += 1
                         raise Overloaded(
                             "subscriber too slow: cut off; resume from the last position"
                         )

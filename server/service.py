@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -52,6 +53,8 @@ class LogService:
         self.committer = GroupCommitter(
             backend.replicate, max_inflight=backend.max_inflight, timeout=request_timeout
         )
+        #: Operational counters shown by ``status`` (e.g. subscribers cut off as too slow).
+        self.counters: Counter[str] = Counter()
         self._changed = trio.Event()
         self._notify_pending = False
         self._token: trio.lowlevel.TrioToken | None = None
@@ -149,6 +152,7 @@ class LogService:
                 "batches": self.committer.batches,
                 "commands": self.committer.commands,
             },
+            "counters": dict(self.counters),
         }
 
     async def _ping(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
