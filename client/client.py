@@ -170,6 +170,9 @@ class Client(LogAPI):
 
     # ---- connection management -------------------------------------------------------
     async def _connection(self) -> Connection:
+        conn = self._conn
+        if conn is not None and conn.broken is None:
+            return conn  # the common case, without taking the lock
         async with self._connect_lock:
             if self._conn is not None and self._conn.broken is None:
                 return self._conn

@@ -129,4 +129,4 @@ def error_from_wire(wire: Any) -> LogError:
     except ValueError:
         cls = BadRequest
     details = wire.get("details")
-    return cls(str(wire.get("message", "")), details if isinstance(details, dict) else None)
+    return cls(str(wire.get("message") or ""), details if isinstance(details, dict) else None)

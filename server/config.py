@@ -106,15 +106,17 @@ def _address(value: Any, where: str) -> tuple[str, int]:
     if not isinstance(value, str) or value.count(":") != 1:
         raise ConfigError(f"{where} must be 'host:port', got {value!r}")
     host, port_text = value.split(":")
+    if not host:
+        raise ConfigError(f"{where} has an empty host: {value!r}")
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise ConfigError(f"{where} has an invalid port: {value!r}")
     return host, int(port_text)
 
 
-def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
+def _table(data: dict[str, Any], key: str, where: str | None = None) -> dict[str, Any]:
     value = data.get(key, {})
     if not isinstance(value, dict):
-        raise ConfigError(f"[{key}] must be a table")
+        raise ConfigError(f"[{where or key}] must be a table")
     return value
 
 
@@ -149,6 +151,29 @@ def _reject_unknown(data: dict[str, Any], allowed: set[str], where: str) -> None
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in {where}")
+
+
+def _check_raft_timing(raft: RaftTuning) -> None:
+    """The constraints PySyncObj asserts at node start, reported at load time instead."""
+    rules = [
+        (raft.raft_min_timeout < raft.raft_max_timeout, "raft_min_timeout < raft_max_timeout"),
+        (
+            raft.connection_timeout >= raft.raft_max_timeout,
+            "connection_timeout >= raft_max_timeout",
+        ),
+        (
+            raft.raft_min_timeout > 3 * raft.append_entries_period,
+            "raft_min_timeout > 3 * append_entries_period",
+        ),
+        (
+            raft.leader_fallback_timeout > raft.append_entries_period,
+            "leader_fallback_timeout > append_entries_period",
+        ),
+        (raft.log_compaction_min_entries >= 2, "log_compaction_min_entries >= 2"),
+    ]
+    broken = [rule for holds, rule in rules if not holds]
+    if broken:
+        raise ConfigError(f"[raft] settings must satisfy: {', '.join(broken)}")
 
 
 SERVER_DEFAULTS = {
@@ -193,6 +218,12 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     ids = [node.id for node in nodes]
     if len(set(ids)) != len(ids):
         raise ConfigError("node ids must be unique")
+    addresses = [node.client_address for node in nodes]
+    if mode == "raft":
+        addresses += [node.raft_address for node in nodes]
+    duplicated = sorted({a for a in addresses if addresses.count(a) > 1})
+    if duplicated:
+        raise ConfigError(f"every client and raft address must be distinct: {duplicated}")
     if mode == "embedded" and len(nodes) != 1:
         raise ConfigError("embedded mode takes exactly one node")
     cluster = _table(data, "cluster")
@@ -203,8 +234,7 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     tokens = _parse_auth(_table(data, "auth"))
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
-    if raft.raft_min_timeout >= raft.raft_max_timeout:
-        raise ConfigError("[raft] raft_min_timeout must be below raft_max_timeout")
+    _check_raft_timing(raft)
     extra = _settings(SERVER_DEFAULTS, _table(data, "server"), "server")
     return ClusterConfig(mode, tuple(nodes), durability, password, tokens, limits, raft, **extra)
 
@@ -212,7 +242,7 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
 def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
     _reject_unknown(auth, {"roles", "principals"}, "[auth]")
     roles: dict[str, Role] = {}
-    for name, raw in _table(auth, "roles").items():
+    for name, raw in _table(auth, "roles", "auth.roles").items():
         if not isinstance(raw, dict):
             raise ConfigError(f"[auth.roles.{name}] must be a table")
         _reject_unknown(raw, {"append", "admin"}, f"[auth.roles.{name}]")

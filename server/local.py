@@ -14,7 +14,7 @@ from typing import Any
 import trio
 
 from logact.client.api import LogAPI
-from logact.client.errors import BadRequest
+from logact.client.errors import BadRequest, Timeout
 from logact.client.protocol import Entry
 from logact.server.backend import Backend, MemoryBackend
 from logact.server.commands import Limits
@@ -35,8 +35,13 @@ class LocalLog(LogAPI):
     async def _call(self, request: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:
         if timeout is None:
             return await self.service.handle(self.principal, request)
-        with trio.fail_after(timeout):
-            return await self.service.handle(self.principal, request)
+        try:
+            with trio.fail_after(timeout):
+                return await self.service.handle(self.principal, request)
+        except trio.TooSlowError:
+            raise Timeout(
+                f"{request.get('op')} got no answer within {timeout}s; it may have taken effect"
+            ) from None
 
     async def _open_subscription(
         self, bus: str, start: int, types: list[str] | None

@@ -28,6 +28,7 @@ from logact.server.service import LogService
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
+COALESCE_BYTES = 256 * 1024
 
 
 def ok_frame(request_id: int | None, result: dict[str, Any]) -> bytes:
@@ -74,7 +75,17 @@ class Connection:
         try:
             async with self._outbox:
                 async for frame in self._outbox:
-                    await self.stream.send_all(frame)
+                    # Coalesce whatever else is already queued into one send (one syscall and
+                    # one trio round for many pipelined replies).
+                    frames = [frame]
+                    size = len(frame)
+                    while size < COALESCE_BYTES:
+                        try:
+                            frames.append(self._outbox.receive_nowait())
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        size += len(frames[-1])
+                    await self.stream.send_all(b"".join(frames) if len(frames) > 1 else frame)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
@@ -230,7 +241,11 @@ async def serve(
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     async def handler(stream: trio.SocketStream) -> None:
-        await Connection(stream, service, config, describe).run()
+        try:
+            await Connection(stream, service, config, describe).run()
+        except Exception:  # a bug in one connection must never take the node down
+            log.exception("connection handler failed")
+            await trio.aclose_forcefully(stream)
 
     listeners = await trio.open_tcp_listeners(port, host=host)
     await trio.serve_listeners(handler, listeners, task_status=task_status)

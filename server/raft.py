@@ -36,6 +36,7 @@ from logact.server.storage import fsync_dir
 
 log = logging.getLogger(__name__)
 MAX_RAFT_MESSAGE = 32 * 1024 * 1024
+PEER_SOCKET_BUFFER = 4 * 1024 * 1024
 
 _FAILURES: dict[int, tuple[type[LogError], str]] = {
     FAIL_REASON.QUEUE_FULL: (Overloaded, "the Raft command queue is full"),
@@ -115,10 +116,24 @@ class LogSyncObj(SyncObj):
             and message.get("entries")
         ):
             message = self._skip_present_entries(message)
+        pipelined = None
+        if (
+            message.get("type") == "next_node_idx"
+            and message.get("success")
+            and not message.get("reset")
+        ):
+            pipelined = self._SyncObj__raftNextIndex.get(node)  # type: ignore[attr-defined]
         try:
             SyncObj._SyncObj__onMessageReceived(self, node, message)  # type: ignore[attr-defined]
         finally:
             self._keep_suffix = False
+        if pipelined is not None:
+            # PySyncObj moves nextIndex back to the acknowledged position on every success,
+            # so everything already in flight is sent again (a third of all entries under
+            # load). Only a 'reset' (a follower reporting a mismatch) may move it back.
+            next_index = self._SyncObj__raftNextIndex  # type: ignore[attr-defined]
+            if node in next_index and next_index[node] < pipelined:
+                next_index[node] = pipelined
 
     def _skip_present_entries(self, message: dict[str, Any]) -> dict[str, Any]:
         """Drop leading entries we already hold with the same term (Raft §5.3).
@@ -153,7 +168,7 @@ class RaftBackend:
         self.config = config
         self.node = node
         self.durability = config.durability
-        self.max_inflight = 4
+        self.max_inflight = 2
         self.lock = threading.Lock()
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -192,6 +207,8 @@ class RaftBackend:
             logCompactionMinEntries=tuning.log_compaction_min_entries,
             logCompactionMinTime=tuning.log_compaction_min_time,
             commandsQueueSize=tuning.commands_queue_size,
+            sendBufferSize=PEER_SOCKET_BUFFER,
+            recvBufferSize=PEER_SOCKET_BUFFER,
             bindAddress=node.raft_address,
             dynamicMembershipChange=False,
         )

@@ -96,6 +96,8 @@ class LogState:
         key = cmd.get("key")
         record = None
         if key is not None:
+            # Keys are scoped by principal: one principal can never replay another's results.
+            key = (f"{cmd['author']}/{key[0]}", key[1])
             client_id, seq = key
             record = self.clients.get(client_id)
             if record is not None:

@@ -80,6 +80,7 @@ class RecordFile:
             good = end
         if good != len(data):
             self._file.truncate(good)
+            self._dirty = True
             self.sync()
         self._file.seek(0, os.SEEK_END)
         return payloads
