@@ -1,0 +1,297 @@
+"""Targeted unit tests of ``LogState``: dedup bounds, scan limits, snapshots and error replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logact.server import state as state_module
+from logact.server.state import LogState
+
+
+def append(
+    bus: str = "b",
+    types: tuple[str, ...] = ("t",),
+    *,
+    ts: int = 0,
+    key: tuple[str, int] | None = None,
+    expect: int | None = None,
+    fence: tuple[str, int] | None = None,
+    author: str = "me",
+    size: int = 1,
+) -> dict[str, Any]:
+    cmd: dict[str, Any] = {
+        "op": "append",
+        "bus": bus,
+        "entries": [(etype, {"n": i}, size) for i, etype in enumerate(types)],
+        "author": author,
+        "ts": ts,
+    }
+    if key is not None:
+        cmd["key"] = key
+    if expect is not None:
+        cmd["expect_tail"] = expect
+    if fence is not None:
+        cmd["fence"] = fence
+    return cmd
+
+
+def test_append_assigns_dense_positions_and_reports_them() -> None:
+    s = LogState()
+    assert s.apply(append(types=("a", "b", "c"), ts=5)) == {
+        "ok": True,
+        "first": 0,
+        "last": 2,
+        "ts": 5,
+    }
+    assert s.apply(append(ts=7)) == {"ok": True, "first": 3, "last": 3, "ts": 7}
+    entries = s.read("b", 0, 100, None, 10**9)["entries"]
+    assert [e[0] for e in entries] == [0, 1, 2, 3]
+    assert [e[2] for e in entries] == ["a", "b", "c", "t"]
+    assert {e[3] for e in entries} == {"me"}
+
+
+def test_entry_timestamps_never_go_backwards_per_bus() -> None:
+    s = LogState()
+    s.apply(append(ts=100))
+    assert s.apply(append(ts=40))["ts"] == 100
+    # Another bus has its own clock.
+    assert s.apply(append("other", ts=40))["ts"] == 40
+
+
+def test_unknown_command_is_a_bad_request_reply_not_an_exception() -> None:
+    s = LogState()
+    reply = s.apply({"op": "explode"})
+    assert reply["ok"] is False and reply["code"] == "bad_request"
+    assert "explode" in reply["message"]
+    assert s.summary()["applied"] == 1
+    assert s.list_buses() == []
+
+
+def test_apply_batch_returns_one_reply_per_command_in_order() -> None:
+    s = LogState()
+    replies = s.apply_batch([append(), append(expect=0), {"op": "barrier"}, append(expect=1)])
+    assert [r["ok"] for r in replies] == [True, False, True, True]
+    assert replies[1]["code"] == "condition_failed"
+    assert replies[1]["details"] == {"tail": 1}
+    assert replies[3]["first"] == 1
+
+
+def test_expect_tail_and_fence_on_a_bus_that_does_not_exist_yet() -> None:
+    s = LogState()
+    assert s.apply(append("new", expect=1))["code"] == "condition_failed"
+    assert s.apply(append("new", fence=("d", 1)))["details"] == {"current_epoch": 0}
+    assert s.list_buses() == []  # failed conditional appends do not create the bus
+    assert s.apply(append("new", expect=0, fence=("d", 0)))["ok"] is True
+
+
+def test_fence_is_checked_before_expect_tail() -> None:
+    s = LogState()
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    reply = s.apply(append(expect=5, fence=("d", 0)))
+    assert reply["code"] == "fenced"
+    assert reply["details"]["current_epoch"] == 1
+
+
+def test_claim_increments_epochs_per_bus_and_name() -> None:
+    s = LogState()
+    assert s.apply({"op": "claim", "bus": "b", "name": "d"})["epoch"] == 1
+    assert s.apply({"op": "claim", "bus": "b", "name": "d"})["epoch"] == 2
+    assert s.apply({"op": "claim", "bus": "b", "name": "e"})["epoch"] == 1
+    assert s.apply({"op": "claim", "bus": "c", "name": "d"})["epoch"] == 1
+    assert s.epoch("b", "d") == 2 and s.epoch("zzz", "d") == 0
+    # A claim creates an (empty) bus.
+    assert s.tail("c") == {"ok": True, "tail": 0, "trim": 0, "exists": True}
+    assert s.apply(append(fence=("d", 1)))["code"] == "fenced"
+    assert s.apply(append(fence=("d", 2)))["ok"] is True
+
+
+def test_trim_rules() -> None:
+    s = LogState()
+    assert s.apply({"op": "trim", "bus": "b", "before": 0})["code"] == "unknown_bus"
+    s.apply(append(types=("t",) * 5, size=3))
+    reply = s.apply({"op": "trim", "bus": "b", "before": 6})
+    assert reply["code"] == "bad_request" and reply["details"] == {"tail": 5}
+    assert s.apply({"op": "trim", "bus": "b", "before": 2}) == {"ok": True, "trim": 2, "tail": 5}
+    # Trimming below the current trim point is a no-op, not an error.
+    assert s.apply({"op": "trim", "bus": "b", "before": 1}) == {"ok": True, "trim": 2, "tail": 5}
+    assert s.list_buses() == [{"bus": "b", "tail": 5, "trim": 2, "bytes": 9}]
+    reply = s.read("b", 1, 10, None, 100)
+    assert reply["code"] == "trimmed" and reply["details"] == {"trim": 2}
+    # Trim everything: the bus stays, empty, and appends continue at the tail.
+    assert s.apply({"op": "trim", "bus": "b", "before": 5}) == {"ok": True, "trim": 5, "tail": 5}
+    assert s.read("b", 5, 10, None, 100)["entries"] == []
+    assert s.apply(append())["first"] == 5
+    assert s.list_buses() == [{"bus": "b", "tail": 6, "trim": 5, "bytes": 1}]
+
+
+def test_read_unknown_bus_and_beyond_the_tail() -> None:
+    s = LogState()
+    assert s.read("nope", 0, 1, None, 1)["code"] == "unknown_bus"
+    s.apply(append(types=("t", "t")))
+    reply = s.read("b", 7, 10, None, 100)
+    assert reply["ok"] and reply["entries"] == [] and reply["tail"] == 2
+    assert reply["next"] >= 2
+
+
+def test_read_first_entry_is_returned_even_if_larger_than_max_bytes() -> None:
+    s = LogState()
+    s.apply(append(types=("t", "t"), size=50))
+    reply = s.read("b", 0, 10, None, 10)
+    assert [e[0] for e in reply["entries"]] == [0]
+    assert reply["next"] == 1
+
+
+def test_filtered_read_scans_at_most_max_scan_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "MAX_SCAN", 5)
+    s = LogState()
+    s.apply(append(types=("noise",) * 12 + ("wanted",)))
+    seen: list[int] = []
+    start = 0
+    for _ in range(10):
+        reply = s.read("b", start, 100, frozenset({"wanted"}), 10**6)
+        seen += [e[0] for e in reply["entries"]]
+        assert reply["next"] > start  # a continuation always makes progress
+        start = reply["next"]
+        if start >= reply["tail"]:
+            break
+    assert seen == [12]
+    first = s.read("b", 0, 100, frozenset({"wanted"}), 10**6)
+    assert first["entries"] == [] and first["next"] == 5
+
+
+def test_dedup_retry_returns_original_reply_marked_duplicate() -> None:
+    s = LogState()
+    first = s.apply(append(key=("c", 0), ts=10))
+    s.apply(append(ts=20))
+    retry = s.apply(append("elsewhere", ("x", "y"), key=("c", 0), ts=30))
+    assert retry == {**first, "duplicate": True}
+    assert s.tail("b")["tail"] == 2 and s.tail("elsewhere")["exists"] is False
+
+
+def test_dedup_retry_wins_over_conditions_that_now_fail() -> None:
+    """An acknowledged-but-lost append retried after the tail moved must not fail."""
+    s = LogState()
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    first = s.apply(append(key=("c", 0), expect=0, fence=("d", 1)))
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    retry = s.apply(append(key=("c", 0), expect=0, fence=("d", 1)))
+    assert retry == {**first, "duplicate": True}
+
+
+def test_failed_keyed_append_is_not_remembered() -> None:
+    s = LogState()
+    assert s.apply(append(key=("c", 0), expect=3))["ok"] is False
+    reply = s.apply(append(key=("c", 0), expect=0))
+    assert reply["ok"] is True and "duplicate" not in reply
+    assert s.tail("b")["tail"] == 1
+
+
+def test_dedup_window_forgets_old_keys_and_reports_them_expired() -> None:
+    s = LogState(dedup_window=3)
+    replies = [s.apply(append(key=("c", seq))) for seq in range(5)]
+    for seq in (2, 3, 4):
+        assert s.apply(append(key=("c", seq))) == {**replies[seq], "duplicate": True}
+    for seq in (0, 1):
+        reply = s.apply(append(key=("c", seq)))
+        assert reply["ok"] is False and reply["code"] == "condition_failed"
+        assert reply["details"] == {"reason": "key_expired"}
+    assert s.tail("b")["tail"] == 5
+    # The window is per client.
+    assert s.apply(append(key=("other", 0)))["first"] == 5
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    window=st.integers(min_value=1, max_value=6),
+    count=st.integers(min_value=1, max_value=15),
+    data=st.data(),
+)
+def test_dedup_window_property(window: int, count: int, data: st.DataObject) -> None:
+    s = LogState(dedup_window=window)
+    replies = [s.apply(append(key=("c", seq), ts=seq)) for seq in range(count)]
+    retries = data.draw(st.lists(st.integers(min_value=0, max_value=count - 1), max_size=10))
+    for seq in retries:
+        reply = s.apply(append(key=("c", seq), ts=count))
+        if seq >= count - window:
+            assert reply == {**replies[seq], "duplicate": True}
+        else:
+            # Never a silent duplicate: either remembered or explicitly expired.
+            assert reply["ok"] is False and reply["details"]["reason"] == "key_expired"
+    assert s.tail("b")["tail"] == count
+
+
+def test_dedup_clients_expire_after_the_ttl() -> None:
+    s = LogState(dedup_ttl_ms=100)
+    first = s.apply(append(key=("old", 0), ts=1000))
+    s.apply(append(key=("young", 0), ts=1050))
+    # Exactly at the TTL the client is still remembered ...
+    s.apply(append(ts=1100))
+    assert s.summary()["dedup_clients"] == 2
+    assert s.apply(append(key=("old", 0), ts=1100)) == {**first, "duplicate": True}
+    # ... a retry refreshes it; once idle longer than the TTL it is forgotten.
+    s.apply(append(ts=1201))
+    assert list(s.clients) == []
+    assert s.summary()["dedup_clients"] == 0
+
+
+def test_dedup_keeps_at_most_max_clients_least_recently_used_first() -> None:
+    s = LogState(dedup_max_clients=2)
+    a = s.apply(append(key=("a", 0)))
+    s.apply(append(key=("b", 0)))
+    s.apply(append(key=("a", 1)))  # touches a: b is now least recently used
+    s.apply(append(key=("c", 0)))
+    assert list(s.clients) == ["me/a", "me/c"]  # keys are scoped by the author
+    assert s.apply(append(key=("a", 0))) == {**a, "duplicate": True}
+
+
+def test_snapshot_roundtrip_keeps_dedup_window_and_settings() -> None:
+    s = LogState(dedup_window=2, dedup_ttl_ms=500, dedup_max_clients=7)
+    for seq in range(4):
+        s.apply(append(key=("c", seq), ts=seq))
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    s.apply({"op": "trim", "bus": "b", "before": 1})
+    restored = LogState.from_snapshot(cbor2.loads(cbor2.dumps(s.to_snapshot())))
+    assert (restored.dedup_window, restored.dedup_ttl_ms, restored.dedup_max_clients) == (
+        2,
+        500,
+        7,
+    )
+    assert restored.apply(append(key=("c", 0), ts=5))["details"] == {"reason": "key_expired"}
+    assert restored.apply(append(key=("c", 3), ts=5))["duplicate"] is True
+    assert restored.epoch("b", "d") == 1
+    assert restored.summary() == {**s.summary(), "applied": s.summary()["applied"] + 2}
+    assert isinstance(restored.buses["b"].entries[0], tuple)
+
+
+def test_from_snapshot_rejects_unknown_versions() -> None:
+    image = LogState().to_snapshot()
+    with pytest.raises(ValueError, match="version"):
+        LogState.from_snapshot({**image, "v": 2})
+    with pytest.raises(ValueError, match="version"):
+        LogState.from_snapshot({})
+
+
+def test_snapshot_image_is_not_changed_by_later_commands() -> None:
+    """The image may be encoded later (outside the lock) while commands keep applying."""
+    s = LogState()
+    s.apply(append())
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    image = s.to_snapshot()
+    encoded = cbor2.dumps(image)
+    s.apply(append())
+    s.apply({"op": "claim", "bus": "b", "name": "d"})
+    assert cbor2.dumps(image) == encoded
+
+
+def test_dedup_keys_are_scoped_by_principal() -> None:
+    """The same client id under another principal is a different key: no replayed results."""
+    s = LogState()
+    mine = s.apply(append(key=("shared", 0)))
+    theirs = s.apply(append(key=("shared", 0), author="other"))
+    assert theirs["ok"] and not theirs.get("duplicate")
+    assert theirs["first"] == mine["first"] + 1

@@ -1,0 +1,536 @@
+"""Durable storage: record files, the Raft journal and the embedded WAL + snapshot backend.
+
+Crashes are simulated by copying the files of a live (not closed) object to another directory
+and opening the copy: what is in the OS (flushed) survives, the process's buffers do not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from logact.client.errors import Unavailable
+from logact.server import commands
+from logact.server.embedded import SNAPSHOT, WAL, EmbeddedBackend
+from logact.server.journal import FsyncJournal
+from logact.server.state import LogState
+from logact.server.storage import (
+    RECORD_HEADER,
+    RecordFile,
+    atomic_write,
+    frame_record,
+    scan_records,
+)
+
+payloads = st.lists(st.binary(max_size=40), max_size=8)
+
+
+# ---------------------------------------------------------------- records
+
+
+def test_frame_record_layout() -> None:
+    record = frame_record(b"abc")
+    length, crc = RECORD_HEADER.unpack_from(record)
+    assert (length, crc) == (3, zlib.crc32(b"abc"))
+    assert record[RECORD_HEADER.size :] == b"abc"
+    assert list(scan_records(record)) == [(len(record), b"abc")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=payloads, data=st.data())
+def test_scan_records_of_a_truncated_stream_is_the_complete_prefix(
+    items: list[bytes], data: st.DataObject
+) -> None:
+    stream = b"".join(frame_record(p) for p in items)
+    cut = data.draw(st.integers(min_value=0, max_value=len(stream)))
+    ends, offset = [], 0
+    for p in items:
+        offset += RECORD_HEADER.size + len(p)
+        ends.append(offset)
+    expected = [p for p, end in zip(items, ends, strict=True) if end <= cut]
+    assert [p for _, p in scan_records(stream[:cut])] == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=6), data=st.data())
+def test_scan_records_stops_at_a_corrupt_record(items: list[bytes], data: st.DataObject) -> None:
+    stream = bytearray(b"".join(frame_record(p) for p in items))
+    victim = data.draw(st.integers(min_value=0, max_value=len(items) - 1))
+    start = sum(RECORD_HEADER.size + len(p) for p in items[:victim])
+    # Flip a payload byte (the CRC catches it) of record ``victim``.
+    index = start + RECORD_HEADER.size + data.draw(st.integers(0, len(items[victim]) - 1))
+    stream[index] ^= data.draw(st.integers(min_value=1, max_value=255))
+    assert [p for _, p in scan_records(bytes(stream))] == items[:victim]
+
+
+def test_record_file_roundtrip_and_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "r.log"
+    rf = RecordFile(path)
+    assert rf.read_all() == [] and rf.size == 0
+    assert rf.append(b"one") == 0
+    second = rf.append(b"two")
+    assert second == RECORD_HEADER.size + 3
+    assert rf.dirty
+    rf.sync()
+    assert not rf.dirty
+    rf.close()
+    again = RecordFile(path)
+    assert again.read_all() == [b"one", b"two"]
+    again.append(b"three")
+    again.close()
+    assert RecordFile(path).read_all() == [b"one", b"two", b"three"]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"\x05",  # part of a header
+        RECORD_HEADER.pack(10, 0),  # a header with no payload
+        RECORD_HEADER.pack(3, zlib.crc32(b"abc")) + b"ab",  # a short payload
+        RECORD_HEADER.pack(3, zlib.crc32(b"abc") ^ 1) + b"abc",  # a bad checksum
+        RECORD_HEADER.pack(2**32 - 1, 0) + b"xyz",  # a huge length
+    ],
+)
+def test_torn_tail_is_truncated_on_open_and_appends_continue(tmp_path: Path, tail: bytes) -> None:
+    path = tmp_path / "r.log"
+    rf = RecordFile(path)
+    rf.append(b"kept")
+    rf.close()
+    good_size = path.stat().st_size
+    with open(path, "ab") as handle:
+        handle.write(tail)
+    rf = RecordFile(path)
+    assert rf.read_all() == [b"kept"]
+    assert path.stat().st_size == good_size
+    rf.append(b"after")
+    rf.close()
+    # The new record is readable: it was not written behind the torn bytes.
+    assert RecordFile(path).read_all() == [b"kept", b"after"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=payloads, garbage=st.binary(max_size=30), more=payloads)
+def test_record_file_recovers_any_prefix_plus_garbage(
+    items: list[bytes], garbage: bytes, more: list[bytes]
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.log"
+        rf = RecordFile(path, sync=False)
+        for p in items:
+            rf.append(p)
+        rf.close()
+        with open(path, "ab") as handle:
+            handle.write(garbage)
+        rf = RecordFile(path, sync=False)
+        recovered = rf.read_all()
+        # Garbage may by chance form valid records, but the originals always come back first.
+        assert recovered[: len(items)] == items
+        for p in more:
+            rf.append(p)
+        rf.close()
+        assert RecordFile(path, sync=False).read_all() == recovered + more
+
+
+def test_record_file_truncate(tmp_path: Path) -> None:
+    rf = RecordFile(tmp_path / "r.log")
+    rf.append(b"a")
+    cut = rf.append(b"b")
+    rf.truncate(cut)
+    assert rf.size == cut
+    rf.append(b"c")
+    rf.close()
+    assert RecordFile(tmp_path / "r.log").read_all() == [b"a", b"c"]
+
+
+def test_record_file_sync_calls_fdatasync_only_when_enabled_and_dirty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
+    rf = RecordFile(tmp_path / "r.log")
+    rf.sync()
+    assert calls == []  # nothing to sync
+    rf.append(b"x")
+    rf.sync()
+    assert len(calls) == 1
+    rf.close()
+    lazy = RecordFile(tmp_path / "lazy.log", sync=False)
+    lazy.append(b"x")
+    lazy.sync()
+    lazy.close()
+    assert len(calls) == 1
+    assert RecordFile(tmp_path / "lazy.log").read_all() == [b"x"]
+
+
+def test_atomic_write_replaces_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    atomic_write(path, b"old")
+    atomic_write(path, b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    atomic_write(tmp_path / "g.bin", b"x", sync=False)
+    assert (tmp_path / "g.bin").read_bytes() == b"x"
+
+
+# ---------------------------------------------------------------- journal
+
+
+def journal_entries(journal: FsyncJournal) -> list[tuple[bytes, int, int]]:
+    return [(bytes(c), i, t) for c, i, t in (journal[k] for k in range(len(journal)))]
+
+
+def test_journal_add_reopen_and_index(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    for idx in range(1, 6):
+        j.add(f"cmd{idx}".encode(), idx, 1 + idx // 3)
+    assert len(j) == 5
+    assert j[0] == (b"cmd1", 1, 1)
+    assert j[-1] == (b"cmd5", 5, 2)
+    j.sync()
+    assert j.syncs == 1
+    j.sync()
+    assert j.syncs == 1  # nothing new: no fdatasync counted
+    j._destroy()
+    again = FsyncJournal(path)
+    assert journal_entries(again) == [(f"cmd{i}".encode(), i, 1 + i // 3) for i in range(1, 6)]
+    again._destroy()
+
+
+def test_journal_delete_entries_from_then_add(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    for idx in range(1, 6):
+        j.add(b"x" * idx, idx, 1)
+    j.sync()
+    j.deleteEntriesFrom(2)
+    j.deleteEntriesFrom(10)  # beyond the end: no-op
+    assert [e[1] for e in journal_entries(j)] == [1, 2]
+    j.add(b"new3", 3, 2)
+    j.flush()
+    j._destroy()
+    again = FsyncJournal(path)
+    assert journal_entries(again) == [(b"x", 1, 1), (b"xx", 2, 1), (b"new3", 3, 2)]
+    again._destroy()
+
+
+def test_journal_delete_entries_to_is_compaction(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    for idx in range(1, 8):
+        j.add(bytes([idx]), idx, 3)
+    j.deleteEntriesTo(4)  # unsynced entries are kept too
+    assert [e[1] for e in journal_entries(j)] == [5, 6, 7]
+    # Appends and truncation keep working on the rewritten file.
+    j.add(b"\x08", 8, 3)
+    j.deleteEntriesFrom(1)
+    j.add(b"\x09", 6, 4)
+    j.sync()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raft.journal"]
+    # A crash right now (no close) keeps everything that was synced.
+    crash = tmp_path / "crash"
+    crash.mkdir()
+    shutil.copy(path, crash / "raft.journal")
+    for where in (crash / "raft.journal", path):
+        if where == path:
+            j._destroy()
+        again = FsyncJournal(where)
+        assert journal_entries(again) == [(b"\x05", 5, 3), (b"\x09", 6, 4)]
+        again._destroy()
+
+
+def test_journal_clear(tmp_path: Path) -> None:
+    j = FsyncJournal(tmp_path / "raft.journal")
+    j.add(b"a", 1, 1)
+    j.clear()
+    assert len(j) == 0
+    j.add(b"b", 1, 2)
+    j._destroy()
+    assert journal_entries(FsyncJournal(tmp_path / "raft.journal")) == [(b"b", 1, 2)]
+
+
+def test_journal_meta_term_and_vote_are_durable_immediately(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    assert (j.getCurrentTerm(), j.getVotedForNodeId(), j.getRaftCommitIndex()) == (0, None, 1)
+    j.setCurrentTerm(7, "127.0.0.1:7202")
+    # No close, no timer: a crash now must still find term and vote.
+    other = FsyncJournal(path)
+    assert other.getCurrentTerm() == 7
+    assert other.getVotedForNodeId() == "127.0.0.1:7202"
+    other._destroy()
+    j.setRaftCommitIndex(42)
+    assert j.getRaftCommitIndex() == 42
+    j.onOneSecondTimer()  # the commit index is persisted lazily, by the timer
+    j._destroy()
+    again = FsyncJournal(path)
+    assert (again.getCurrentTerm(), again.getRaftCommitIndex()) == (7, 42)
+    again._destroy()
+
+
+class JournalMachine(RuleBasedStateMachine):
+    """FsyncJournal against a list, with reopen and simulated crashes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = Path(tempfile.mkdtemp(prefix="journal-"))
+        self.path = self.tmp / "raft.journal"
+        self.journal = FsyncJournal(self.path, sync=False)
+        self.model: list[tuple[bytes, int, int]] = []
+        self.synced = 0  # model[:synced] is on stable storage
+        self.next_idx = 1
+        self.crashes = 0
+
+    def teardown(self) -> None:
+        self.journal._destroy()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule(command=st.binary(max_size=3000), term=st.integers(min_value=0, max_value=2**40))
+    def add(self, command: bytes, term: int) -> None:
+        self.journal.add(command, self.next_idx, term)
+        self.model.append((command, self.next_idx, term))
+        self.next_idx += 1
+
+    @rule()
+    def sync(self) -> None:
+        self.journal.sync()
+        self.synced = len(self.model)
+
+    @rule(data=st.data())
+    def delete_from(self, data: st.DataObject) -> None:
+        at = data.draw(st.integers(min_value=0, max_value=len(self.model) + 1))
+        truncates = at < len(self.model)
+        self.journal.deleteEntriesFrom(at)
+        del self.model[at:]
+        if truncates:
+            # The file is cut exactly after the last kept record (record + idx/term headers).
+            kept = sum(RECORD_HEADER.size + 16 + len(c) for c, _, _ in self.model)
+            assert self.path.stat().st_size == kept
+        self.synced = min(self.synced, len(self.model))
+        self.next_idx = (self.model[-1][1] + 1) if self.model else 1
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data())
+    def delete_to(self, data: st.DataObject) -> None:
+        at = data.draw(st.integers(min_value=0, max_value=len(self.model)))
+        self.journal.deleteEntriesTo(at)
+        del self.model[:at]
+        self.synced = len(self.model)  # compaction rewrites and syncs everything kept
+
+    @rule()
+    def reopen(self) -> None:
+        self.journal._destroy()
+        self.journal = FsyncJournal(self.path, sync=False)
+        self.synced = len(self.model)
+
+    @rule()
+    def crash(self) -> None:
+        """Open a copy of the files as they are in the OS right now (kill -9)."""
+        self.crashes += 1
+        copy = self.tmp / f"crash{self.crashes}"
+        copy.mkdir()
+        shutil.copy(self.path, copy / "raft.journal")
+        recovered = FsyncJournal(copy / "raft.journal", sync=False)
+        entries = journal_entries(recovered)
+        recovered._destroy()
+        assert entries == self.model[: len(entries)]
+        assert len(entries) >= self.synced
+
+    @invariant()
+    def same_entries(self) -> None:
+        assert len(self.journal) == len(self.model)
+        assert journal_entries(self.journal) == self.model
+
+
+TestJournalMachine = JournalMachine.TestCase
+TestJournalMachine.settings = settings(
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+# ---------------------------------------------------------------- embedded backend
+
+
+def build(bus: str, *bodies: Any, key: tuple[str, int] | None = None) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "bus": bus,
+        "entries": [{"type": "t", "body": body} for body in bodies],
+    }
+    if key is not None:
+        request["key"] = list(key)
+    return commands.append_command(request, "tester", 1_000, commands.Limits(), lambda _: True)
+
+
+def image(state: LogState) -> bytes:
+    return cbor2.dumps(state.to_snapshot())
+
+
+def batches() -> list[list[dict[str, Any]]]:
+    return [
+        [build("a", 1, 2), build("b", "x", key=("c", 0))],
+        [{"op": "claim", "bus": "a", "name": "d", "ts": 1_001}],
+        [build("a", {"k": [1, 2]}, key=("c", 1)), build("a", 3, key=("c", 0))],
+        [{"op": "trim", "bus": "a", "before": 1, "ts": 1_002}, build("a", None)],
+        [{"op": "barrier"}],
+    ]
+
+
+async def fill(backend: EmbeddedBackend) -> list[list[dict[str, Any]]]:
+    replies = []
+    for batch in batches():
+        replies.append(await backend.replicate(batch))
+    return replies
+
+
+def copy_dir(src: Path, dst: Path) -> Path:
+    """What a kill -9 would leave: the files as the OS has them now."""
+    shutil.copytree(src, dst)
+    return dst
+
+
+async def test_embedded_restart_recovers_the_same_state(tmp_path: Path) -> None:
+    backend = EmbeddedBackend(tmp_path / "d")
+    replies = await fill(backend)
+    assert replies[2][1]["duplicate"] is True  # the retried key was deduplicated
+    expected = image(backend.state)
+    # Crash (no close): the acknowledged batches are in the WAL.
+    crashed = EmbeddedBackend(copy_dir(tmp_path / "d", tmp_path / "crash"))
+    assert image(crashed.state) == expected
+    assert crashed.replayed == len(batches())
+    crashed.close()
+    backend.close()
+    again = EmbeddedBackend(tmp_path / "d")
+    assert image(again.state) == expected
+    # Continue after the restart: numbering and positions carry on.
+    reply = await again.replicate([build("a", "more")])
+    assert reply[0]["first"] == again.state.tail("a")["tail"] - 1
+    after = image(again.state)
+    again.close()
+    final = EmbeddedBackend(tmp_path / "d")
+    assert image(final.state) == after
+    final.close()
+
+
+async def test_embedded_snapshots_bound_the_wal(tmp_path: Path) -> None:
+    backend = EmbeddedBackend(tmp_path, snapshot_bytes=1)
+    await fill(backend)
+    assert (tmp_path / SNAPSHOT).exists()
+    assert (tmp_path / WAL).stat().st_size == 0
+    expected = image(backend.state)
+    backend.close()
+    again = EmbeddedBackend(tmp_path, snapshot_bytes=1)
+    assert image(again.state) == expected
+    assert again.replayed == 0
+    await again.replicate([build("a", "after snapshot")])
+    expected = image(again.state)
+    again.close()
+    assert image(EmbeddedBackend(tmp_path).state) == expected
+
+
+async def test_embedded_ignores_a_torn_wal_tail(tmp_path: Path) -> None:
+    backend = EmbeddedBackend(tmp_path)
+    await fill(backend)
+    expected = image(backend.state)
+    backend.close()
+    full = frame_record(cbor2.dumps([99, [build("a", "never acknowledged")]]))
+    with open(tmp_path / WAL, "ab") as handle:
+        handle.write(full[: len(full) - 3])  # the crash hit mid-write
+    again = EmbeddedBackend(tmp_path)
+    assert image(again.state) == expected
+    # New batches land after the good prefix and survive the next restart.
+    await again.replicate([build("b", "new")])
+    expected = image(again.state)
+    again.close()
+    final = EmbeddedBackend(tmp_path)
+    assert image(final.state) == expected
+    assert final.state.read("b", 0, 10, None, 10**6)["entries"][-1][4] == "new"
+    final.close()
+
+
+async def test_embedded_crash_between_snapshot_and_wal_reset_does_not_double_apply(
+    tmp_path: Path,
+) -> None:
+    backend = EmbeddedBackend(tmp_path / "d")
+    await fill(backend)
+    expected = image(backend.state)
+    stale_wal = (tmp_path / "d" / WAL).read_bytes()
+    assert stale_wal
+    backend.snapshot()
+    backend.close()
+    # The snapshot is in place but the WAL was never reset: every batch is in both.
+    (tmp_path / "d" / WAL).write_bytes(stale_wal)
+    again = EmbeddedBackend(tmp_path / "d")
+    assert again.replayed == 0
+    assert image(again.state) == expected
+    # Batches written after such a recovery are numbered after the snapshot and replayed.
+    await again.replicate([build("a", "later")])
+    expected = image(again.state)
+    again.close()
+    final = EmbeddedBackend(tmp_path / "d")
+    assert final.replayed == 1
+    assert image(final.state) == expected
+    final.close()
+
+
+async def test_embedded_failed_wal_sync_is_unavailable_and_applies_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = EmbeddedBackend(tmp_path)
+    await backend.replicate([build("a", 1)])
+    before = image(backend.state)
+
+    def broken(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(Unavailable, match="write-ahead log"):
+        await backend.replicate([build("a", 2)])
+    assert image(backend.state) == before
+    monkeypatch.undo()
+    reply = await backend.replicate([build("a", 3)])
+    assert reply[0]["first"] == 1
+    expected = image(backend.state)
+    backend.close()
+    again = EmbeddedBackend(tmp_path)
+    assert image(again.state) == expected
+    assert [e[4] for e in again.state.read("a", 0, 10, None, 10**6)["entries"]] == [1, 3]
+    again.close()
+
+
+async def test_embedded_os_durability_never_fdatasyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def forbidden(fd: int) -> None:
+        raise AssertionError("fdatasync with durability='os'")
+
+    monkeypatch.setattr(os, "fdatasync", forbidden)
+    backend = EmbeddedBackend(tmp_path, durability="os")
+    await fill(backend)
+    assert backend.describe()["mode"] == "embedded"
+    expected = image(backend.state)
+    backend.close()
+    assert image(EmbeddedBackend(tmp_path, durability="os").state) == expected
+
+
+async def test_embedded_listener_is_called_after_each_applied_batch(tmp_path: Path) -> None:
+    backend = EmbeddedBackend(tmp_path)
+    seen: list[int] = []
+    backend.set_listener(lambda: seen.append(backend.state.applied))
+    await backend.replicate([build("a", 1), build("a", 2)])
+    await backend.replicate([build("a", 3)])
+    assert seen == [2, 3]
+    backend.close()
