@@ -1,0 +1,204 @@
+"""``logact bench``: latency and throughput of a fresh 3-node cluster against same-run baselines."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+from rich.console import Console
+
+from logact.benchmarks.report import finish, print_report, write_json
+from logact.benchmarks.runner import Settings, run_bench
+
+console = Console()
+if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
+    console = Console(width=140)
+
+
+async def _run_until_signal(settings: Settings) -> dict[str, Any] | None:
+    """Run the bench; SIGTERM/SIGHUP cancel it like Ctrl-C, so every cleanup path still runs.
+
+    Nodes run in their own sessions: without this, ``timeout logact bench`` would leave them
+    behind.
+    """
+    result: dict[str, Any] | None = None
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    console.print(f"[red]signal {signum}: stopping[/red]")
+                    nursery.cancel_scope.cancel()
+                    return
+
+        async def measure() -> None:
+            nonlocal result
+            result = await run_bench(settings, console.print)
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        nursery.start_soon(measure)
+    return result
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C, possibly wrapped in trio's exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(KeyboardInterrupt) is not None
+    return isinstance(exc, KeyboardInterrupt)
+
+
+def _procs(value: str) -> tuple[int, ...]:
+    try:
+        procs = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise click.BadParameter("a comma-separated list of process counts, e.g. 1,4") from None
+    if not procs or any(p < 1 for p in procs):
+        raise click.BadParameter("process counts must be >= 1")
+    return procs
+
+
+@click.command()
+@click.option(
+    "--entries-100b",
+    default=2000,
+    show_default=True,
+    type=click.IntRange(10, 10**6),
+    help="Sequential appends of 100 B timed (after a warm-up).",
+)
+@click.option(
+    "--entries-10kb",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(10, 10**6),
+    help="Sequential appends of 10 KB timed (after a warm-up).",
+)
+@click.option(
+    "--duration",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.5, 300),
+    help="Seconds of each concurrent-load window (after --warmup).",
+)
+@click.option(
+    "--warmup",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0, 60),
+    help="Seconds of load before each window starts counting.",
+)
+@click.option(
+    "--concurrency",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 4096),
+    help="Concurrent appenders (one outstanding append each).",
+)
+@click.option(
+    "--procs",
+    "procs_text",
+    default="1,4",
+    show_default=True,
+    help="Load shapes: comma-separated worker process counts sharing --concurrency.",
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "os"]),
+    default="fsync",
+    show_default=True,
+    help="LogAct durability mode (etcd always fsyncs).",
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["etcd", "none"]),
+    default="etcd",
+    show_default=True,
+    help="External baseline; the embedded log is always measured.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["logact", "embedded_tcp", "embedded", "etcd"]),
+    multiple=True,
+    help="Measure only these systems (repeatable).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Results file (default bench-results/bench-<timestamp>.json).",
+)
+@click.option(
+    "--run-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where nodes keep data and logs (default: a fresh temp directory).",
+)
+@click.option(
+    "--repeat",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Rounds over all systems; figures are per-metric medians over rounds.",
+)
+@click.option("--keep-run-dir", is_flag=True, help="Keep data and logs after the run.")
+def bench(
+    entries_100b: int,
+    entries_10kb: int,
+    duration: float,
+    warmup: float,
+    concurrency: int,
+    procs_text: str,
+    durability: str,
+    baseline: str,
+    only: tuple[str, ...],
+    json_path: str | None,
+    run_dir: str | None,
+    keep_run_dir: bool,
+    repeat: int,
+) -> None:
+    """Append latency (p50/p99) and throughput of a fresh local 3-node cluster.
+
+    Starts its own cluster on free loopback ports, measures sequential appends and
+    --concurrency concurrent appenders at 100 B and 10 KB, and compares with baselines measured
+    in the same run: the embedded log (in-process and as one node over TCP) and, when installed,
+    a 3-member etcd cluster. Every process it starts is killed at the end.
+    """
+    settings = Settings(
+        entries_100b=entries_100b,
+        entries_10kb=entries_10kb,
+        duration=duration,
+        warmup=warmup,
+        concurrency=concurrency,
+        durability=durability,
+        baseline=baseline,
+        procs=_procs(procs_text),
+        run_dir=Path(run_dir) if run_dir else None,
+        keep_run_dir=keep_run_dir,
+        repeat=repeat,
+    )
+    if only:
+        settings.systems = only
+    path = Path(json_path or f"bench-results/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    console.print(
+        f"logact bench: durability [bold]{durability}[/bold], "
+        f"{concurrency} concurrent appenders, shapes {settings.procs}"
+    )
+    try:
+        raw = trio.run(_run_until_signal, settings)
+    except BaseException as exc:
+        if not _is_interrupt(exc):
+            raise
+        raw = None
+    if raw is None:
+        console.print("[red]interrupted: every process the bench started was killed[/red]")
+        sys.exit(130)
+    doc = finish(raw)
+    write_json(doc, path)
+    print_report(doc, console)
+    console.print(f"results written to {path}")
