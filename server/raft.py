@@ -29,7 +29,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
 from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
 from logact.server import peer_transport
-from logact.server.config import ClusterConfig, NodeConfig
+from logact.server.config import ClusterConfig, NodeConfig, RaftTuning
 from logact.server.journal import FsyncJournal
 from logact.server.state import LogState
 from logact.server.storage import fsync_dir
@@ -47,6 +47,21 @@ _FAILURES: dict[int, tuple[type[LogError], str]] = {
     FAIL_REASON.REQUEST_DENIED: (Unavailable, "the leader denied the command"),
     FAIL_REASON.UNKNOWN_OUTCOME: (Timeout, "the outcome of the command is unknown"),
 }
+
+
+def syncobj_timing(tuning: RaftTuning) -> dict[str, Any]:
+    """PySyncObj's timing and compaction options from the [raft] configuration table."""
+    return {
+        "appendEntriesPeriod": tuning.append_entries_period,
+        "autoTickPeriod": tuning.auto_tick_period,
+        "raftMinTimeout": tuning.raft_min_timeout,
+        "raftMaxTimeout": tuning.raft_max_timeout,
+        "leaderFallbackTimeout": tuning.leader_fallback_timeout,
+        "connectionTimeout": tuning.connection_timeout,
+        "logCompactionMinEntries": tuning.log_compaction_min_entries,
+        "logCompactionMinTime": tuning.log_compaction_min_time,
+        "commandsQueueSize": tuning.commands_queue_size,
+    }
 
 
 class LogSyncObj(SyncObj):
@@ -197,16 +212,8 @@ class RaftBackend:
             # command), so PySyncObj never takes its chunked 'transmission' path for an entry,
             # whose end-of-stream test compares against the wrong length.
             appendEntriesBatchSizeBytes=MAX_RAFT_MESSAGE,
-            appendEntriesPeriod=tuning.append_entries_period,
-            autoTickPeriod=tuning.auto_tick_period,
-            raftMinTimeout=tuning.raft_min_timeout,
-            raftMaxTimeout=tuning.raft_max_timeout,
-            leaderFallbackTimeout=tuning.leader_fallback_timeout,
-            connectionTimeout=tuning.connection_timeout,
             connectionRetryTime=0.5,
-            logCompactionMinEntries=tuning.log_compaction_min_entries,
-            logCompactionMinTime=tuning.log_compaction_min_time,
-            commandsQueueSize=tuning.commands_queue_size,
+            **syncobj_timing(tuning),
             sendBufferSize=PEER_SOCKET_BUFFER,
             recvBufferSize=PEER_SOCKET_BUFFER,
             bindAddress=node.raft_address,

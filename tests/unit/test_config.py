@@ -21,6 +21,7 @@ from logact.server.config import (
     load_config,
     parse_config,
 )
+from logact.server.raft import syncobj_timing
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -423,18 +424,8 @@ def test_load_config_directory(tmp_path: Path) -> None:
 
 
 def pysyncobj_conf(tuning: RaftTuning) -> SyncObjConf:
-    """The PySyncObj settings a node derives from [raft] (see server/raft.py)."""
-    return SyncObjConf(
-        appendEntriesPeriod=tuning.append_entries_period,
-        autoTickPeriod=tuning.auto_tick_period,
-        raftMinTimeout=tuning.raft_min_timeout,
-        raftMaxTimeout=tuning.raft_max_timeout,
-        leaderFallbackTimeout=tuning.leader_fallback_timeout,
-        connectionTimeout=tuning.connection_timeout,
-        logCompactionMinEntries=tuning.log_compaction_min_entries,
-        logCompactionMinTime=tuning.log_compaction_min_time,
-        commandsQueueSize=tuning.commands_queue_size,
-    )
+    """The PySyncObj settings a node derives from [raft]."""
+    return SyncObjConf(**syncobj_timing(tuning))
 
 
 def test_default_and_repo_raft_tuning_pass_pysyncobj_validation() -> None:
