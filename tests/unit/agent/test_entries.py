@@ -1,0 +1,313 @@
+"""The entry vocabulary: round trips through CBOR, rejection of bad bodies, role mapping."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logact.agent.entries import (
+    ENTRY_TYPES,
+    MAX_OUTPUT_CHARS,
+    ROLE_TYPES,
+    Abort,
+    AgentInput,
+    AgentOutput,
+    CodeBlock,
+    Commit,
+    DeciderPolicy,
+    EntryError,
+    ExecStart,
+    InfIn,
+    InfOut,
+    Intent,
+    Mail,
+    Result,
+    ToolCall,
+    Usage,
+    Vote,
+    VoterPolicy,
+    cap_output,
+    parse,
+)
+from logact.server.commands import BUS_ID
+from logact.server.config import load_config
+
+CLUSTER_TOML = Path(__file__).resolve().parents[3] / "config" / "cluster.toml"
+
+# --- strategies for valid entries ---------------------------------------------------------------
+
+text = st.text(max_size=30)
+name = st.text(min_size=1, max_size=16)
+position = st.integers(min_value=0, max_value=2**63 - 1)
+count = st.integers(min_value=0, max_value=10**9)
+plain = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
+doc = st.dictionaries(st.text(max_size=8), plain, max_size=4)
+message = st.builds(lambda d, role: {**d, "role": role}, doc, name)
+
+
+@st.composite
+def results(draw: st.DrawFn) -> Result:
+    ok = draw(st.booleans())
+    return Result(
+        intent_id=draw(position),
+        ok=ok,
+        output=draw(st.text(max_size=50)),
+        error=None if ok else draw(name),
+        duration_ms=draw(st.none() | count),
+        in_doubt=False if ok else draw(st.booleans()),
+    )
+
+
+@st.composite
+def votes(draw: st.DrawFn) -> Vote:
+    approve = draw(st.none() | st.booleans())
+    probability = draw(st.floats(0, 1) if approve is None else st.none() | st.floats(0, 1))
+    return Vote(draw(position), draw(name), draw(name), draw(name), approve, probability)
+
+
+STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
+    "agent_input": st.builds(AgentInput, name),
+    "agent_output": st.builds(AgentOutput, text, st.none() | position),
+    "inf_in": st.builds(InfIn, name, st.lists(message, min_size=1, max_size=3).map(tuple)),
+    "inf_out": st.builds(InfOut, name, message, st.none() | st.builds(Usage, count, count)),
+    "intent": st.builds(
+        Intent,
+        st.builds(ToolCall, name, doc, st.none() | name) | st.builds(CodeBlock, name, name),
+        st.none() | text,
+    ),
+    "vote": votes(),
+    "commit": st.builds(Commit, position, name, st.none() | count),
+    "abort": st.builds(Abort, position, name, st.none() | count),
+    "exec_start": st.builds(ExecStart, position),
+    "result": results(),
+    "mail": st.builds(Mail, name, st.from_regex(BUS_ID, fullmatch=True), name, st.none() | text),
+    "decider_policy": st.builds(DeciderPolicy, st.integers(min_value=1), doc),
+    "voter_policy": st.builds(VoterPolicy, st.integers(min_value=1), doc),
+}
+
+
+def test_every_entry_type_has_a_strategy() -> None:
+    assert set(STRATEGIES) == set(ENTRY_TYPES)
+    assert len(ENTRY_TYPES) == 13
+
+
+@pytest.mark.parametrize("etype", sorted(STRATEGIES))
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_round_trip_through_cbor(etype: str, data: st.DataObject) -> None:
+    entry = data.draw(STRATEGIES[etype])
+    entry_type, body = entry.to_entry()
+    assert entry_type == etype
+    decoded = parse(etype, cbor2.loads(cbor2.dumps(body)))
+    assert type(decoded) is type(entry)
+    assert decoded == entry
+
+
+# --- invalid bodies -----------------------------------------------------------------------------
+
+VOTE = {"intent_id": 7, "voter_id": "rules", "kind": "rule", "approve": True, "reason": "allowed"}
+TOOL = {"kind": "tool", "tool": "shell", "arguments": {"cmd": "ls"}}
+RESULT = {"intent_id": 7, "ok": True, "output": "done", "duration_ms": 3, "in_doubt": False}
+MAIL = {"from": "alice", "to": "agent.a", "text": "hi"}
+INF_OUT = {"model": "m", "message": {"role": "assistant", "content": "x"}}
+
+
+def without(body: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != key}
+
+
+INVALID: list[tuple[str, Any, str | None]] = [
+    ("vote", [VOTE], None),
+    ("vote", {**VOTE, "probability": 1.5}, "probability"),
+    ("vote", {**VOTE, "probability": -0.1}, "probability"),
+    ("vote", {**VOTE, "probability": math.nan}, "probability"),
+    ("vote", {**VOTE, "probability": True}, "probability"),
+    ("vote", {**VOTE, "approve": "yes"}, "approve"),
+    ("vote", without(VOTE, "approve"), "approve"),
+    ("vote", {**VOTE, "approve": None}, "approve"),
+    ("vote", without(VOTE, "reason"), "reason"),
+    ("vote", {**VOTE, "reason": ""}, "reason"),
+    ("vote", {**VOTE, "voter_id": ""}, "voter_id"),
+    ("vote", {**VOTE, "voter": "rules"}, "voter"),
+    ("vote", without(VOTE, "kind"), "kind"),
+    ("vote", {**VOTE, "intent_id": -1}, "intent_id"),
+    ("vote", {**VOTE, "intent_id": True}, "intent_id"),
+    ("vote", {**VOTE, "intent_id": 7.0}, "intent_id"),
+    ("vote", {**VOTE, "weight": 2}, "weight"),
+    ("commit", {"intent_id": 1}, "reason"),
+    ("commit", {"intent_id": 1, "reason": "ok", "policy_version": -1}, "policy_version"),
+    ("abort", {"intent_id": "1", "reason": "veto"}, "intent_id"),
+    ("abort", {"intent_id": 1, "reason": "veto", "voter": "x"}, "voter"),
+    ("intent", {}, "action"),
+    ("intent", {"action": ["shell"]}, "action"),
+    ("intent", {"action": {**TOOL, "kind": "sql"}}, "action.kind"),
+    ("intent", {"action": without(TOOL, "kind")}, "action.kind"),
+    ("intent", {"action": {**TOOL, "tool": ""}}, "action.tool"),
+    ("intent", {"action": without(TOOL, "arguments")}, "action.arguments"),
+    ("intent", {"action": {**TOOL, "arguments": ["ls"]}}, "action.arguments"),
+    ("intent", {"action": {**TOOL, "arguments": {"x": b"raw"}}}, "action.arguments"),
+    ("intent", {"action": {**TOOL, "arguments": {"x": [math.inf]}}}, "action.arguments"),
+    ("intent", {"action": {**TOOL, "arguments": {1: "x"}}}, "action.arguments"),
+    ("intent", {"action": {**TOOL, "call_id": 5}}, "action.call_id"),
+    ("intent", {"action": {"kind": "code", "code": "print(1)"}}, "action.language"),
+    (
+        "intent",
+        {"action": {"kind": "code", "language": "py", "code": "1", "tool": "t"}},
+        "action.tool",
+    ),
+    ("intent", {"action": TOOL, "reasoning": 5}, "reasoning"),
+    ("exec_start", {}, "intent_id"),
+    ("result", {**RESULT, "error": "boom"}, "error"),
+    ("result", {**RESULT, "ok": False}, "error"),
+    ("result", {**RESULT, "ok": "true"}, "ok"),
+    ("result", {**RESULT, "in_doubt": True}, "in_doubt"),
+    ("result", {**RESULT, "output": "x" * (MAX_OUTPUT_CHARS + 1)}, "output"),
+    ("result", {**RESULT, "duration_ms": -5}, "duration_ms"),
+    ("result", {**RESULT, "duration_ms": 1.5}, "duration_ms"),
+    ("inf_in", {"model": "m", "messages": []}, "messages"),
+    ("inf_in", {"model": "m", "messages": "hello"}, "messages"),
+    ("inf_in", {"model": "m", "messages": [{"content": "hi"}]}, "messages[0]"),
+    ("inf_in", {"messages": [{"role": "user"}]}, "model"),
+    ("inf_out", without(INF_OUT, "message"), "message"),
+    ("inf_out", {**INF_OUT, "message": {"content": "x"}}, "message"),
+    ("inf_out", {**INF_OUT, "usage": [1, 2]}, "usage"),
+    (
+        "inf_out",
+        {**INF_OUT, "usage": {"prompt_tokens": -1, "completion_tokens": 0}},
+        "usage.prompt_tokens",
+    ),
+    ("inf_out", {**INF_OUT, "usage": {"prompt_tokens": 1}}, "usage.completion_tokens"),
+    (
+        "inf_out",
+        {**INF_OUT, "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}},
+        "usage.total_tokens",
+    ),
+    ("mail", {**MAIL, "to": "no spaces allowed"}, "to"),
+    ("mail", {**MAIL, "to": ""}, "to"),
+    ("mail", without(MAIL, "from"), "from"),
+    ("mail", {**MAIL, "sender": "bob"}, "sender"),
+    ("mail", {**MAIL, "subject": 3}, "subject"),
+    ("mail", {**MAIL, "text": ""}, "text"),
+    ("decider_policy", {"version": 0, "policy": {}}, "version"),
+    ("decider_policy", {"version": 1, "policy": ["all"]}, "policy"),
+    ("voter_policy", {"version": "2", "policy": {}}, "version"),
+    ("voter_policy", {"version": 2}, "policy"),
+    ("agent_input", {"text": ""}, "text"),
+    ("agent_output", {"text": "done", "input_id": -1}, "input_id"),
+]
+
+
+@pytest.mark.parametrize(("etype", "body", "field"), INVALID)
+def test_invalid_body_is_rejected_naming_the_field(
+    etype: str, body: Any, field: str | None
+) -> None:
+    with pytest.raises(EntryError) as caught:
+        parse(etype, body)
+    error = caught.value
+    assert (error.entry_type, error.field) == (etype, field)
+    assert etype in str(error)
+    if field is not None:
+        assert repr(field) in str(error)
+
+
+def test_the_table_bases_are_valid() -> None:
+    """Each invalid case above differs from a valid body only in the field it names."""
+    parse("vote", VOTE)
+    parse("intent", {"action": TOOL})
+    parse("result", RESULT)
+    parse("mail", MAIL)
+    parse("inf_out", INF_OUT)
+
+
+def test_unknown_entry_type_is_rejected() -> None:
+    with pytest.raises(EntryError, match="unknown entry type"):
+        parse("launch_missiles", {})
+
+
+def test_constructors_validate_too() -> None:
+    with pytest.raises(EntryError, match="probability"):
+        Vote(1, "v", "llm", "fine", probability=2.0)
+    with pytest.raises(EntryError, match="action"):
+        Intent(action={"tool": "shell"})  # type: ignore[arg-type]
+    with pytest.raises(EntryError, match="error"):
+        Result(1, ok=False)
+
+
+def test_messages_given_as_a_list_are_frozen_into_a_tuple() -> None:
+    entry = InfIn("m", [{"role": "user", "content": "hi"}])  # type: ignore[arg-type]
+    assert entry.messages == ({"role": "user", "content": "hi"},)
+
+
+def test_a_vote_may_be_a_probability_alone() -> None:
+    vote = parse("vote", {**without(VOTE, "approve"), "probability": 0.25})
+    assert vote == Vote(7, "rules", "rule", "allowed", probability=0.25)
+    assert vote.approve is None
+
+
+def test_optional_fields_are_left_out_and_null_means_absent() -> None:
+    assert Commit(3, "on_by_default").to_body() == {"intent_id": 3, "reason": "on_by_default"}
+    assert parse("commit", {"intent_id": 3, "reason": "x", "policy_version": None}) == Commit(
+        3, "x"
+    )
+    assert Mail("bob", "agent.a", "hi").to_body() == {"from": "bob", "to": "agent.a", "text": "hi"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300), st.integers(min_value=0, max_value=200))
+def test_cap_output_bounds_length_and_keeps_short_text(value: str, limit: int) -> None:
+    capped = cap_output(value, limit)
+    assert len(capped) <= limit
+    if len(value) <= limit:
+        assert capped == value
+
+
+def test_cap_output_keeps_head_and_tail() -> None:
+    capped = cap_output("HEAD" + "x" * 200_000 + "TAIL")
+    assert len(capped) <= MAX_OUTPUT_CHARS
+    assert capped.startswith("HEAD") and capped.endswith("TAIL") and "cut" in capped
+    Result(1, ok=True, output=capped)  # a capped output is always acceptable
+
+
+# --- roles --------------------------------------------------------------------------------------
+
+
+def test_roles_partition_the_entry_types() -> None:
+    """Every type is owned by exactly one component role."""
+    owned = [etype for types in ROLE_TYPES.values() for etype in types]
+    assert sorted(owned) == sorted(ENTRY_TYPES)
+
+
+def test_role_types_match_the_cluster_configuration(tmp_path: Path) -> None:
+    """What the server would let a principal holding each role append is exactly ROLE_TYPES."""
+    # cluster.toml defines the agent roles but no principal holds them: add one per role.
+    extra = "".join(
+        f'\n[[auth.principals]]\nname = "{role}"\ntoken = "{role}-token-test"\nroles = ["{role}"]\n'
+        for role in ROLE_TYPES
+    )
+    path = tmp_path / "cluster.toml"
+    path.write_text(CLUSTER_TOML.read_text() + extra)
+    config = load_config(path)
+    for role, types in ROLE_TYPES.items():
+        principal = config.principal_for(f"{role}-token-test")
+        assert principal is not None
+        (configured,) = principal.roles
+        assert configured.append == types, role
+        allowed = {etype for etype in ENTRY_TYPES if principal.may_append(etype)}
+        assert allowed == types, role
+        assert not principal.admin
