@@ -9,8 +9,8 @@ Worker protocol (one JSON object per line): the worker connects and warms up, pr
 clock, so every worker starts together), runs, prints its result and exits. Every loop is
 bounded by a count and a deadline.
 
-Payloads are random bytes, new for every append: peers compress their messages, so repeated
-bodies would flatter the 10 KB figures.
+Payloads are random bytes, new for every append, so no layer (etcd, a future LogAct transport)
+can profit from compressing repeated bodies.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import trio
 
 Append = Callable[[bytes], Awaitable[object]]
@@ -82,15 +83,17 @@ class _Window:
         }
 
 
-# ---------------------------------------------------------------------------- trio loops
-async def trio_sequential(
+# ---------------------------------------------------------------------------- loops
+# Written once with anyio: the LogAct worker runs them under trio, the etcd worker (aetcd is
+# asyncio-only) under asyncio.
+async def sequential(
     append: Append, payloads: Payloads, count: int, max_seconds: float
 ) -> dict[str, Any]:
     """One outstanding append at a time: ``count`` appends or ``max_seconds``, whichever first."""
     now = time.monotonic()
     window = _Window(now, now + max_seconds)
     window.cpu_start = _cpu_now()
-    with trio.move_on_after(max_seconds + GRACE_S):
+    with anyio.move_on_after(max_seconds + GRACE_S) as scope:
         for _ in range(count):
             if time.monotonic() >= window.end:
                 break
@@ -100,15 +103,17 @@ async def trio_sequential(
                 await append(payload)
             except Exception as exc:  # any failure is counted, never fatal to the run
                 window.errors[type(exc).__name__] += 1
-                await trio.sleep(0.01)
+                await anyio.sleep(0.01)
                 continue
             window.record(began, time.monotonic())
+    if scope.cancelled_caught:
+        window.errors["deadline"] += 1
     window.cpu_end = _cpu_now()
     window.end = min(window.end, time.monotonic())
     return window.result()
 
 
-async def trio_concurrent(
+async def concurrent(
     append: Append,
     payloads: Payloads,
     concurrency: int,
@@ -125,86 +130,23 @@ async def trio_concurrent(
                 await append(payloads.next())
             except Exception as exc:
                 window.errors[type(exc).__name__] += 1
-                await trio.sleep(0.01)
+                await anyio.sleep(0.01)
                 continue
             window.record(began, time.monotonic())
 
     async def cpu_probe() -> None:
-        await trio.sleep(max(0.0, window.start - time.monotonic()))
+        await anyio.sleep(max(0.0, window.start - time.monotonic()))
         window.cpu_start = _cpu_now()
-        await trio.sleep(max(0.0, window.end - time.monotonic()))
+        await anyio.sleep(max(0.0, window.end - time.monotonic()))
         window.cpu_end = _cpu_now()
 
-    await trio.sleep(max(0.0, start_at - time.monotonic()))
-    with trio.move_on_after(warmup_s + duration_s + GRACE_S):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(cpu_probe)
+    await anyio.sleep(max(0.0, start_at - time.monotonic()))
+    with anyio.move_on_after(warmup_s + duration_s + GRACE_S) as scope:
+        async with anyio.create_task_group() as group:
+            group.start_soon(cpu_probe)
             for _ in range(concurrency):
-                nursery.start_soon(appender)
-    return window.result()
-
-
-# ---------------------------------------------------------------------------- asyncio loops
-async def asyncio_sequential(
-    append: Append, payloads: Payloads, count: int, max_seconds: float
-) -> dict[str, Any]:
-    """The asyncio twin of ``trio_sequential`` (for the etcd client)."""
-    now = time.monotonic()
-    window = _Window(now, now + max_seconds)
-    window.cpu_start = _cpu_now()
-    try:
-        async with asyncio.timeout(max_seconds + GRACE_S):
-            for _ in range(count):
-                if time.monotonic() >= window.end:
-                    break
-                payload = payloads.next()
-                began = time.monotonic()
-                try:
-                    await append(payload)
-                except Exception as exc:
-                    window.errors[type(exc).__name__] += 1
-                    await asyncio.sleep(0.01)
-                    continue
-                window.record(began, time.monotonic())
-    except TimeoutError:
-        window.errors["deadline"] += 1
-    window.cpu_end = _cpu_now()
-    window.end = min(window.end, time.monotonic())
-    return window.result()
-
-
-async def asyncio_concurrent(
-    append: Append,
-    payloads: Payloads,
-    concurrency: int,
-    start_at: float,
-    warmup_s: float,
-    duration_s: float,
-) -> dict[str, Any]:
-    """The asyncio twin of ``trio_concurrent``."""
-    window = _Window(start_at + warmup_s, start_at + warmup_s + duration_s)
-
-    async def appender() -> None:
-        while (began := time.monotonic()) < window.end:
-            try:
-                await append(payloads.next())
-            except Exception as exc:
-                window.errors[type(exc).__name__] += 1
-                await asyncio.sleep(0.01)
-                continue
-            window.record(began, time.monotonic())
-
-    async def cpu_probe() -> None:
-        await asyncio.sleep(max(0.0, window.start - time.monotonic()))
-        window.cpu_start = _cpu_now()
-        await asyncio.sleep(max(0.0, window.end - time.monotonic()))
-        window.cpu_end = _cpu_now()
-
-    await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    try:
-        async with asyncio.timeout(warmup_s + duration_s + GRACE_S):
-            await asyncio.gather(cpu_probe(), *(appender() for _ in range(concurrency)))
-    except TimeoutError:
+                group.start_soon(appender)
+    if scope.cancelled_caught:
         window.errors["deadline"] += 1
     return window.result()
 
@@ -215,40 +157,43 @@ def _emit(message: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+async def _drive(spec: dict[str, Any], append: Append, payloads: Payloads) -> None:
+    """Warm up, report ready, wait for the common start time, run the phase, report."""
+    for _ in range(spec["warmup_ops"]):
+        await append(payloads.next())
+    _emit({"ready": True})
+    line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
+    start_at = json.loads(line)["start_at"]
+    if spec["mode"] == "seq":
+        await anyio.sleep(max(0.0, start_at - time.monotonic()))
+        result = await sequential(append, payloads, spec["count"], spec["max_seconds"])
+    else:
+        result = await concurrent(
+            append,
+            payloads,
+            spec["concurrency"],
+            start_at,
+            spec["warmup_s"],
+            spec["duration_s"],
+        )
+    _emit(result)
+
+
 async def _logact_worker(spec: dict[str, Any]) -> None:
     from logact.client.client import Client
 
-    payloads = Payloads(spec["size"], spec["seed"])
     bus = spec["bus"]
     async with Client(spec["addresses"], spec["token"], timeout=10.0) as log:
 
         async def append(payload: bytes) -> object:
             return await log.append(bus, "data", payload)
 
-        for _ in range(spec["warmup_ops"]):
-            await append(payloads.next())
-        _emit({"ready": True})
-        line = await trio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-        start_at = json.loads(line)["start_at"]
-        if spec["mode"] == "seq":
-            await trio.sleep(max(0.0, start_at - time.monotonic()))
-            result = await trio_sequential(append, payloads, spec["count"], spec["max_seconds"])
-        else:
-            result = await trio_concurrent(
-                append,
-                payloads,
-                spec["concurrency"],
-                start_at,
-                spec["warmup_s"],
-                spec["duration_s"],
-            )
-    _emit(result)
+        await _drive(spec, append, Payloads(spec["size"], spec["seed"]))
 
 
 async def _etcd_worker(spec: dict[str, Any]) -> None:
     import aetcd
 
-    payloads = Payloads(spec["size"], spec["seed"])
     host, _, port = spec["endpoint"].rpartition(":")
     prefix = f"{spec['bus']}/{spec['seed']}/"
     counter = iter(range(10**12))
@@ -257,24 +202,7 @@ async def _etcd_worker(spec: dict[str, Any]) -> None:
         async def append(payload: bytes) -> object:
             return await client.put(f"{prefix}{next(counter)}".encode(), payload)
 
-        for _ in range(spec["warmup_ops"]):
-            await append(payloads.next())
-        _emit({"ready": True})
-        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
-        start_at = json.loads(line)["start_at"]
-        if spec["mode"] == "seq":
-            await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-            result = await asyncio_sequential(append, payloads, spec["count"], spec["max_seconds"])
-        else:
-            result = await asyncio_concurrent(
-                append,
-                payloads,
-                spec["concurrency"],
-                start_at,
-                spec["warmup_s"],
-                spec["duration_s"],
-            )
-    _emit(result)
+        await _drive(spec, append, Payloads(spec["size"], spec["seed"]))
 
 
 def main(argv: list[str]) -> None:

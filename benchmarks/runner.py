@@ -33,7 +33,7 @@ from typing import Any
 import trio
 
 from logact.benchmarks import etcd as etcd_mod
-from logact.benchmarks.loadgen import Payloads, trio_concurrent, trio_sequential
+from logact.benchmarks.loadgen import Payloads, concurrent, sequential
 from logact.benchmarks.procstat import CpuSnapshot, cpu_delta, cpu_seconds, memory_kib
 from logact.benchmarks.stats import percentile, summarize_us
 from logact.cli.cluster import LocalCluster, free_ports, write_local_config
@@ -534,7 +534,7 @@ async def measure_in_process(settings: Settings, data_dir: Path, log: Log) -> di
             for _ in range(100):
                 await append(payloads.next())
             batches0 = committer.batches
-            result = await trio_sequential(
+            result = await sequential(
                 append, payloads, settings.seq_count(size_name), SEQ_MAX_SECONDS
             )
             summary = summarize_us(result["latencies_us"])
@@ -556,7 +556,7 @@ async def measure_in_process(settings: Settings, data_dir: Path, log: Log) -> di
                 return await local.append(bus, "data", payload)
 
             before = (committer.batches, committer.commands, cpu_seconds(os.getpid()) or 0.0)
-            result = await trio_concurrent(
+            result = await concurrent(
                 append,
                 payloads,
                 settings.concurrency,
