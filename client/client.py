@@ -112,7 +112,14 @@ class Connection:
         self.waiting[request_id] = (event, box)
         try:
             async with self._send_lock:
-                await self.stream.send_all(frame)
+                try:
+                    await self.stream.send_all(frame)
+                except BaseException:
+                    # A frame cut off midway (e.g. the caller's deadline) would desynchronise
+                    # the stream for every later request: this connection is finished.
+                    self.broken = self.broken or EOFError("send interrupted")
+                    await trio.aclose_forcefully(self.stream)
+                    raise
             await event.wait()
         finally:
             self.waiting.pop(request_id, None)
