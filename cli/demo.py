@@ -26,7 +26,7 @@ from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.client.protocol import Entry
 
-console = Console()
+console = Console() if Console().is_terminal else Console(width=120)
 
 
 def _ports_in_use(local: LocalCluster) -> list[str]:

@@ -19,7 +19,7 @@ from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ConfigError, load_config
 
-console = Console()
+console = Console() if Console().is_terminal else Console(width=120)
 
 
 def _fail(message: str) -> None:

@@ -35,7 +35,9 @@ class EmbeddedBackend:
         *,
         durability: str = "fsync",
         snapshot_bytes: int = DEFAULT_SNAPSHOT_BYTES,
+        node_id: str = "embedded",
     ) -> None:
+        self.node_id = node_id
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.durability = durability
@@ -94,9 +96,14 @@ class EmbeddedBackend:
         self._listener = listener
 
     def describe(self) -> dict[str, Any]:
+        # Shaped like the Raft backend's status so the same tools can show both.
         return {
             "mode": "embedded",
+            "id": self.node_id,
             "role": "leader",
+            "leader": self.node_id,
+            "commit_index": self._batch_no,
+            "last_applied": self._batch_no,
             "applied": self.state.applied,
             "wal_bytes": self._wal.size,
         }

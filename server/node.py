@@ -34,7 +34,7 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     if config.mode == "raft":
         backend = RaftBackend(config, node, data_dir)
     else:
-        backend = EmbeddedBackend(data_dir, durability=config.durability)
+        backend = EmbeddedBackend(data_dir, durability=config.durability, node_id=node.id)
     service = LogService(backend, config.limits, request_timeout=config.request_timeout)
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
