@@ -518,8 +518,10 @@ ENTRY_TYPES: dict[str, type[Entry]] = {
     )
 }
 
-#: Entry types each component role may append (the server enforces the same sets from
+#: Entry types each role may append (the server enforces the same sets from
 #: ``[auth.roles.<role>]``): a driver cannot write a commit, an executor cannot write a vote.
+#: ``user`` is a person giving tasks and mail; ``hook`` an outside harness (Claude Code, Codex)
+#: that proposes its own tool calls and records their results.
 ROLE_TYPES: dict[str, frozenset[str]] = {
     "driver": frozenset({"agent_input", "inf_in", "inf_out", "intent", "agent_output"}),
     "voter": frozenset({"vote"}),
@@ -527,6 +529,14 @@ ROLE_TYPES: dict[str, frozenset[str]] = {
     "executor": frozenset({"exec_start", "result"}),
     "mailer": frozenset({"mail"}),
     "policy": frozenset({"decider_policy", "voter_policy"}),
+    "user": frozenset({"agent_input", "mail"}),
+    "hook": frozenset({"intent", "result"}),
+}
+
+#: Fencing names each role may claim: one active driver and one active executor per bus.
+ROLE_CLAIMS: dict[str, frozenset[str]] = {
+    "driver": frozenset({"driver"}),
+    "executor": frozenset({"executor"}),
 }
 
 

@@ -7,6 +7,7 @@ with its pid in ``RUN_DIR/pids/ID.pid``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import trio
 
+from logact.agent.entries import ROLE_CLAIMS, ROLE_TYPES
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config
@@ -220,6 +222,30 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def agent_token(role: str) -> str:
+    """The token of the principal for agent role ``role`` in configs from write_local_config."""
+    return f"{role}-token-0000"
+
+
+def agent_auth_lines() -> list[str]:
+    """TOML for the agent roles of agent/entries.py and one principal per role."""
+    lines: list[str] = []
+    for role, types in ROLE_TYPES.items():
+        lines += [f"[auth.roles.{role}]", f"append = {json.dumps(sorted(types))}"]
+        if role in ROLE_CLAIMS:
+            lines.append(f"claim = {json.dumps(sorted(ROLE_CLAIMS[role]))}")
+        lines.append("")
+    for role in ROLE_TYPES:
+        lines += [
+            "[[auth.principals]]",
+            f'name = "{role}"',
+            f'token = "{agent_token(role)}"',
+            f'roles = ["{role}"]',
+            "",
+        ]
+    return lines
+
+
 def write_local_config(
     directory: str | Path,
     *,
@@ -230,7 +256,8 @@ def write_local_config(
     """Write a cluster config on free loopback ports (tests, benchmarks, chaos runs).
 
     Principals: ``admin`` (token ``admin-token-0000``), ``writer`` (``writer-token-0000``,
-    may append only ``note``/``data``), ``reader`` (``reader-token-0000``).
+    may append only ``note``/``data``), ``reader`` (``reader-token-0000``), and one principal per
+    LogAct agent role, named after it (``driver`` with token ``driver-token-0000``, ...).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -278,6 +305,7 @@ def write_local_config(
         'token = "reader-token-0000"',
         'roles = ["reader"]',
         "",
+        *agent_auth_lines(),
         extra,
     ]
     path = directory / "cluster.toml"

@@ -23,7 +23,8 @@ class ConfigError(ValueError):
 class Role:
     name: str
     append: frozenset[str]  # entry types this role may append; "*" means any
-    admin: bool = False  # may trim and claim
+    admin: bool = False  # may trim, and claim any fencing name
+    claim: frozenset[str] = frozenset()  # fencing names this role may claim (e.g. "driver")
 
     def may_append(self, etype: str) -> bool:
         return "*" in self.append or etype in self.append
@@ -40,6 +41,9 @@ class Principal:
     @property
     def admin(self) -> bool:
         return any(role.admin for role in self.roles)
+
+    def may_claim(self, name: str) -> bool:
+        return any(role.admin or name in role.claim for role in self.roles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,14 +249,17 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
     for name, raw in _table(auth, "roles", "auth.roles").items():
         if not isinstance(raw, dict):
             raise ConfigError(f"[auth.roles.{name}] must be a table")
-        _reject_unknown(raw, {"append", "admin"}, f"[auth.roles.{name}]")
+        _reject_unknown(raw, {"append", "admin", "claim"}, f"[auth.roles.{name}]")
         append = raw.get("append", [])
         if not isinstance(append, list) or not all(isinstance(t, str) for t in append):
             raise ConfigError(f"[auth.roles.{name}] append must be a list of entry types")
         admin = raw.get("admin", False)
         if not isinstance(admin, bool):
             raise ConfigError(f"[auth.roles.{name}] admin must be true or false")
-        roles[name] = Role(name, frozenset(append), admin)
+        claim = raw.get("claim", [])
+        if not isinstance(claim, list) or not all(isinstance(c, str) for c in claim):
+            raise ConfigError(f"[auth.roles.{name}] claim must be a list of fencing names")
+        roles[name] = Role(name, frozenset(append), admin, frozenset(claim))
     principals = auth.get("principals", [])
     if not isinstance(principals, list) or not principals:
         raise ConfigError("at least one [[auth.principals]] entry is required")

@@ -103,7 +103,11 @@ class LogService:
 
     async def _claim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.claim_command(request, self._now_ms())
-        self._require_admin(principal, "claim")
+        if not principal.may_claim(cmd["name"]):
+            raise Forbidden(
+                f"principal {principal.name!r} may not claim {cmd['name']!r}: "
+                "needs a role with that name in 'claim', or admin"
+            )
         return _reply(await self.committer.submit(cmd))
 
     @staticmethod

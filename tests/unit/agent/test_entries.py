@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from logact.agent.entries import (
     ENTRY_TYPES,
     MAX_OUTPUT_CHARS,
+    ROLE_CLAIMS,
     ROLE_TYPES,
     Abort,
     AgentInput,
@@ -35,6 +36,7 @@ from logact.agent.entries import (
     cap_output,
     parse,
 )
+from logact.cli.cluster import agent_token, write_local_config
 from logact.server.commands import BUS_ID
 from logact.server.config import load_config
 
@@ -287,27 +289,35 @@ def test_cap_output_keeps_head_and_tail() -> None:
 # --- roles --------------------------------------------------------------------------------------
 
 
-def test_roles_partition_the_entry_types() -> None:
-    """Every type is owned by exactly one component role."""
-    owned = [etype for types in ROLE_TYPES.values() for etype in types]
+COMPONENT_ROLES = ("driver", "voter", "decider", "executor", "mailer", "policy")
+
+
+def test_component_roles_partition_the_entry_types() -> None:
+    """Every type is owned by exactly one component role (user and hook are outside parties)."""
+    owned = [etype for role in COMPONENT_ROLES for etype in ROLE_TYPES[role]]
     assert sorted(owned) == sorted(ENTRY_TYPES)
+    assert ROLE_TYPES["user"] | ROLE_TYPES["hook"] <= ENTRY_TYPES.keys()
 
 
-def test_role_types_match_the_cluster_configuration(tmp_path: Path) -> None:
-    """What the server would let a principal holding each role append is exactly ROLE_TYPES."""
-    # cluster.toml defines the agent roles but no principal holds them: add one per role.
-    extra = "".join(
-        f'\n[[auth.principals]]\nname = "{role}"\ntoken = "{role}-token-test"\nroles = ["{role}"]\n'
-        for role in ROLE_TYPES
-    )
-    path = tmp_path / "cluster.toml"
-    path.write_text(CLUSTER_TOML.read_text() + extra)
-    config = load_config(path)
+def test_role_types_match_the_cluster_configuration() -> None:
+    """The principal named after each role in config/cluster.toml may append exactly
+    ROLE_TYPES[role], may claim exactly ROLE_CLAIMS[role], and is not an admin."""
+    config = load_config(CLUSTER_TOML)
     for role, types in ROLE_TYPES.items():
-        principal = config.principal_for(f"{role}-token-test")
+        principal = config.principal_for(f"{role}-token-change-me")
         assert principal is not None
         (configured,) = principal.roles
         assert configured.append == types, role
         allowed = {etype for etype in ENTRY_TYPES if principal.may_append(etype)}
         assert allowed == types, role
         assert not principal.admin
+        claims = ROLE_CLAIMS.get(role, frozenset())
+        assert {name for name in ("driver", "executor") if principal.may_claim(name)} == claims
+
+
+def test_generated_configs_carry_the_same_agent_roles(tmp_path: Path) -> None:
+    config = load_config(write_local_config(tmp_path))
+    for role, types in ROLE_TYPES.items():
+        principal = config.principal_for(agent_token(role))
+        assert principal is not None
+        assert {etype for etype in ENTRY_TYPES if principal.may_append(etype)} == types
