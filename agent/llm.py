@@ -18,6 +18,7 @@ from typing import Any
 import httpx2
 import openai
 import trio
+from openai.types.chat import ChatCompletion
 
 from logact.agent.entries import Usage
 
@@ -163,6 +164,10 @@ async def chat(
         response = await trio.to_thread.run_sync(call, abandon_on_cancel=True)
     except openai.OpenAIError as exc:
         raise ModelError(f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(response, ChatCompletion):  # e.g. a 200 whose body is not JSON
+        raise ModelError(
+            f"the endpoint answered something else than a chat completion: {response!r:.200}"
+        )
     if not response.choices:
         raise ModelError("the endpoint returned no choices")
     usage = response.usage

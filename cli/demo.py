@@ -1,4 +1,4 @@
-"""``logact demo``: the main job — a real 3-node cluster, a workload, a leader failure.
+"""``logact log-demo``: the log alone — a real 3-node cluster, a workload, a leader failure.
 
 Brings the cluster up as separate processes, runs concurrent writers and a tailing subscriber,
 kills the leader with SIGKILL mid-run, restarts it, verifies from the log that every
@@ -29,7 +29,7 @@ from logact.client.protocol import Entry
 console = Console() if Console().is_terminal else Console(width=120)
 
 
-def _ports_in_use(local: LocalCluster) -> list[str]:
+def ports_in_use(local: LocalCluster) -> list[str]:
     busy = []
     for node in local.config.nodes:
         for host, port in ((node.client_host, node.client_port), (node.raft_host, node.raft_port)):
@@ -135,7 +135,7 @@ def _verify(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
     ]
 
 
-@click.command()
+@click.command("log-demo")
 @click.option(
     "--config",
     "config_path",
@@ -143,14 +143,16 @@ def _verify(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
     show_default=True,
     type=click.Path(dir_okay=False),
 )
-@click.option("--run-dir", default=".run/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--run-dir", default=".run/log-demo", show_default=True, type=click.Path(file_okay=False)
+)
 @click.option("--writers", default=4, show_default=True)
 @click.option("--appends", "per_writer", default=150, show_default=True, help="Appends per writer.")
 @click.option("--keep", is_flag=True, help="Leave the cluster running afterwards.")
-def demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep: bool) -> None:
+def log_demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep: bool) -> None:
     """Bring up a 3-node cluster, run a workload through a leader failure, verify, shut down."""
     local = LocalCluster(config_path, run_dir)
-    busy = _ports_in_use(local)
+    busy = ports_in_use(local)
     if busy:
         console.print(
             f"[red]ports in use: {', '.join(busy)}[/red] — is a cluster already "

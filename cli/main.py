@@ -5,72 +5,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import trio
-from rich.console import Console
 from rich.table import Table
 
-from logact.cli.demo import demo
+from logact.cli.agent import agent, mail, policy, vote
+from logact.cli.agent_demo import demo
+from logact.cli.common import client_options as _client_options
+from logact.cli.common import console
+from logact.cli.common import fail as _fail
+from logact.cli.common import make_client as _make_client
+from logact.cli.common import run as _run
+from logact.cli.demo import log_demo
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ConfigError, load_config
-
-console = Console() if Console().is_terminal else Console(width=120)
-
-
-def _fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    sys.exit(1)
-
-
-def _client_options(func: Any) -> Any:
-    func = click.option(
-        "--config",
-        "config_path",
-        type=click.Path(dir_okay=False),
-        default="config/cluster.toml",
-        show_default=True,
-        help="Cluster config (node addresses; default token).",
-    )(func)
-    func = click.option(
-        "--nodes", default=None, help="Comma-separated client addresses (overrides --config)."
-    )(func)
-    func = click.option(
-        "--token",
-        envvar="LOGACT_TOKEN",
-        default=None,
-        help="Auth token (default: $LOGACT_TOKEN, else the config's admin).",
-    )(func)
-    func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
-    return func
-
-
-def _make_client(config_path: str, nodes: str | None, token: str | None, timeout: float) -> Client:
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        if nodes is None or token is None:
-            _fail(str(exc))
-        config = None
-    addresses = nodes.split(",") if nodes else [n.client_address for n in config.nodes]  # type: ignore[union-attr]
-    if token is None:
-        token = next((t for t, p in config.tokens.items() if p.admin), None)  # type: ignore[union-attr]
-        if token is None:
-            _fail("no --token given and the config has no admin principal")
-    return Client(addresses, token, timeout=timeout)  # type: ignore[arg-type]
-
-
-def _run(async_fn: Any, *args: Any) -> Any:
-    try:
-        return trio.run(async_fn, *args)
-    except LogError as exc:
-        _fail(f"{exc.code.value}: {exc.message}")
-    except ConfigError as exc:
-        _fail(str(exc))
 
 
 @click.group()
@@ -405,6 +357,11 @@ def trim(
 
 
 main.add_command(demo)
+main.add_command(log_demo)
+main.add_command(agent)
+main.add_command(mail)
+main.add_command(vote)
+main.add_command(policy)
 try:
     from logact.benchmarks.cli import bench
 

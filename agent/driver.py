@@ -1,0 +1,94 @@
+"""The driver component: the model loop, playing the bus (see agent/conversation.py).
+
+It never runs anything: it appends inf_in before each model call, then the reply (inf_out)
+together with the first intent (or the agent_output) in one atomic batch, so a crash can never
+leave a reply whose action was not proposed. One driver per bus: it claims the fencing epoch
+"driver" on start and a stale driver's appends are rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import openai
+import trio
+
+from logact.agent import entries as e
+from logact.agent.bus import BusState
+from logact.agent.conversation import Finish, Infer, Propose, Settings, actions_of, plan
+from logact.agent.llm import ModelError, chat
+from logact.agent.runner import Component
+from logact.client.api import LogAPI
+
+MODEL_ATTEMPTS = 3
+
+
+class Driver(Component):
+    fencing_name = "driver"
+
+    def __init__(
+        self,
+        log: LogAPI,
+        bus: str,
+        client: openai.OpenAI,
+        model: str,
+        tools: Sequence[dict[str, Any]],
+        settings: Settings,
+        *,
+        exit_when_idle: bool = False,
+    ) -> None:
+        super().__init__(log, bus)
+        self.client = client
+        self.model = model
+        self.tools = list(tools)
+        self.settings = settings
+        self.exit_when_idle = exit_when_idle
+        self._awaiting = -1  # our last appended position: plan only once we have seen it
+
+    async def _append(self, entries: list[tuple[str, Any]]) -> range:
+        positions = await self.log.append_batch(self.bus, entries, fence=self.fence)
+        self._awaiting = positions[-1]
+        return positions
+
+    async def _infer(self, move: Infer) -> None:
+        if move.new:
+            await self._append([e.InfIn(self.model, tuple(move.new)).to_entry()])
+        options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
+        for attempt in range(MODEL_ATTEMPTS):
+            try:
+                message, usage = await chat(self.client, self.model, move.conversation, **options)
+                break
+            except ModelError as exc:
+                if attempt + 1 == MODEL_ATTEMPTS:
+                    text = f"stopped: the model failed {MODEL_ATTEMPTS} times: {exc}"
+                    await self._append([e.AgentOutput(text).to_entry()])
+                    return
+                await trio.sleep(2**attempt)  # back off before asking the endpoint again
+        reply = e.InfOut(self.model, message, usage).to_entry()
+        actions = actions_of(message, self.settings.code_actions)
+        if actions:
+            await self._append([reply, e.Intent(actions[0]).to_entry()])
+        else:
+            await self._append([reply])
+
+    async def step(self, now: int) -> int | None:
+        if self.state.next <= self._awaiting:
+            return None  # our own appends are not folded in yet
+        move = plan(self.state, self.settings)
+        match move:
+            case Infer():
+                await self._infer(move)
+            case Propose():
+                await self._append([move.intent.to_entry()])
+            case Finish():
+                await self._append([e.AgentOutput(move.text, move.input_id).to_entry()])
+            case _:
+                self.finished = self.exit_when_idle and _task_done(self.state)
+        return None
+
+
+def _task_done(state: BusState) -> bool:
+    """A task was given and the last loop has ended with its agent_output."""
+    ends = [entry for _, entry in state.entries if isinstance(entry, e.AgentInput | e.AgentOutput)]
+    return bool(ends) and isinstance(ends[-1], e.AgentOutput)

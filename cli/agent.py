@@ -1,0 +1,490 @@
+"""``logact agent ...``, ``logact mail``, ``logact vote``, ``logact policy``: the agent runtime
+from the command line. Each component runs as its own process, or all of them in one (``run``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+import openai
+import trio
+from rich.table import Table
+
+from logact.agent import entries as e
+from logact.agent import human, llm_voter, timeline
+from logact.agent.bus import BusState
+from logact.agent.conversation import Settings
+from logact.agent.decider import Decider
+from logact.agent.driver import Driver
+from logact.agent.executor import Executor
+from logact.agent.llm import LLMConfig, ScriptedModel, make_client, replay_script
+from logact.agent.mailbox import give_task, send_mail
+from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
+from logact.agent.rules import RuleError, RuleSet, load_rules
+from logact.agent.runner import Component, run_component
+from logact.agent.tools import standard_tools
+from logact.agent.voters import Judge, Voter, llm_judge, rule_judge
+from logact.cli.common import client_options, console, fail
+from logact.cli.common import make_client as make_log_client
+from logact.client.api import LogAPI
+from logact.client.errors import Fenced
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a careful software agent working in a sandboxed workspace. Act only through the "
+    "tools. Every action is reviewed before it runs and may be rejected: if one is rejected, "
+    "read the reason and continue with a safer way to reach the goal. If an action is reported "
+    "IN DOUBT, examine the environment before redoing or undoing it. When the task is done, "
+    "answer with a short summary and no tool call."
+)
+
+
+def _bus_option(func: Any) -> Any:
+    return click.option("--bus", required=True, help="The agent's bus.")(func)
+
+
+def _model_options(func: Any) -> Any:
+    func = click.option(
+        "--llm",
+        type=click.Choice(["env", "local", "script"]),
+        default="env",
+        show_default=True,
+        help="env: OPENAI_BASE_URL/OPENAI_API_KEY/LOGACT_MODEL; local: start a SmolLM2 "
+        "llama-cpp server; script: replies from --script (labelled scripted).",
+    )(func)
+    func = click.option(
+        "--script",
+        type=click.Path(exists=True, dir_okay=False),
+        help="JSON list of assistant messages, the n-th answering a conversation holding n.",
+    )(func)
+    func = click.option("--base-url", default=None, help="OpenAI-compatible endpoint.")(func)
+    func = click.option("--model", default=None, help="Model name for the endpoint.")(func)
+    return func
+
+
+@asynccontextmanager
+async def open_model(
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+    scripted_responder: Callable[[], Any] | None = None,
+) -> AsyncIterator[tuple[openai.OpenAI, str]]:
+    """(openai client, model name) for the chosen source; a local server lives as long as this."""
+    if llm == "script":
+        if scripted_responder is not None:
+            responder = scripted_responder()
+        elif script is not None:
+            responder = replay_script(json.loads(Path(script).read_text()))
+        else:
+            fail("--llm script needs --script FILE")
+        yield ScriptedModel(responder).client(), "scripted"
+    elif llm == "local":
+        from logact.agent.local_llm import serve_local_model  # only with the [llm] extra
+
+        async with serve_local_model() as local:
+            yield make_client(LLMConfig(local.base_url, local.api_key, local.model)), local.model
+    else:
+        config = LLMConfig.from_env(base_url, model=model)
+        yield make_client(config), config.model
+
+
+async def _run_reporting_fence(component: Component) -> None:
+    try:
+        await run_component(component)
+    except Fenced as exc:
+        console.print(f"[red]fenced:[/red] another {component.fencing_name} took over ({exc})")
+        sys.exit(3)
+
+
+def _log(config_path: str, nodes: str | None, token: str | None, timeout: float, role: str):
+    return make_log_client(config_path, nodes, token, timeout, role)
+
+
+@click.group()
+def agent() -> None:
+    """Run LogAct agent components against a bus."""
+
+
+@agent.command()
+@client_options
+@_bus_option
+@_model_options
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Only to describe the tools to the model; the executor runs them.",
+)
+@click.option("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, show_default=False)
+@click.option("--max-steps", type=int, default=30, show_default=True)
+@click.option("--code-actions", is_flag=True, help="Run fenced code blocks in replies.")
+@click.option("--exit-when-done", is_flag=True, help="Exit once the task has its output.")
+def driver(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+    workspace: str,
+    system_prompt: str,
+    max_steps: int,
+    code_actions: bool,
+    exit_when_done: bool,
+) -> None:
+    """The model loop: proposes intents, never runs anything."""
+
+    async def main() -> None:
+        async with (
+            _log(config_path, nodes, token, timeout, "driver") as log,
+            open_model(llm, script, base_url, model) as (client, name),
+        ):
+            tools = standard_tools(Path(workspace)).describe()
+            settings = Settings(system_prompt, max_steps, code_actions)
+            component = Driver(
+                log, bus, client, name, tools, settings, exit_when_idle=exit_when_done
+            )
+            await _run_reporting_fence(component)
+
+    trio.run(main)
+
+
+def _rules(path: str | None) -> RuleSet:
+    if path is None:
+        return RuleSet.from_doc({"default": "allow"})
+    try:
+        return load_rules(path)
+    except (OSError, RuleError) as exc:
+        fail(f"rules {path}: {exc}")
+
+
+def _deny_pairs(deny: Sequence[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in deny:
+        text, _, reason = item.partition("=")
+        pairs.append((text, reason or f"mentions {text!r}"))
+    return pairs
+
+
+@agent.command()
+@client_options
+@_bus_option
+@_model_options
+@click.option("--kind", type=click.Choice(["rule", "llm"]), required=True)
+@click.option("--id", "voter_id", default=None, help="Voter id (default: the kind).")
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Rule file (TOML) for --kind rule; default: allow everything.",
+)
+@click.option(
+    "--scripted-deny",
+    multiple=True,
+    metavar="TEXT=REASON",
+    help="With --llm script: a scripted verdict rejecting actions containing TEXT.",
+)
+def voter(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+    kind: str,
+    voter_id: str | None,
+    rules_path: str | None,
+    scripted_deny: tuple[str, ...],
+) -> None:
+    """Vote on every intent of the bus: a rule voter or an LLM voter."""
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            log = await stack.enter_async_context(_log(config_path, nodes, token, timeout, "voter"))
+            judge: Judge
+            if kind == "rule":
+                judge = rule_judge(_rules(rules_path))
+            else:
+                responder = (
+                    (lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)))
+                    if scripted_deny
+                    else None
+                )
+                client, name = await stack.enter_async_context(
+                    open_model(llm, script, base_url, model, responder)
+                )
+                judge = llm_judge(client, name)
+            await run_component(Voter(log, bus, voter_id or kind, kind, judge))
+
+    trio.run(main)
+
+
+def parse_policy(text: str | None) -> Policy:
+    """A decider policy from JSON text or ``@file``: {kind, params?, deadline_ms?}."""
+    if text is None:
+        return DEFAULT_POLICY
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    try:
+        doc = json.loads(text)
+        return Policy.from_doc({"version": 0, **doc})
+    except (json.JSONDecodeError, PolicyError, TypeError) as exc:
+        fail(f"bad decider policy: {exc}")
+
+
+@agent.command()
+@client_options
+@_bus_option
+@click.option(
+    "--policy",
+    default=None,
+    help="Default policy, JSON or @file, e.g. "
+    '\'{"kind": "veto", "params": {"kinds": ["rule"]}, "deadline_ms": 30000}\'.',
+)
+def decider(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    policy: str | None,
+) -> None:
+    """Turn votes into commit/abort; decider_policy entries on the bus override --policy."""
+    default = parse_policy(policy)
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "decider") as log:
+            await run_component(Decider(log, bus, default))
+
+    trio.run(main)
+
+
+@agent.command()
+@client_options
+@_bus_option
+@click.option("--workspace", type=click.Path(file_okay=False), required=True)
+@click.option("--shell-timeout", type=float, default=30.0, show_default=True)
+def executor(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    workspace: str,
+    shell_timeout: float,
+) -> None:
+    """Run committed intents in the workspace, at most once each."""
+
+    async def main() -> None:
+        Path(workspace).mkdir(parents=True, exist_ok=True)
+        tools = standard_tools(Path(workspace), shell_timeout=shell_timeout)
+        async with _log(config_path, nodes, token, timeout, "executor") as log:
+            await _run_reporting_fence(Executor(log, bus, tools))
+
+    trio.run(main)
+
+
+@agent.command()
+@client_options
+@_bus_option
+@click.argument("text")
+def task(
+    config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str, text: str
+) -> None:
+    """Give the agent of BUS a task (agent_input)."""
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "user") as log:
+            console.print(f"task at position {await give_task(log, bus, text)}")
+
+    trio.run(main)
+
+
+def print_timeline(state: BusState) -> None:
+    table = Table(title=f"bus {state.bus}", show_lines=True)
+    for column in ("#", "kind", "what", "votes", "outcome"):
+        table.add_column(column, overflow="fold")
+    for row in timeline.timeline(state):
+        table.add_row(str(row.position), row.kind, row.what, row.votes, row.outcome)
+    console.print(table)
+
+
+async def read_state(log: LogAPI, bus: str) -> BusState:
+    state = BusState(bus)
+    for entry in await log.read_all(bus):
+        state.apply(entry)
+    return state
+
+
+@agent.command("timeline")
+@client_options
+@_bus_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def timeline_command(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    as_json: bool,
+) -> None:
+    """Intent → votes → decision → result, for every action on the bus."""
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "reader") as log:
+            state = await read_state(log, bus)
+        if as_json:
+            click.echo(json.dumps(timeline.summary(state)))
+        else:
+            print_timeline(state)
+            console.print(timeline.summary(state))
+
+    trio.run(main)
+
+
+@click.command()
+@client_options
+@click.option("--to", "to", required=True, help="The recipient's bus.")
+@click.option("--from", "sender", default="someone", show_default=True)
+@click.option("--subject", default=None)
+@click.argument("text")
+def mail(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    to: str,
+    sender: str,
+    subject: str | None,
+    text: str,
+) -> None:
+    """Send mail to the agent of a bus."""
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "mailer") as log:
+            position = await send_mail(log, to, sender, text, subject=subject)
+            console.print(f"mail at position {position} on {to}")
+
+    trio.run(main)
+
+
+@click.command()
+@client_options
+@_bus_option
+@click.option("--id", "voter_id", default="human", show_default=True)
+@click.option(
+    "--intent",
+    "intent_id",
+    type=int,
+    default=None,
+    help="Vote on this intent without prompting (needs --approve/--reject).",
+)
+@click.option("--approve/--reject", "approve", default=None)
+@click.option("--reason", default=None)
+def vote(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    voter_id: str,
+    intent_id: int | None,
+    approve: bool | None,
+    reason: str | None,
+) -> None:
+    """The human voter: show pending intents with context and record approve/reject."""
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "voter") as log:
+            state = await read_state(log, bus)
+            if intent_id is not None:
+                if approve is None or intent_id not in state.intents:
+                    fail("--intent needs an intent of the bus and --approve or --reject")
+                choices = [(state.intents[intent_id], approve, reason)]
+            else:
+                choices = []
+                for record in human.pending(state, voter_id):
+                    console.print("\n".join(human.context(state, record)))
+                    answer = click.prompt("approve? [y/n/skip]", default="skip")
+                    if answer.lower() in ("y", "n"):
+                        why = click.prompt("reason", default="")
+                        choices.append((record, answer.lower() == "y", why))
+                if not choices:
+                    console.print("nothing to vote on")
+            for record, approved, why in choices:
+                default_reason = "approved by a person" if approved else "rejected by a person"
+                body = e.Vote(record.position, voter_id, "human", why or default_reason, approved)
+                await log.append(bus, *body.to_entry())
+                console.print(f"#{record.position}: {'approved' if approved else 'rejected'}")
+
+    trio.run(main)
+
+
+@click.command()
+@client_options
+@_bus_option
+@click.option(
+    "--decider",
+    "decider_doc",
+    default=None,
+    help='Decider policy JSON, e.g. \'{"kind": "all", "params": {"kinds": ["rule"]}}\'.',
+)
+@click.option(
+    "--voter",
+    "voter_doc",
+    default=None,
+    help='Voter policy JSON with its voter kind, e.g. \'{"kind": "llm", "prompt_extra": "..."}\'.',
+)
+def policy(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    decider_doc: str | None,
+    voter_doc: str | None,
+) -> None:
+    """Append new policy versions (atomically, when both are given); later intents use them."""
+    try:
+        docs = {
+            name: json.loads(doc)
+            for name, doc in (("decider", decider_doc), ("voter", voter_doc))
+            if doc is not None
+        }
+        if "decider" in docs:
+            Policy.from_doc({"version": 1, **docs["decider"]})
+        if "voter" in docs and "rules" in docs["voter"]:
+            RuleSet.from_doc({k: v for k, v in docs["voter"].items() if k != "kind"})
+    except (json.JSONDecodeError, PolicyError, RuleError, TypeError) as exc:
+        fail(f"bad policy: {exc}")
+    if not docs:
+        fail("give --decider and/or --voter")
+
+    async def main() -> None:
+        async with _log(config_path, nodes, token, timeout, "policy") as log:
+            state = await read_state(log, bus)
+            entries: list[tuple[str, Any]] = []
+            if "decider" in docs:
+                version = state.decider_policies.current.version + 1
+                entries.append(e.DeciderPolicy(version, docs["decider"]).to_entry())
+            if "voter" in docs:
+                last = state.voter_policies[-1][1].version if state.voter_policies else 0
+                entries.append(e.VoterPolicy(last + 1, docs["voter"]).to_entry())
+            positions = await log.append_batch(bus, entries, expect_tail=state.next)
+            console.print(f"policy appended at {list(positions)}")
+
+    trio.run(main)

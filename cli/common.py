@@ -1,0 +1,88 @@
+"""What every client command of the ``logact`` CLI shares: options, client, error reporting."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, NoReturn
+
+import click
+import trio
+from rich.console import Console
+
+from logact.client.client import Client
+from logact.client.errors import LogError
+from logact.server.config import ClusterConfig, ConfigError, load_config
+
+console = Console() if Console().is_terminal else Console(width=120)
+
+
+def fail(message: str) -> NoReturn:
+    console.print(f"[red]error:[/red] {message}")
+    sys.exit(1)
+
+
+def client_options(func: Any) -> Any:
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default="config/cluster.toml",
+        show_default=True,
+        help="Cluster config (node addresses; default token).",
+    )(func)
+    func = click.option(
+        "--nodes", default=None, help="Comma-separated client addresses (overrides --config)."
+    )(func)
+    func = click.option(
+        "--token",
+        envvar="LOGACT_TOKEN",
+        default=None,
+        help="Auth token (default: $LOGACT_TOKEN, else the config's principal for the command).",
+    )(func)
+    func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
+    return func
+
+
+def token_for_role(config: ClusterConfig, role: str | None) -> str | None:
+    """The config's token for ``role`` (a non-admin principal holding it), else an admin's."""
+    if role is not None:
+        for token, principal in config.tokens.items():
+            if not principal.admin and any(r.name == role for r in principal.roles):
+                return token
+    return next((t for t, p in config.tokens.items() if p.admin), None)
+
+
+def make_client(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    role: str | None = None,
+) -> Client:
+    """A client for the command; without ``token``, the config's principal for ``role``."""
+    config: ClusterConfig | None = None
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        if nodes is None or token is None:
+            fail(str(exc))
+    if nodes:
+        addresses = nodes.split(",")
+    else:
+        assert config is not None
+        addresses = [n.client_address for n in config.nodes]
+    if token is None:
+        assert config is not None
+        token = token_for_role(config, role)
+        if token is None:
+            fail(f"no --token given and the config has no principal for {role or 'admin'}")
+    return Client(addresses, token, timeout=timeout)
+
+
+def run(async_fn: Any, *args: Any) -> Any:
+    try:
+        return trio.run(async_fn, *args)
+    except LogError as exc:
+        fail(f"{exc.code.value}: {exc.message}")
+    except ConfigError as exc:
+        fail(str(exc))
