@@ -78,11 +78,12 @@ class ScriptedModel:
         self._ids = itertools.count(1)
         self.requests = 0
 
-    def _handle(self, request: httpx2.Request) -> httpx2.Response:
-        body = json.loads(request.content)
+    def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The chat.completion document answering request ``body``."""
         self.requests += 1
         message = {"role": "assistant", "content": None, **self._respond(body["messages"], body)}
-        completion = {
+        prompt, completion = _rough_tokens(body["messages"]), _rough_tokens(message)
+        return {
             "id": f"scripted-{next(self._ids)}",
             "object": "chat.completion",
             "created": 0,
@@ -95,12 +96,14 @@ class ScriptedModel:
                 }
             ],
             "usage": {
-                "prompt_tokens": _rough_tokens(body["messages"]),
-                "completion_tokens": _rough_tokens(message),
-                "total_tokens": _rough_tokens(body["messages"]) + _rough_tokens(message),
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
             },
         }
-        return httpx2.Response(200, json=completion)
+
+    def _handle(self, request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, json=self.complete(json.loads(request.content)))
 
     def client(self) -> openai.OpenAI:
         transport = httpx2.MockTransport(self._handle)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import aclosing
 
 import trio
 
 from logact.agent.bus import BusState
 from logact.client.api import LogAPI
+from logact.client.errors import UnknownBus
 from logact.client.protocol import Entry
 
 
@@ -62,7 +64,11 @@ class Component(ABC):
 
 
 async def _catch_up(component: Component) -> None:
-    for entry in await component.log.read_all(component.bus, component.state.next):
+    try:
+        entries = await component.log.read_all(component.bus, component.state.next)
+    except UnknownBus:
+        return  # nothing yet: the subscription waits for the bus to appear
+    for entry in entries:
         component.observe(entry)
 
 
@@ -72,16 +78,21 @@ async def _pump(log: LogAPI, bus: str, start: int, send: trio.MemorySendChannel[
             await send.send(entry)
 
 
-async def run_component(component: Component) -> None:
+async def run_component(
+    component: Component, ready: Callable[[Component], None] | None = None
+) -> None:
     """Run ``component`` until it finishes (or forever); cancel the caller's scope to stop it.
 
     The fencing claim comes before the replay, so the replay sees every append a stale
-    instance could still make (later ones are rejected by the fence).
+    instance could still make (later ones are rejected by the fence). ``ready`` is called once
+    the component has replayed the bus and handled what it found there.
     """
     if component.fencing_name is not None:
         component.epoch = await component.log.claim(component.bus, component.fencing_name)
     await _catch_up(component)
     await component.recovered()
+    if ready is not None:
+        ready(component)
     send, receive = trio.open_memory_channel[Entry](math.inf)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pump, component.log, component.bus, component.state.next, send)

@@ -27,7 +27,7 @@ from logact.agent.llm import LLMConfig, ScriptedModel, make_client, replay_scrip
 from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
-from logact.agent.runner import Component, run_component
+from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Judge, Voter, llm_judge, rule_judge
 from logact.cli.common import client_options, console, fail
@@ -94,10 +94,19 @@ async def open_model(
         yield make_client(config), config.model
 
 
-async def _run_reporting_fence(component: Component) -> None:
+def announce_ready(component: Component) -> None:
+    """One machine-readable line once the component has replayed its bus (supervisors wait
+    for it)."""
+    epoch = f" epoch {component.epoch}" if component.epoch is not None else ""
+    name = type(component).__name__.lower()
+    print(f"ready: {name} on {component.bus} at {component.state.next}{epoch}", flush=True)
+
+
+async def _run_component(component: Component) -> None:
     try:
-        await run_component(component)
-    except Fenced as exc:
+        await run_component(component, announce_ready)
+    except* Fenced as group:
+        exc = group.exceptions[0]
         console.print(f"[red]fenced:[/red] another {component.fencing_name} took over ({exc})")
         sys.exit(3)
 
@@ -154,7 +163,7 @@ def driver(
             component = Driver(
                 log, bus, client, name, tools, settings, exit_when_idle=exit_when_done
             )
-            await _run_reporting_fence(component)
+            await _run_component(component)
 
     trio.run(main)
 
@@ -228,7 +237,7 @@ def voter(
                     open_model(llm, script, base_url, model, responder)
                 )
                 judge = llm_judge(client, name)
-            await run_component(Voter(log, bus, voter_id or kind, kind, judge))
+            await _run_component(Voter(log, bus, voter_id or kind, kind, judge))
 
     trio.run(main)
 
@@ -268,7 +277,7 @@ def decider(
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "decider") as log:
-            await run_component(Decider(log, bus, default))
+            await _run_component(Decider(log, bus, default))
 
     trio.run(main)
 
@@ -293,7 +302,7 @@ def executor(
         Path(workspace).mkdir(parents=True, exist_ok=True)
         tools = standard_tools(Path(workspace), shell_timeout=shell_timeout)
         async with _log(config_path, nodes, token, timeout, "executor") as log:
-            await _run_reporting_fence(Executor(log, bus, tools))
+            await _run_component(Executor(log, bus, tools))
 
     trio.run(main)
 
@@ -486,5 +495,99 @@ def policy(
                 entries.append(e.VoterPolicy(last + 1, docs["voter"]).to_entry())
             positions = await log.append_batch(bus, entries, expect_tail=state.next)
             console.print(f"policy appended at {list(positions)}")
+
+    trio.run(main)
+
+
+@agent.command("run")
+@client_options
+@_bus_option
+@_model_options
+@click.option("--task", "task_text", default=None, help="Give this task first.")
+@click.option("--workspace", type=click.Path(file_okay=False), required=True)
+@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), default=None)
+@click.option("--llm-voter/--no-llm-voter", "llm_voter_on", default=True, show_default=True)
+@click.option(
+    "--scripted-deny",
+    multiple=True,
+    metavar="TEXT=REASON",
+    help="With --llm script: the LLM voter's scripted verdicts.",
+)
+@click.option("--policy", "policy_text", default=None, help="Default decider policy (JSON).")
+@click.option("--max-steps", type=int, default=30, show_default=True)
+def run_all(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+    task_text: str | None,
+    workspace: str,
+    rules_path: str | None,
+    llm_voter_on: bool,
+    scripted_deny: tuple[str, ...],
+    policy_text: str | None,
+    max_steps: int,
+) -> None:
+    """Every component of one agent in this process (each with its role's principal); exits
+    when the task is done and prints the timeline."""
+    kinds = ["rule", "llm"] if llm_voter_on else ["rule"]
+    default = (
+        parse_policy(policy_text)
+        if policy_text
+        else Policy("veto", {"kinds": kinds}, deadline_ms=120_000)
+    )
+    Path(workspace).mkdir(parents=True, exist_ok=True)
+    tools = standard_tools(Path(workspace))
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            logs = {
+                role: await stack.enter_async_context(
+                    _log(config_path, nodes, token, timeout, role)
+                )
+                for role in ("driver", "voter", "decider", "executor", "user")
+            }
+            client, name = await stack.enter_async_context(open_model(llm, script, base_url, model))
+            voters = [Voter(logs["voter"], bus, "rules", "rule", rule_judge(_rules(rules_path)))]
+            if llm_voter_on:
+                reviewer, reviewer_name = client, name
+                if scripted_deny:
+                    reviewer, reviewer_name = await stack.enter_async_context(
+                        open_model(
+                            "script",
+                            None,
+                            None,
+                            None,
+                            lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)),
+                        )
+                    )
+                voters.append(
+                    Voter(logs["voter"], bus, "llm", "llm", llm_judge(reviewer, reviewer_name))
+                )
+            driver_component = Driver(
+                logs["driver"],
+                bus,
+                client,
+                name,
+                tools.describe(),
+                Settings(DEFAULT_SYSTEM_PROMPT, max_steps),
+                exit_when_idle=True,
+            )
+            if task_text is not None:
+                await give_task(logs["user"], bus, task_text)
+            await run_agent(
+                driver_component,
+                [
+                    *voters,
+                    Decider(logs["decider"], bus, default),
+                    Executor(logs["executor"], bus, tools),
+                ],
+            )
+            print_timeline(await read_state(logs["user"], bus))
 
     trio.run(main)

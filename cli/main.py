@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 from pathlib import Path
@@ -12,8 +13,6 @@ import click
 import trio
 from rich.table import Table
 
-from logact.cli.agent import agent, mail, policy, vote
-from logact.cli.agent_demo import demo
 from logact.cli.common import client_options as _client_options
 from logact.cli.common import console
 from logact.cli.common import fail as _fail
@@ -25,7 +24,30 @@ from logact.client.errors import LogError
 from logact.server.config import ConfigError, load_config
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Commands whose modules load only when used: the agent commands import the openai
+    package, which costs seconds that a log node starting up should not pay."""
+
+    LAZY = {
+        "agent": "logact.cli.agent:agent",
+        "mail": "logact.cli.agent:mail",
+        "vote": "logact.cli.agent:vote",
+        "policy": "logact.cli.agent:policy",
+        "demo": "logact.cli.agent_demo:demo",
+        "hook": "logact.cli.hook:hook",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.LAZY:
+            module, attribute = self.LAZY[name].split(":")
+            return getattr(importlib.import_module(module), attribute)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """LogAct: agentic reliability on a Raft-replicated shared log."""
@@ -356,12 +378,7 @@ def trim(
     click.echo(f"trim point {_run(go)}")
 
 
-main.add_command(demo)
 main.add_command(log_demo)
-main.add_command(agent)
-main.add_command(mail)
-main.add_command(vote)
-main.add_command(policy)
 try:
     from logact.benchmarks.cli import bench
 
