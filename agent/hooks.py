@@ -52,7 +52,7 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.commit import Decision, wait_for_decision
 from logact.client.api import LogAPI
-from logact.server.commands import BUS_ID
+from logact.client.protocol import BUS_ID
 
 #: Result output kept per tool call: enough to audit, small enough to keep sessions lean.
 OUTPUT_LIMIT = 16384

@@ -7,6 +7,7 @@ encoding, incremental decoding and the entry shape shared by server and client.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ PROTOCOL_VERSION = 1
 HEADER = struct.Struct(">I")
 #: Largest frame either side accepts; a larger length prefix means a corrupt or hostile stream.
 MAX_FRAME = 16 * 1024 * 1024
+
+#: The bus id grammar, shared by server validation and agent entries.
+BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")
 
 
 class FrameTooLarge(Exception):

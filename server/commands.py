@@ -16,8 +16,8 @@ from typing import Any
 import cbor2
 
 from logact.client.errors import BadRequest, Forbidden, TooLarge
+from logact.client.protocol import BUS_ID
 
-BUS_ID = re.compile(r"[A-Za-z0-9._/-]{1,256}")
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
 

@@ -37,7 +37,7 @@ from logact.agent.entries import (
     parse,
 )
 from logact.cli.cluster import agent_token, write_local_config
-from logact.server.commands import BUS_ID
+from logact.client.protocol import BUS_ID
 from logact.server.config import load_config
 
 CLUSTER_TOML = Path(__file__).resolve().parents[3] / "config" / "cluster.toml"

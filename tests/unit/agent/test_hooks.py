@@ -35,8 +35,7 @@ from logact.agent.hooks import (
     tool_outcome,
 )
 from logact.client.api import LogAPI
-from logact.client.protocol import Entry
-from logact.server.commands import BUS_ID
+from logact.client.protocol import BUS_ID, Entry
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hooks"
 HARNESS_DIRS = {Harness.CLAUDE_CODE: "claude_code", Harness.CODEX: "codex"}
