@@ -125,12 +125,16 @@ class _Fold:
     conversation: list[Message] = field(default_factory=list)
     last_in: int = -1
     last_out: int = -1
-    reply: Message | None = None  # the last inf_out's message, in the current loop
+    reply: Message | None = None  # the last reply not yet followed by an inf_in (unanswered)
+    reply_loop_ended: bool = False  # an agent_output came after that reply
     intents: list[IntentRecord] = field(default_factory=list)  # since the last inf_out
     pending: list[tuple[int, e.AgentInput | e.Mail]] = field(default_factory=list)
-    active: bool = False  # a task is open (no agent_output since it started)
+    active: bool = False  # a loop is open (no agent_output since it started)
     input_id: int | None = None
     steps: int = 0  # model replies in the current loop
+
+    def wake(self, position: int) -> None:
+        self.active, self.input_id, self.steps = True, position, 0
 
 
 def _inbound(entry: e.AgentInput | e.Mail, bus: str) -> bool:
@@ -141,44 +145,55 @@ def _fold(state: BusState) -> _Fold:
     fold = _Fold()
     for raw, entry in state.entries:
         match entry:
-            case e.AgentInput() | e.Mail() if (
-                not isinstance(entry, e.Mail) or entry.to == state.bus
-            ):
+            case e.AgentInput() | e.Mail() if _inbound(entry, state.bus):
                 fold.pending.append((raw.pos, entry))
                 if not fold.active:
-                    fold.active, fold.input_id, fold.steps, fold.reply = True, raw.pos, 0, None
+                    fold.wake(raw.pos)
             case e.InfIn():
                 fold.conversation.extend(entry.messages)
                 fold.pending = [(p, m) for p, m in fold.pending if p > raw.pos]
-                fold.last_in = raw.pos
+                fold.last_in, fold.reply = raw.pos, None
             case e.InfOut():
                 fold.conversation.append(entry.message)
                 fold.last_out, fold.reply, fold.intents = raw.pos, entry.message, []
+                fold.reply_loop_ended = False
                 fold.steps += 1
             case e.Intent():
                 if fold.reply is not None:
                     fold.intents.append(state.intents[raw.pos])
             case e.AgentOutput():
                 # Ends the loop, and any inference it gave up on.
-                fold.active, fold.reply, fold.last_in = False, None, fold.last_out
+                fold.active, fold.reply_loop_ended, fold.last_in = False, True, fold.last_out
+    if not fold.active and fold.pending:  # input that arrived as the last loop ended
+        fold.wake(fold.pending[0][0])
     return fold
 
 
-def _answers(fold: _Fold, actions: list[e.ToolCall | e.CodeBlock]) -> list[Message] | Move:
-    """Tool messages answering every action of the last reply, or the move still needed."""
+def _answers(
+    fold: _Fold, actions: list[e.ToolCall | e.CodeBlock], closing: bool
+) -> list[Message] | Move:
+    """Tool messages answering every action of the last reply, or the move still needed.
+
+    ``closing``: the reply's loop has ended, so actions never proposed are answered as not run.
+    """
     messages: list[Message] = []
-    aborted = False
+    skip = ""
     for index, action in enumerate(actions):
         record = fold.intents[index] if index < len(fold.intents) else None
-        if record is None and not aborted:
-            return Propose(e.Intent(action))
-        if record is not None and not record.closed:
-            return Wait(record.position)
-        if record is not None:
+        if record is not None and record.closed:
             text = observation(record)
-            aborted = aborted or record.aborted or bool(record.result and record.result.in_doubt)
+            if record.aborted or (record.result is not None and record.result.in_doubt):
+                skip = (
+                    skip or "NOT RUN: an earlier action of this reply was aborted or is in doubt."
+                )
+        elif closing:
+            text = "NOT RUN: the task ended before this action ran."
+        elif record is not None:
+            return Wait(record.position)
+        elif not skip:
+            return Propose(e.Intent(action))
         else:
-            text = "NOT RUN: an earlier action of this reply was aborted or is in doubt."
+            text = skip
         if isinstance(action, e.ToolCall):
             messages.append({"role": "tool", "tool_call_id": action.call_id, "content": text})
         else:
@@ -198,15 +213,15 @@ def plan(state: BusState, settings: Settings) -> Move:
         new.append({"role": "system", "content": settings.system_prompt})
     if fold.reply is not None:
         actions = actions_of(fold.reply, settings.code_actions)
-        if not actions:
+        if actions:
+            answers = _answers(fold, actions, closing=fold.reply_loop_ended)
+            if not isinstance(answers, list):
+                return answers
+            new.extend(answers)
+        elif not fold.reply_loop_ended and not fold.pending:
             return Finish(fold.reply.get("content") or "", fold.input_id)
-        answers = _answers(fold, actions)
-        if not isinstance(answers, list):
-            return answers
-        new.extend(answers)
     if fold.steps >= settings.max_steps:
-        return Finish(
-            f"stopped: step limit of {settings.max_steps} model replies reached", fold.input_id
-        )
+        text = f"stopped: step limit of {settings.max_steps} model replies reached"
+        return Finish(text, fold.input_id)
     new.extend(inbound_message(entry) for _, entry in fold.pending)
     return Infer([*fold.conversation, *new], new)

@@ -15,11 +15,11 @@ import openai
 import trio
 
 from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.conversation import Finish, Infer, Propose, Settings, actions_of, plan
+from logact.agent.conversation import Finish, Idle, Infer, Propose, Settings, actions_of, plan
 from logact.agent.llm import ModelError, chat
 from logact.agent.runner import Component
 from logact.client.api import LogAPI
+from logact.client.errors import ConditionFailed
 
 MODEL_ATTEMPTS = 3
 
@@ -53,7 +53,18 @@ class Driver(Component):
 
     async def _infer(self, move: Infer) -> None:
         if move.new:
-            await self._append([e.InfIn(self.model, tuple(move.new)).to_entry()])
+            # Only if the bus is still what the plan saw: input that arrived meanwhile must not
+            # count as delivered with this inference.
+            try:
+                positions = await self.log.append_batch(
+                    self.bus,
+                    [e.InfIn(self.model, tuple(move.new)).to_entry()],
+                    fence=self.fence,
+                    expect_tail=self.state.next,
+                )
+            except ConditionFailed:
+                return  # re-plan once the new entries are folded in
+            self._awaiting = positions[-1]
         options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
         for attempt in range(MODEL_ATTEMPTS):
             try:
@@ -83,12 +94,6 @@ class Driver(Component):
                 await self._append([move.intent.to_entry()])
             case Finish():
                 await self._append([e.AgentOutput(move.text, move.input_id).to_entry()])
-            case _:
-                self.finished = self.exit_when_idle and _task_done(self.state)
+            case Idle():
+                self.finished = self.exit_when_idle and bool(self.state.of_type(e.AgentOutput))
         return None
-
-
-def _task_done(state: BusState) -> bool:
-    """A task was given and the last loop has ended with its agent_output."""
-    ends = [entry for _, entry in state.entries if isinstance(entry, e.AgentInput | e.AgentOutput)]
-    return bool(ends) and isinstance(ends[-1], e.AgentOutput)
