@@ -43,7 +43,7 @@ from logact.agent.voters import Voter, llm_judge, rule_judge
 from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline, read_state
 from logact.cli.cluster import LocalCluster
 from logact.cli.common import console, token_for_role
-from logact.cli.demo import ports_in_use
+from logact.cli.demo import fresh_cluster
 from logact.client.client import Client
 from logact.client.errors import LogError
 
@@ -285,15 +285,7 @@ def _checks(
 @click.option("--keep", is_flag=True, help="Leave the cluster running and the workspace.")
 def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
     """A 3-node cluster and an agent on it: vetoes, a leader kill, a timeline, checks."""
-    local = LocalCluster(config_path, run_dir)
-    busy = ports_in_use(local)
-    if busy:
-        console.print(
-            f"[red]ports in use: {', '.join(busy)}[/red] — is a cluster already "
-            "running? (`logact cluster down`)"
-        )
-        sys.exit(1)
-    shutil.rmtree(Path(run_dir) / "data", ignore_errors=True)
+    local = fresh_cluster(config_path, run_dir)
     workspace = Path(tempfile.mkdtemp(prefix="logact-demo-"))
     expected = _prepare_workspace(workspace)
     console.rule("LogAct demo: an agent on a 3-node Raft shared log")

@@ -29,6 +29,20 @@ from logact.client.protocol import Entry
 console = Console() if Console().is_terminal else Console(width=120)
 
 
+def fresh_cluster(config_path: str, run_dir: str) -> LocalCluster:
+    """A local cluster about to start on empty data; exits if its ports are taken."""
+    local = LocalCluster(config_path, run_dir)
+    busy = ports_in_use(local)
+    if busy:
+        console.print(
+            f"[red]ports in use: {', '.join(busy)}[/red] — is a cluster already "
+            "running? (`logact cluster down`)"
+        )
+        sys.exit(1)
+    shutil.rmtree(Path(run_dir) / "data", ignore_errors=True)
+    return local
+
+
 def ports_in_use(local: LocalCluster) -> list[str]:
     busy = []
     for node in local.config.nodes:
@@ -151,15 +165,7 @@ def _verify(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
 @click.option("--keep", is_flag=True, help="Leave the cluster running afterwards.")
 def log_demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep: bool) -> None:
     """Bring up a 3-node cluster, run a workload through a leader failure, verify, shut down."""
-    local = LocalCluster(config_path, run_dir)
-    busy = ports_in_use(local)
-    if busy:
-        console.print(
-            f"[red]ports in use: {', '.join(busy)}[/red] — is a cluster already "
-            "running? (`logact cluster down`)"
-        )
-        sys.exit(1)
-    shutil.rmtree(Path(run_dir) / "data", ignore_errors=True)
+    local = fresh_cluster(config_path, run_dir)
     console.rule("LogAct demo: 3-node Raft shared log")
     console.print(
         f"config {local.config_path} · durability [bold]{local.config.durability}"

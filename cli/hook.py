@@ -28,6 +28,7 @@ from logact.agent.hooks import (
     deny_unavailable,
     run_hook,
 )
+from logact.cli.common import client_options
 from logact.client.api import LogAPI
 from logact.client.client import Client
 from logact.server.config import ConfigError, load_config
@@ -137,30 +138,6 @@ def _hook_options(func: Any) -> Any:
     """The client options of the other commands, plus the hook's own."""
     options = [
         click.option(
-            "--config",
-            "config_path",
-            type=click.Path(dir_okay=False),
-            default="config/cluster.toml",
-            show_default=True,
-            help="Cluster config (node addresses; default token).",
-        ),
-        click.option(
-            "--nodes", default=None, help="Comma-separated client addresses (overrides --config)."
-        ),
-        click.option(
-            "--token",
-            envvar="LOGACT_TOKEN",
-            default=None,
-            help="Auth token (default: $LOGACT_TOKEN, else the config's 'hook' principal).",
-        ),
-        click.option(
-            "--timeout",
-            type=float,
-            default=10.0,
-            show_default=True,
-            help="Bound on each log request.",
-        ),
-        click.option(
             "--decision-timeout",
             type=float,
             default=30.0,
@@ -176,7 +153,7 @@ def _hook_options(func: Any) -> Any:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return client_options(func)
 
 
 @click.group()
@@ -202,7 +179,3 @@ def claude_code(**options: Any) -> None:
 def codex(**options: Any) -> None:
     """Codex PreToolUse / PostToolUse hook (bus codex.USER.SESSION)."""
     _run(Harness.CODEX, options)
-
-
-if __name__ == "__main__":  # ``python -m logact.cli.hook codex ...`` before it is registered
-    hook()

@@ -284,7 +284,8 @@ async def run_cli(
     argv = [
         sys.executable,
         "-m",
-        "logact.cli.hook",
+        "logact.cli.main",
+        "hook",
         harness,
         "--config",
         str(cluster.config_path),
