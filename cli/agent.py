@@ -13,8 +13,9 @@ from typing import Any
 
 import click
 import openai
-import trio
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from logact.agent import entries as e
 from logact.agent import human, llm_voter, timeline
@@ -23,17 +24,17 @@ from logact.agent.conversation import Settings
 from logact.agent.decider import Decider
 from logact.agent.driver import Driver
 from logact.agent.executor import Executor
-from logact.agent.llm import LLMConfig, ScriptedModel, make_client, replay_script
+from logact.agent.llm import LLMConfig, ModelError, ScriptedModel, make_client, replay_script
 from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
 from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Judge, Voter, llm_judge, rule_judge
-from logact.cli.common import client_options, console, fail
+from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.client.api import LogAPI
-from logact.client.errors import Fenced
+from logact.client.errors import Fenced, UnknownBus
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful software agent working in a sandboxed workspace. Act only through the "
@@ -105,9 +106,13 @@ def announce_ready(component: Component) -> None:
 async def _run_component(component: Component) -> None:
     try:
         await run_component(component, announce_ready)
-    except* Fenced as group:
-        exc = group.exceptions[0]
-        console.print(f"[red]fenced:[/red] another {component.fencing_name} took over ({exc})")
+    except Exception as exc:
+        fenced = find_error(exc, Fenced)
+        if fenced is None:
+            raise
+        console.print(
+            f"[red]fenced:[/red] another {component.fencing_name} took over", escape(str(fenced))
+        )
         sys.exit(3)
 
 
@@ -165,7 +170,7 @@ def driver(
             )
             await _run_component(component)
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 def _rules(path: str | None) -> RuleSet:
@@ -239,19 +244,19 @@ def voter(
                 judge = llm_judge(client, name)
             await _run_component(Voter(log, bus, voter_id or kind, kind, judge))
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 def parse_policy(text: str | None) -> Policy:
     """A decider policy from JSON text or ``@file``: {kind, params?, deadline_ms?}."""
     if text is None:
         return DEFAULT_POLICY
-    if text.startswith("@"):
-        text = Path(text[1:]).read_text()
     try:
+        if text.startswith("@"):
+            text = Path(text[1:]).read_text()
         doc = json.loads(text)
         return Policy.from_doc({"version": 0, **doc})
-    except (json.JSONDecodeError, PolicyError, TypeError) as exc:
+    except (OSError, json.JSONDecodeError, PolicyError, TypeError) as exc:
         fail(f"bad decider policy: {exc}")
 
 
@@ -279,7 +284,7 @@ def decider(
         async with _log(config_path, nodes, token, timeout, "decider") as log:
             await _run_component(Decider(log, bus, default))
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 @agent.command()
@@ -304,7 +309,7 @@ def executor(
         async with _log(config_path, nodes, token, timeout, "executor") as log:
             await _run_component(Executor(log, bus, tools))
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 @agent.command()
@@ -320,7 +325,7 @@ def task(
         async with _log(config_path, nodes, token, timeout, "user") as log:
             console.print(f"task at position {await give_task(log, bus, text)}")
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 def print_timeline(state: BusState) -> None:
@@ -328,13 +333,23 @@ def print_timeline(state: BusState) -> None:
     for column in ("#", "kind", "what", "votes", "outcome"):
         table.add_column(column, overflow="fold")
     for row in timeline.timeline(state):
-        table.add_row(str(row.position), row.kind, row.what, row.votes, row.outcome)
+        table.add_row(
+            *(
+                Text(cell)
+                for cell in (str(row.position), row.kind, row.what, row.votes, row.outcome)
+            )
+        )
     console.print(table)
 
 
 async def read_state(log: LogAPI, bus: str) -> BusState:
+    """The bus folded; empty if nothing was ever appended to it."""
     state = BusState(bus)
-    for entry in await log.read_all(bus):
+    try:
+        entries = await log.read_all(bus)
+    except UnknownBus:
+        return state
+    for entry in entries:
         state.apply(entry)
     return state
 
@@ -362,7 +377,7 @@ def timeline_command(
             print_timeline(state)
             console.print(timeline.summary(state))
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 @click.command()
@@ -388,7 +403,7 @@ def mail(
             position = await send_mail(log, to, sender, text, subject=subject)
             console.print(f"mail at position {position} on {to}")
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 @click.command()
@@ -423,11 +438,17 @@ def vote(
             if intent_id is not None:
                 if approve is None or intent_id not in state.intents:
                     fail("--intent needs an intent of the bus and --approve or --reject")
-                choices = [(state.intents[intent_id], approve, reason)]
+                record = state.intents[intent_id]
+                if record not in human.pending(state, voter_id):
+                    console.print(
+                        f"note: #{intent_id} is already decided or has a vote from {voter_id}; "
+                        "this vote is recorded but only a first vote before the decision counts"
+                    )
+                choices = [(record, approve, reason)]
             else:
                 choices = []
                 for record in human.pending(state, voter_id):
-                    console.print("\n".join(human.context(state, record)))
+                    console.print("\n".join(human.context(state, record)), markup=False)
                     answer = click.prompt("approve? [y/n/skip]", default="skip")
                     if answer.lower() in ("y", "n"):
                         why = click.prompt("reason", default="")
@@ -440,7 +461,17 @@ def vote(
                 await log.append(bus, *body.to_entry())
                 console.print(f"#{record.position}: {'approved' if approved else 'rejected'}")
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
+
+
+def check_voter_policy(doc: Any) -> None:
+    """A voter policy the voters of its kind will accept (ValueError / RuleError if not)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
+        raise ValueError('a voter policy is a JSON object with a string "kind"')
+    if doc["kind"] == "rule":
+        RuleSet.from_doc({k: v for k, v in doc.items() if k != "kind"})
+    elif doc["kind"] == "llm" and not isinstance(doc.get("prompt_extra", ""), str):
+        raise ValueError("an llm voter policy's prompt_extra must be a string")
 
 
 @click.command()
@@ -476,9 +507,9 @@ def policy(
         }
         if "decider" in docs:
             Policy.from_doc({"version": 1, **docs["decider"]})
-        if "voter" in docs and "rules" in docs["voter"]:
-            RuleSet.from_doc({k: v for k, v in docs["voter"].items() if k != "kind"})
-    except (json.JSONDecodeError, PolicyError, RuleError, TypeError) as exc:
+        if "voter" in docs:
+            check_voter_policy(docs["voter"])
+    except (json.JSONDecodeError, PolicyError, RuleError, TypeError, ValueError) as exc:
         fail(f"bad policy: {exc}")
     if not docs:
         fail("give --decider and/or --voter")
@@ -496,7 +527,7 @@ def policy(
             positions = await log.append_batch(bus, entries, expect_tail=state.next)
             console.print(f"policy appended at {list(positions)}")
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))
 
 
 @agent.command("run")
@@ -590,4 +621,4 @@ def run_all(
             )
             print_timeline(await read_state(logs["user"], bus))
 
-    trio.run(main)
+    run(main, errors=(ModelError, RuleError))

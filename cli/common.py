@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 import trio
@@ -12,6 +12,8 @@ from rich.console import Console
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
+
+E = TypeVar("E", bound=BaseException)
 
 console = Console() if Console().is_terminal else Console(width=120)
 
@@ -79,10 +81,26 @@ def make_client(
     return Client(addresses, token, timeout=timeout)
 
 
-def run(async_fn: Any, *args: Any) -> Any:
+def find_error(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` in ``exc`` or in the exception groups nurseries wrap it in."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            if (found := find_error(inner, kind)) is not None:
+                return found
+    return None
+
+
+def run(async_fn: Any, *args: Any, errors: tuple[type[Exception], ...] = ()) -> Any:
+    """``trio.run``, turning log, config and ``errors`` failures into one-line messages."""
     try:
         return trio.run(async_fn, *args)
-    except LogError as exc:
-        fail(f"{exc.code.value}: {exc.message}")
-    except ConfigError as exc:
-        fail(str(exc))
+    except Exception as exc:
+        log_error = find_error(exc, LogError)
+        if log_error is not None:
+            fail(f"{log_error.code.value}: {log_error.message}")
+        for kind in (ConfigError, *errors):
+            if (found := find_error(exc, kind)) is not None:
+                fail(str(found))
+        raise

@@ -18,6 +18,18 @@ from logact.agent.llm import ScriptedModel, replay_script
 
 Message = dict[str, Any]
 
+#: The rule voter's file in agent process tests: allow all but a recursive or forced rm.
+RULES = """
+default = "allow"
+
+[[rules]]
+effect = "deny"
+reason = "recursive or forced rm"
+text = { regex = '\\brm\\s+-[A-Za-z]*[rRf]' }
+"""
+#: The scripted LLM voter's one concern (``--scripted-deny``).
+LLM_DENY = "curl=sends data off the machine, which the task did not ask for"
+
 
 class ScriptedEndpoint:
     def __init__(self, replies: Sequence[Message]) -> None:

@@ -32,19 +32,10 @@ from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
 
-from .scripted_endpoint import serve
+from .scripted_endpoint import LLM_DENY, RULES, serve
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 
-RULES = """
-default = "allow"
-
-[[rules]]
-effect = "deny"
-reason = "recursive or forced rm"
-text = { regex = '\\brm\\s+-[A-Za-z]*[rRf]' }
-"""
-LLM_DENY = "curl=sends data off the machine, which the task did not ask for"
 POLICY = json.dumps({"kind": "veto", "params": {"kinds": ["rule", "llm"]}})
 
 
