@@ -47,6 +47,22 @@ class Principal:
 
 
 @dataclass(frozen=True, slots=True)
+class Unsafe:
+    """Deliberately broken modes, only for proving the chaos checkers catch what they claim.
+
+    ``stale_reads``: reads and check_tail skip the read barrier (a lagging node answers from its
+    own copy). ``no_dedup``: idempotency keys are ignored, so a retried append can land twice.
+    """
+
+    stale_reads: bool = False
+    no_dedup: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.stale_reads or self.no_dedup
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     id: str
     client_host: str
@@ -95,6 +111,7 @@ class ClusterConfig:
     send_queue_frames: int = 256
     slow_consumer_timeout: float = 10.0
     max_inflight_per_connection: int = 512
+    unsafe: Unsafe = field(default_factory=Unsafe)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -191,7 +208,7 @@ SERVER_DEFAULTS = {
 def parse_config(data: dict[str, Any]) -> ClusterConfig:
     _reject_unknown(
         data,
-        {"mode", "durability", "nodes", "cluster", "auth", "limits", "raft", "server"},
+        {"mode", "durability", "nodes", "cluster", "auth", "limits", "raft", "server", "unsafe"},
         "the top level",
     )
     mode = data.get("mode", "raft")
@@ -240,7 +257,18 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
     _check_raft_timing(raft)
     extra = _settings(SERVER_DEFAULTS, _table(data, "server"), "server")
-    return ClusterConfig(mode, tuple(nodes), durability, password, tokens, limits, raft, **extra)
+    unsafe = _parse_unsafe(_table(data, "unsafe"))
+    return ClusterConfig(
+        mode, tuple(nodes), durability, password, tokens, limits, raft, **extra, unsafe=unsafe
+    )
+
+
+def _parse_unsafe(data: dict[str, Any]) -> Unsafe:
+    _reject_unknown(data, set(Unsafe.__dataclass_fields__), "[unsafe]")
+    for key, value in data.items():
+        if not isinstance(value, bool):
+            raise ConfigError(f"[unsafe] {key} must be true or false")
+    return Unsafe(**data)
 
 
 def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:

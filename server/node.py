@@ -35,7 +35,11 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
         backend = RaftBackend(config, node, data_dir)
     else:
         backend = EmbeddedBackend(data_dir, durability=config.durability, node_id=node.id)
-    service = LogService(backend, config.limits, request_timeout=config.request_timeout)
+    service = LogService(
+        backend, config.limits, request_timeout=config.request_timeout, unsafe=config.unsafe
+    )
+    if config.unsafe.any:
+        log.warning("node %s runs UNSAFE modes for chaos validation: %s", node.id, config.unsafe)
     try:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async with trio.open_nursery() as nursery:

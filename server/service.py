@@ -19,7 +19,7 @@ from logact.server import commands
 from logact.server.backend import Backend
 from logact.server.commands import Limits
 from logact.server.committer import GroupCommitter
-from logact.server.config import Principal
+from logact.server.config import Principal, Unsafe
 from logact.server.state import StoredEntry
 
 #: A subscription push carries at most this many bytes of bodies (plus one entry).
@@ -46,8 +46,10 @@ class LogService:
         *,
         request_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        unsafe: Unsafe | None = None,
     ) -> None:
         self.backend = backend
+        self.unsafe = unsafe or Unsafe()
         self.limits = limits or Limits()
         self.clock = clock
         self.committer = GroupCommitter(
@@ -91,6 +93,8 @@ class LogService:
         return await handler(self, principal, request)
 
     async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        if self.unsafe.no_dedup:
+            request = {k: v for k, v in request.items() if k != "key"}
         cmd = commands.append_command(
             request, principal.name, self._now_ms(), self.limits, principal.may_append
         )
@@ -117,7 +121,7 @@ class LogService:
 
     async def _sync(self, request: dict[str, Any]) -> None:
         """Linearizable unless the caller explicitly asked for a possibly stale local read."""
-        if not commands.field(request, "stale", bool, False):
+        if not commands.field(request, "stale", bool, False) and not self.unsafe.stale_reads:
             await self.committer.barrier()
 
     async def _read(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:

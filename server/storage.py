@@ -57,12 +57,24 @@ def scan_records(data: bytes) -> Iterator[tuple[int, bytes]]:
         yield end, payload
 
 
+#: When set in a node's environment, each record file notes its size after every completed
+#: sync in ``<file>.synced`` (no fsync of its own: it only has to survive kill -9). The chaos
+#: suite's lose-unsynced nemesis cuts a killed node's files back to those sizes, as a power
+#: loss would, to check that nothing acknowledged depended on an unsynced write.
+SYNC_TRACE_ENV = "LOGACT_SYNC_TRACE"
+
+
+def synced_size_path(path: Path) -> Path:
+    return path.with_name(path.name + ".synced")
+
+
 class RecordFile:
     """An append-only file of records with explicit, batched fsync."""
 
     def __init__(self, path: str | Path, *, sync: bool = True) -> None:
         self.path = Path(path)
         self.sync_enabled = sync
+        self._trace = synced_size_path(self.path) if os.environ.get(SYNC_TRACE_ENV) else None
         existed = self.path.exists()
         self._file = open(self.path, "a+b")  # noqa: SIM115 - lives as long as the object
         if not existed and sync:
@@ -80,8 +92,10 @@ class RecordFile:
             good = end
         if good != len(data):
             self._file.truncate(good)
-            self._dirty = True
-            self.sync()
+        # What a crashed process left may still be only in the page cache: make it durable
+        # before anything is built on it.
+        self._dirty = True
+        self.sync()
         self._file.seek(0, os.SEEK_END)
         return payloads
 
@@ -104,6 +118,8 @@ class RecordFile:
         if self.sync_enabled:
             os.fdatasync(self._file.fileno())
         self._dirty = False
+        if self._trace is not None:
+            self._trace.write_text(str(self._file.tell()))
 
     @property
     def dirty(self) -> bool:

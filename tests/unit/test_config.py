@@ -497,3 +497,13 @@ def test_inconsistent_configs_raise_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(data)
+
+
+def test_unsafe_modes_are_off_unless_asked_for() -> None:
+    assert not parse_config(RAFT).unsafe.any
+    config = parse_config(variant(RAFT, lambda d: d.update(unsafe={"stale_reads": True})))
+    assert config.unsafe.stale_reads and not config.unsafe.no_dedup and config.unsafe.any
+    with pytest.raises(ConfigError, match=r"\[unsafe\] no_dedup must be true or false"):
+        parse_config(variant(RAFT, lambda d: d.update(unsafe={"no_dedup": 1})))
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['fast'\] in \[unsafe\]"):
+        parse_config(variant(RAFT, lambda d: d.update(unsafe={"fast": True})))

@@ -26,10 +26,12 @@ from logact.server.journal import FsyncJournal
 from logact.server.state import LogState
 from logact.server.storage import (
     RECORD_HEADER,
+    SYNC_TRACE_ENV,
     RecordFile,
     atomic_write,
     frame_record,
     scan_records,
+    synced_size_path,
 )
 
 payloads = st.lists(st.binary(max_size=40), max_size=8)
@@ -534,3 +536,23 @@ async def test_embedded_listener_is_called_after_each_applied_batch(tmp_path: Pa
     await backend.replicate([build("a", 3)])
     assert seen == [2, 3]
     backend.close()
+
+
+def test_sync_trace_records_the_synced_size_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the chaos trace on, ``<file>.synced`` holds the size as of the last sync, so
+    cutting the file back to it drops exactly the writes a power loss could drop."""
+    monkeypatch.setenv(SYNC_TRACE_ENV, "1")
+    path = tmp_path / "r.log"
+    rf = RecordFile(path)
+    rf.read_all()
+    trace = synced_size_path(path)
+    assert trace.read_text() == "0"
+    rf.append(b"one")
+    rf.sync()
+    synced = rf.size
+    assert trace.read_text() == str(synced)
+    rf.append(b"two")
+    rf._file.flush()  # in the page cache, not synced
+    assert path.stat().st_size > synced and trace.read_text() == str(synced)
