@@ -70,6 +70,9 @@ class NodeConfig:
     raft_host: str | None
     raft_port: int | None
     data_dir: str
+    #: Peer id -> the address this node dials that peer at, when it differs from the peer's
+    #: Raft address (a chaos proxy between the two). Peers are still known by their address.
+    raft_dial: dict[str, str] = field(default_factory=dict)
 
     @property
     def client_address(self) -> str:
@@ -225,7 +228,7 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
         where = f"nodes[{index}]"
         if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
             raise ConfigError(f"{where} needs a string 'id'")
-        _reject_unknown(raw, {"id", "client", "raft", "data_dir"}, where)
+        _reject_unknown(raw, {"id", "client", "raft", "data_dir", "raft_dial"}, where)
         client_host, client_port = _address(raw.get("client"), f"{where}.client")
         raft_host = raft_port = None
         if mode == "raft":
@@ -233,12 +236,23 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
         data_dir = raw.get("data_dir", f"data/{raw['id']}")
         if not isinstance(data_dir, str):
             raise ConfigError(f"{where}.data_dir must be a string")
+        dial = raw.get("raft_dial", {})
+        if not isinstance(dial, dict):
+            raise ConfigError(f"{where}.raft_dial must be a table of peer id = address")
+        for peer, address in dial.items():
+            _address(address, f"{where}.raft_dial.{peer}")
         nodes.append(
-            NodeConfig(raw["id"], client_host, client_port, raft_host, raft_port, data_dir)
+            NodeConfig(
+                raw["id"], client_host, client_port, raft_host, raft_port, data_dir, dict(dial)
+            )
         )
     ids = [node.id for node in nodes]
     if len(set(ids)) != len(ids):
         raise ConfigError("node ids must be unique")
+    for node in nodes:
+        unknown = sorted(set(node.raft_dial) - set(ids) | ({node.id} & set(node.raft_dial)))
+        if unknown:
+            raise ConfigError(f"node {node.id}: raft_dial names no peer: {unknown}")
     addresses = [node.client_address for node in nodes]
     if mode == "raft":
         addresses += [node.raft_address for node in nodes]

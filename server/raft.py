@@ -26,6 +26,8 @@ import cbor2
 import pysyncobj.syncobj as pysyncobj_module
 import trio
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.node import TCPNode
+from pysyncobj.transport import TCPTransport
 
 from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
 from logact.server import peer_transport
@@ -64,13 +66,42 @@ def syncobj_timing(tuning: RaftTuning) -> dict[str, Any]:
     }
 
 
+class PeerNode(TCPNode):
+    """A peer known by its Raft address (its id) but dialled at ``dial`` (e.g. a chaos proxy).
+
+    PySyncObj 0.3.17 identifies nodes by address; the id is set after construction because its
+    TCPNode takes the id from the address it dials.
+    """
+
+    def __init__(self, address: str, dial: str) -> None:
+        super().__init__(dial)
+        self._id = address
+
+
+class PeerTransport(TCPTransport):
+    """TCPTransport that tells peers apart by id, so dial addresses may differ from ids."""
+
+    def addNode(self, node: TCPNode) -> None:
+        # A dialling peer announces its own address, which is its id here.
+        self._nodeAddrToNode[node.id] = node
+        super().addNode(node)
+
+    def _shouldConnect(self, node: Any) -> bool:
+        # Both ends must agree on who dials: compare ids, not (possibly proxied) addresses.
+        return (
+            isinstance(node, TCPNode)
+            and node not in self._preventConnectNodes
+            and (self._selfIsReadonlyNode or self._selfNode.id > node.id)
+        )
+
+
 class LogSyncObj(SyncObj):
     """SyncObj carrying a LogState, with durable journal hooks."""
 
     def __init__(
         self,
         self_address: str,
-        partners: list[str],
+        partners: list[TCPNode],
         conf: SyncObjConf,
         state: LogState,
         lock: threading.Lock,
@@ -80,7 +111,7 @@ class LogSyncObj(SyncObj):
         self._lock = lock
         self._listener: Callable[[], None] = lambda: None
         self._journal_holder = journal_holder
-        super().__init__(self_address, partners, conf)
+        super().__init__(self_address, partners, conf, transportClass=PeerTransport)
 
     @property
     def state(self) -> LogState:
@@ -219,7 +250,11 @@ class RaftBackend:
             bindAddress=node.raft_address,
             dynamicMembershipChange=False,
         )
-        partners = [n.raft_address for n in config.nodes if n.id != node.id]
+        partners = [
+            PeerNode(n.raft_address, node.raft_dial.get(n.id, n.raft_address))
+            for n in config.nodes
+            if n.id != node.id
+        ]
         self.sync_obj = LogSyncObj(
             node.raft_address, partners, conf, LogState(), self.lock, self._journal_holder
         )

@@ -507,3 +507,21 @@ def test_unsafe_modes_are_off_unless_asked_for() -> None:
         parse_config(variant(RAFT, lambda d: d.update(unsafe={"no_dedup": 1})))
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['fast'\] in \[unsafe\]"):
         parse_config(variant(RAFT, lambda d: d.update(unsafe={"fast": True})))
+
+
+def test_raft_dial_addresses_name_peers() -> None:
+    """A node may dial a peer at another address (a chaos proxy); the peer is still known by
+    its Raft address."""
+
+    def dial(table: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
+        return lambda d: d["nodes"][0].update(raft_dial=table)
+
+    config = parse_config(variant(RAFT, dial({"n2": "127.0.0.1:9002"})))
+    assert config.node("n1").raft_dial == {"n2": "127.0.0.1:9002"}
+    assert config.node("n2").raft_dial == {}
+    with pytest.raises(ConfigError, match=r"raft_dial names no peer: \['n9'\]"):
+        parse_config(variant(RAFT, dial({"n9": "127.0.0.1:9002"})))
+    with pytest.raises(ConfigError, match=r"raft_dial names no peer: \['n1'\]"):
+        parse_config(variant(RAFT, dial({"n1": "127.0.0.1:9002"})))
+    with pytest.raises(ConfigError, match=r"raft_dial\.n2"):
+        parse_config(variant(RAFT, dial({"n2": "nowhere"})))
