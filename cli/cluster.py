@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,25 @@ from logact.server.config import ClusterConfig, load_config
 
 
 class LocalCluster:
-    def __init__(self, config_path: str | Path, run_dir: str | Path) -> None:
+    """Node processes of one config, supervised through pid files under ``run_dir``.
+
+    ``env`` is added to every node's environment; ``prefix(node_id)`` is put before a node's
+    command (e.g. ``ip netns exec NS`` to run it in a network namespace).
+    """
+
+    def __init__(
+        self,
+        config_path: str | Path,
+        run_dir: str | Path,
+        *,
+        env: dict[str, str] | None = None,
+        prefix: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.config_path = Path(config_path).resolve()
         self.config: ClusterConfig = load_config(self.config_path)
         self.run_dir = Path(run_dir).resolve()
+        self.env = env or {}
+        self.prefix = prefix or (lambda node_id: [])
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
@@ -66,6 +82,7 @@ class LocalCluster:
         with open(self.log_file(node_id), "ab") as log:
             proc = subprocess.Popen(
                 [
+                    *self.prefix(node_id),
                     sys.executable,
                     "-m",
                     "logact.cli.main",
@@ -81,6 +98,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env={**os.environ, **self.env},
             )
         self.procs[node_id] = proc
         self.pid_file(node_id).write_text(str(proc.pid))
