@@ -13,7 +13,7 @@ import shlex
 from logact.agent import entries as e
 from logact.agent.bus import IntentRecord
 from logact.agent.runner import Component
-from logact.agent.tools import ToolOutcome, ToolRegistry
+from logact.agent.tools import ACTION_ENV, ToolOutcome, ToolRegistry
 from logact.client.api import LogAPI
 
 INTERRUPTED = (
@@ -56,7 +56,11 @@ class Executor(Component):
             await self.append(*result.to_entry())
 
     async def _run(self, record: IntentRecord) -> ToolOutcome:
-        return await self.tools.run(as_tool_call(record.intent.action))
+        token = ACTION_ENV.set({"LOGACT_BUS": self.bus, "LOGACT_INTENT_ID": str(record.position)})
+        try:
+            return await self.tools.run(as_tool_call(record.intent.action))
+        finally:
+            ACTION_ENV.reset(token)
 
     async def step(self, now: int) -> int | None:
         for record in sorted(self.state.runnable.values(), key=lambda r: r.position):

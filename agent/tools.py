@@ -24,6 +24,7 @@ This module does not touch the log: the executor loop turns an outcome into a ``
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import inspect
 import json
 import os
@@ -42,6 +43,13 @@ from typing import Any
 import trio
 
 from logact.agent.entries import MAX_OUTPUT_CHARS, Result, ToolCall, cap_output
+
+#: Variables the executor sets for the action it runs (``LOGACT_BUS``, ``LOGACT_INTENT_ID``),
+#: passed to shell commands so a side effect can carry its intent's identity (an idempotency
+#: key, or a ledger line that can be traced back to the log).
+ACTION_ENV: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "logact_action_env", default=()
+)
 
 #: Default cap on a tool's output text (characters); must not exceed ``MAX_OUTPUT_CHARS``.
 DEFAULT_OUTPUT_CAP = 16_000
@@ -399,6 +407,7 @@ class Workspace:
         if not 0 < limit <= self.max_shell_timeout:
             raise ToolError(f"timeout must be in (0, {self.max_shell_timeout:g}] seconds")
         env = {k: os.environ[k] for k in self.env_allow if k in os.environ}
+        env.update(ACTION_ENV.get())
         capture = _Capture(self.output_cap)
         proc: trio.Process | None = None
         with trio.move_on_after(limit) as scope:

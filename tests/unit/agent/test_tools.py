@@ -8,7 +8,7 @@ import pytest
 import trio
 
 from logact.agent.entries import Result, ToolCall
-from logact.agent.tools import ToolError, ToolOutcome, ToolRegistry, standard_tools
+from logact.agent.tools import ACTION_ENV, ToolError, ToolOutcome, ToolRegistry, standard_tools
 
 
 def call(tool: str, **arguments: object) -> ToolCall:
@@ -340,3 +340,15 @@ async def test_outcome_to_result(tools: ToolRegistry) -> None:
     bad = await tools.run(call("nope"))
     res = bad.to_result(8)
     assert not res.ok and res.error == bad.error
+
+
+async def test_shell_sees_the_intent_it_runs_for(tools: ToolRegistry) -> None:
+    """The executor names the action's bus and intent id in the command's environment."""
+    token = ACTION_ENV.set((("LOGACT_BUS", "agent/7"), ("LOGACT_INTENT_ID", "42")))
+    try:
+        out = await tools.run(call("shell", command='echo "$LOGACT_BUS $LOGACT_INTENT_ID"'))
+    finally:
+        ACTION_ENV.reset(token)
+    assert out.output.strip() == "agent/7 42"
+    unset = await tools.run(call("shell", command='echo "[$LOGACT_INTENT_ID]"'))
+    assert unset.output.strip() == "[]"
