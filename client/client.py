@@ -168,12 +168,16 @@ class Client(LogAPI):
 
     async def __aexit__(self, *exc: Any) -> None:
         assert self._nursery is not None
-        if self._conn is not None:
-            await self._conn.close()
-        self._nursery.cancel_scope.cancel()
-        # Close the background nursery on its own so an exception from the caller's block
-        # propagates as itself, not wrapped in an ExceptionGroup.
-        await self._nursery_cm.__aexit__(None, None, None)
+        try:
+            if self._conn is not None:
+                # Leaving a cancelled scope must still close: shield the (instant) close.
+                with trio.CancelScope(shield=True):
+                    await self._conn.close()
+        finally:
+            self._nursery.cancel_scope.cancel()
+            # Close the background nursery on its own so an exception from the caller's block
+            # propagates as itself, not wrapped in an ExceptionGroup.
+            await self._nursery_cm.__aexit__(None, None, None)
 
     # ---- connection management -------------------------------------------------------
     async def _connection(self) -> Connection:
