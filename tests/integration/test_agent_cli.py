@@ -30,8 +30,7 @@ from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.client.errors import UnknownBus
 from logact.client.protocol import Entry
-
-from .scripted_endpoint import LLM_DENY, RULES
+from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 

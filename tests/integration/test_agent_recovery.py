@@ -31,8 +31,7 @@ from logact.agent.mailbox import give_task
 from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
-
-from .scripted_endpoint import LLM_DENY, RULES, serve
+from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES, serve
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 

@@ -1,4 +1,4 @@
-"""A scripted OpenAI-compatible HTTP endpoint for agent processes under test.
+"""A scripted OpenAI-compatible HTTP endpoint for agent processes (tests and chaos runs).
 
 The outermost edge only: driver processes talk to it through the real ``openai`` client over
 real HTTP (``--llm env`` with OPENAI_BASE_URL). ``hold`` parks chosen requests until released,
