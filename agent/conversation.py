@@ -66,6 +66,9 @@ class Settings:
     system_prompt: str
     max_steps: int = 30  # model replies per task before the driver gives up
     code_actions: bool = False  # also run fenced code blocks in replies without tool calls
+    #: Make every reply call this tool (for small models that will not call tools on their
+    #: own); the task then ends at the step limit.
+    force_tool: str | None = None
 
 
 def parse_arguments(raw: Any) -> dict[str, Any]:

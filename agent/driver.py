@@ -66,6 +66,11 @@ class Driver(Component):
                 return  # re-plan once the new entries are folded in
             self._awaiting = positions[-1]
         options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
+        if self.settings.force_tool is not None:
+            options["tool_choice"] = {
+                "type": "function",
+                "function": {"name": self.settings.force_tool},
+            }
         for attempt in range(MODEL_ATTEMPTS):
             try:
                 message, usage = await chat(self.client, self.model, move.conversation, **options)

@@ -160,8 +160,11 @@ async def chat(
 ) -> tuple[Message, Usage | None]:
     """One chat completion, off the trio thread: (assistant message as plain data, usage)."""
 
+    # Some servers (llama-cpp) reject a null content, which OpenAI allows beside tool calls.
+    sent = [m if m.get("content") is not None else {**m, "content": ""} for m in messages]
+
     def call() -> Any:
-        return client.chat.completions.create(model=model, messages=list(messages), **options)
+        return client.chat.completions.create(model=model, messages=sent, **options)
 
     try:
         response = await trio.to_thread.run_sync(call, abandon_on_cancel=True)

@@ -127,20 +127,28 @@ def _prepare_workspace(root: Path) -> dict[str, str]:
     return expected
 
 
-async def _kill_leader_after_first_run(
+async def _kill_leader_mid_run(
     local: LocalCluster, log: Client, bus: str, killed: dict[str, str]
 ) -> None:
-    """SIGKILL the leader right after the agent's second action commits (mid-run)."""
+    """SIGKILL the leader right after the agent's first action commits (mid-run)."""
     async with aclosing(log.subscribe(bus, 0, ["commit"])) as commits:
         count = 0
         async for _ in commits:
             count += 1
-            if count == 2:
+            if count == 1:
                 leader = await local.wait_for_leader(30)
                 local.kill(leader)
                 killed["node"] = leader
                 console.print(f"  [yellow]kill -9 leader {leader}[/yellow] mid-run")
                 return
+
+
+def _settings(llm: str) -> Settings:
+    if llm == "local":
+        # SmolLM2-135M answers in prose unless made to call a tool: every reply is a shell
+        # command, and four of them end the task. It shows the real path, not a real agent.
+        return Settings(DEFAULT_SYSTEM_PROMPT, max_steps=4, force_tool="shell")
+    return Settings(DEFAULT_SYSTEM_PROMPT, max_steps=12, code_actions=True)
 
 
 def _scripted_reviewer() -> Any:
@@ -182,7 +190,7 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
             driver_model,
             driver_name,
             tools.describe(),
-            Settings(DEFAULT_SYSTEM_PROMPT, max_steps=12),
+            _settings(llm),
             exit_when_idle=True,
         )
         others = [
@@ -193,7 +201,7 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
         ]
         await give_task(logs["user"], bus, TASK)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_kill_leader_after_first_run, local, logs["reader"], bus, killed)
+            nursery.start_soon(_kill_leader_mid_run, local, logs["reader"], bus, killed)
             with trio.fail_after(600):
                 await run_agent(driver, others)
             nursery.cancel_scope.cancel()
@@ -310,13 +318,17 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
             (
                 "the cluster leader was killed mid-run",
                 bool(killed),
-                killed.get("node", "not killed: the agent took fewer than 2 actions"),
+                killed.get("node", "not killed: no action of the agent was committed"),
             )
         )
-        for name, passed, detail in checks:
-            mark = "[green]ok[/green]  " if passed else "[red]FAIL[/red]"
+        scripted = llm == "script"
+        for index, (name, passed, detail) in enumerate(checks):
+            # With a real model only the safety checks (the first two) must hold: whether it
+            # acts at all, and how well, is the model's business.
+            required = scripted or index < 2
+            mark = "[green]ok[/green]  " if passed else "[red]FAIL[/red]" if required else "n/a "
             console.print(f"  {mark} {name}" + (f" ({detail})" if detail else ""))
-        ok = all(passed for _, passed, _ in checks)
+        ok = all(passed for index, (_, passed, _) in enumerate(checks) if scripted or index < 2)
     except (LogError, trio.TooSlowError) as exc:
         console.print(f"[red]demo failed: {exc!r}[/red]; node logs in {local.run_dir / 'logs'}")
     finally:
