@@ -74,7 +74,10 @@ class RecordFile:
     def __init__(self, path: str | Path, *, sync: bool = True) -> None:
         self.path = Path(path)
         self.sync_enabled = sync
-        self._trace = synced_size_path(self.path) if os.environ.get(SYNC_TRACE_ENV) else None
+        # Only a real fdatasync counts as synced: with sync off the trace never advances.
+        self._trace_fd: int | None = None
+        if os.environ.get(SYNC_TRACE_ENV) and sync:
+            self._trace_fd = os.open(synced_size_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
         existed = self.path.exists()
         self._file = open(self.path, "a+b")  # noqa: SIM115 - lives as long as the object
         if not existed and sync:
@@ -118,8 +121,9 @@ class RecordFile:
         if self.sync_enabled:
             os.fdatasync(self._file.fileno())
         self._dirty = False
-        if self._trace is not None:
-            self._trace.write_text(str(self._file.tell()))
+        if self._trace_fd is not None:
+            # One fixed-width write in place: a kill can never leave it empty or half-new.
+            os.pwrite(self._trace_fd, b"%020d" % self._file.tell(), 0)
 
     @property
     def dirty(self) -> bool:
@@ -132,3 +136,6 @@ class RecordFile:
     def close(self) -> None:
         self.sync()
         self._file.close()
+        if self._trace_fd is not None:
+            os.close(self._trace_fd)
+            self._trace_fd = None

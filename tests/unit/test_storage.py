@@ -548,11 +548,17 @@ def test_sync_trace_records_the_synced_size_only(
     rf = RecordFile(path)
     rf.read_all()
     trace = synced_size_path(path)
-    assert trace.read_text() == "0"
+    assert int(trace.read_text()) == 0
     rf.append(b"one")
     rf.sync()
     synced = rf.size
-    assert trace.read_text() == str(synced)
+    assert int(trace.read_text()) == synced
     rf.append(b"two")
     rf._file.flush()  # in the page cache, not synced
-    assert path.stat().st_size > synced and trace.read_text() == str(synced)
+    assert path.stat().st_size > synced and int(trace.read_text()) == synced
+    rf.close()
+    unsynced = RecordFile(tmp_path / "os.log", sync=False)  # durability "os": never synced
+    unsynced.read_all()
+    unsynced.append(b"x")
+    unsynced.sync()
+    assert not synced_size_path(tmp_path / "os.log").exists()
