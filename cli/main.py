@@ -35,6 +35,7 @@ class LazyGroup(click.Group):
         "policy": "logact.cli.agent:policy",
         "demo": "logact.cli.agent_demo:demo",
         "hook": "logact.cli.hook:hook",
+        "chaos": "logact.cli.chaos:chaos",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

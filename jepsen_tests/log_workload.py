@@ -94,7 +94,13 @@ async def _appender(w: LogWorkload, index: int, record: Record, ids: _Ids) -> No
             payload = f"a{index}-{seq}"
             await _timed(
                 record,
-                {"process": f"append-{index}", "op": "append", "id": ids(), "payload": payload},
+                {
+                    "process": f"append-{index}",
+                    "op": "append",
+                    "id": ids(),
+                    "bus": w.bus,
+                    "payload": payload,
+                },
                 lambda payload=payload: client.append(
                     w.bus, ENTRY_TYPE, {"p": payload, "pad": pad}
                 ),
@@ -102,13 +108,26 @@ async def _appender(w: LogWorkload, index: int, record: Record, ids: _Ids) -> No
             )
 
 
+def _pinned(w: LogWorkload, index: int) -> Client:
+    """A client bound to one node (readers and tailers spread over all of them, as Jepsen's
+    clients do, so a node answering from a stale copy would show)."""
+    address = w.addresses[index % len(w.addresses)]
+    return Client([address], w.token, timeout=w.op_timeout, prefer_leader=False)
+
+
 async def _reader(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None:
-    async with Client(w.addresses, w.token, timeout=w.op_timeout) as client:
+    async with _pinned(w, index) as client:
         start = 0
         while True:
             result = await _timed(
                 record,
-                {"process": f"read-{index}", "op": "read", "id": ids(), "start": start},
+                {
+                    "process": f"read-{index}",
+                    "op": "read",
+                    "id": ids(),
+                    "bus": w.bus,
+                    "start": start,
+                },
                 lambda start=start: client.read(w.bus, start, 200),
                 lambda r: {"entries": _payloads(r.entries), "next": r.next, "tail": r.tail},
             )
@@ -118,11 +137,11 @@ async def _reader(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None
 
 
 async def _tailer(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None:
-    async with Client(w.addresses, w.token, timeout=w.op_timeout) as client:
+    async with _pinned(w, index + 1) as client:
         while True:
             await _timed(
                 record,
-                {"process": f"tail-{index}", "op": "check_tail", "id": ids()},
+                {"process": f"tail-{index}", "op": "check_tail", "id": ids(), "bus": w.bus},
                 lambda: client.check_tail(w.bus),
                 lambda t: {"tail": t.tail},
             )
@@ -132,7 +151,7 @@ async def _tailer(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None
 async def _subscriber(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None:
     """One subscription for the whole run, recorded when the run cancels it (or it fails)."""
     deliveries: list[list[Any]] = []
-    op = {"process": f"sub-{index}", "op": "subscribe", "id": ids(), "start": 0}
+    op = {"process": f"sub-{index}", "op": "subscribe", "id": ids(), "bus": w.bus, "start": 0}
     op["invoke"] = time.monotonic_ns()
     outcome: dict[str, Any] = {"outcome": "ok"}
     try:
@@ -169,7 +188,7 @@ async def final_read(w: LogWorkload, record: Record, timeout: float = 120.0) -> 
     async with Client(w.addresses, w.token, timeout=timeout) as client:
         await _timed(
             record,
-            {"process": "final", "op": "final_read", "id": 0},
+            {"process": "final", "op": "final_read", "id": 0, "bus": w.bus},
             lambda: client.read_all(w.bus),
             lambda entries: {"entries": _payloads(entries)},
         )

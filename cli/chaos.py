@@ -1,0 +1,100 @@
+"""``logact chaos``: Jepsen-style fault injection against a real cluster, checked offline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import trio
+
+from logact.cli.common import console
+from logact.jepsen_tests.history import read_history
+from logact.jepsen_tests.report import plot_timeline, print_summary
+from logact.jepsen_tests.runner import UNSAFE_MODES, WORKLOADS, ChaosOptions, run_chaos
+
+
+@click.command()
+@click.option(
+    "--nemesis",
+    "nemeses",
+    default="kill,pause,partition,restart-all",
+    show_default=True,
+    help="Comma-separated: kill, pause, partition, restart-all, targeted, "
+    "lose-unsynced (optionally kind:target, e.g. kill:leader), or all.",
+)
+@click.option("--workload", type=click.Choice(WORKLOADS), default="log", show_default=True)
+@click.option(
+    "--time",
+    "time_s",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds of load and faults (settling and final reads come after).",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seeds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Run this many seeds in a row (seed, seed+1, ...), one folder each.",
+)
+@click.option("--out", type=click.Path(file_okay=False), default="chaos-results", show_default=True)
+@click.option(
+    "--net",
+    type=click.Choice(["proxy", "netns"]),
+    default="proxy",
+    show_default=True,
+    help="Partitions by per-link TCP proxies, or by network namespaces (root only).",
+)
+@click.option("--agents", type=int, default=3, show_default=True)
+@click.option(
+    "--unsafe",
+    type=click.Choice(sorted(UNSAFE_MODES)),
+    default=None,
+    help="Run a deliberately broken server mode, to see the checkers catch it.",
+)
+def chaos(
+    nemeses: str,
+    workload: str,
+    time_s: float,
+    seed: int,
+    seeds: int,
+    out: str,
+    net: str,
+    agents: int,
+    unsafe: str | None,
+) -> None:
+    """Faults from a seeded schedule, a recorded history, independent checkers; exit status 1
+    on any anomaly."""
+    totals = {"runs": 0, "anomalies": 0, "faults": 0}
+    for run_seed in range(seed, seed + seeds):
+        folder = Path(out) / f"{workload}-seed{run_seed}"
+        console.rule(f"chaos: {workload} workload, nemeses {nemeses}, seed {run_seed}, {net}")
+        options = ChaosOptions(
+            nemeses=[n for n in nemeses.split(",") if n],
+            workload=workload,
+            time_s=time_s,
+            seed=run_seed,
+            out=folder,
+            net=net,
+            agents=agents,
+            unsafe=unsafe,
+        )
+        result = trio.run(run_chaos, options)
+        document = json.loads((folder / "result.json").read_text())
+        plot_timeline(
+            read_history(folder / "history.jsonl"),
+            folder / "timeline.png",
+            f"{workload} · {nemeses} · seed {run_seed}",
+        )
+        print_summary(document, console)
+        console.print(f"written: {folder}/history.jsonl, result.json, timeline.png")
+        totals["runs"] += 1
+        totals["anomalies"] += len(result.anomalies)
+        totals["faults"] += result.faults_applied
+    if seeds > 1:
+        console.print(f"totals: {totals}")
+    sys.exit(1 if totals["anomalies"] else 0)

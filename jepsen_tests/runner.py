@@ -1,0 +1,172 @@
+"""One chaos run: a cluster, a workload, a seeded fault schedule, a history, the checkers.
+
+The run is: start the cluster (proxy or netns network), start the workload, apply each fault of
+the schedule at its time (each healed at its end), stop the load at ``time_s``, wait for the
+cluster to be whole, take the final reads, then check the history offline. Everything the
+checkers and the report need is written to ``out``: ``schedule.json``, ``history.jsonl``,
+``result.json`` and ``timeline.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from logact.jepsen_tests import checkers
+from logact.jepsen_tests.agent_workload import AgentWorkload, script
+from logact.jepsen_tests.chaos_cluster import ChaosCluster
+from logact.jepsen_tests.history import HistoryWriter, read_history
+from logact.jepsen_tests.log_workload import LogWorkload, final_read, run_log_workload
+from logact.jepsen_tests.model_endpoint import serve
+from logact.jepsen_tests.nemesis import apply
+from logact.jepsen_tests.schedule import Fault, make_schedule
+
+WORKLOADS = ("log", "agent")
+#: Deliberately broken server modes, to show the checkers catch them (config [unsafe]).
+UNSAFE_MODES = {"stale-reads": "stale_reads", "no-dedup": "no_dedup"}
+#: After the load stops: how long the cluster may take to be whole, agents to finish.
+SETTLE_S = 60.0
+AGENT_FINISH_S = 180.0
+#: The agent-side nemesis: one component of one agent killed and restarted this often.
+AGENT_KILL_EVERY_S = (2.0, 6.0)
+
+
+@dataclass(frozen=True)
+class ChaosOptions:
+    nemeses: list[str]
+    workload: str
+    time_s: float
+    seed: int
+    out: Path
+    net: str = "proxy"
+    agents: int = 3
+    agent_steps: int = 6
+    unsafe: str | None = None
+
+
+@dataclass
+class ChaosResult:
+    options: dict[str, Any]
+    schedule: list[dict[str, Any]]
+    operations: dict[str, int]
+    anomalies: list[dict[str, Any]]
+    availability: list[dict[str, Any]]
+    duration_s: float
+    faults_applied: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.anomalies
+
+
+def _unsafe_config(mode: str | None) -> str:
+    if mode is None:
+        return ""
+    return f"[unsafe]\n{UNSAFE_MODES[mode]} = true\n"
+
+
+async def _faults(
+    cluster: ChaosCluster, schedule: list[Fault], start: float, history: HistoryWriter
+) -> int:
+    applied = 0
+    for fault in schedule:
+        await trio.sleep_until(start + fault.at_s)
+        op = await apply(fault, cluster, history.write)
+        applied += op.get("outcome") == "ok"
+    return applied
+
+
+async def _log_run(
+    options: ChaosOptions, cluster: ChaosCluster, schedule: list[Fault], history: HistoryWriter
+) -> int:
+    workload = LogWorkload(cluster.addresses, "writer-token-0000", f"chaos/{options.seed}")
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_log_workload, workload, history.write, options.time_s)
+        applied = await _faults(cluster, schedule, start, history)
+    await cluster.wait_healthy(SETTLE_S)
+    await final_read(workload, history.write)
+    return applied
+
+
+async def _agent_killer(
+    workload: AgentWorkload, rng: random.Random, history: HistoryWriter, until: float
+) -> None:
+    while trio.current_time() < until:
+        await trio.sleep(rng.uniform(*AGENT_KILL_EVERY_S))
+        await workload.kill_random_component(rng, history.write)
+
+
+async def _agent_run(
+    options: ChaosOptions, cluster: ChaosCluster, schedule: list[Fault], history: HistoryWriter
+) -> tuple[int, list[str]]:
+    directory = options.out / "agents"
+    directory.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    with serve(script(options.agent_steps, directory / "ledger.txt")) as endpoint:
+        workload = AgentWorkload(
+            cluster.cluster, directory, endpoint.env(), options.agents, f"s{options.seed}"
+        )
+        try:
+            await workload.start(history.write)
+            start = trio.current_time()
+            rng = random.Random(f"agents/{options.seed}")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_agent_killer, workload, rng, history, start + options.time_s)
+                applied = await _faults(cluster, schedule, start, history)
+            await cluster.wait_healthy(SETTLE_S)
+            if not await workload.wait_finished(AGENT_FINISH_S):
+                notes.append(f"agents still running after {AGENT_FINISH_S:g} s")
+            await workload.record_outcome(history.write)
+        finally:
+            workload.stop()
+    return applied, notes
+
+
+async def run_chaos(options: ChaosOptions) -> ChaosResult:
+    """Run, record and check one chaos run (see the module docstring)."""
+    if options.workload not in WORKLOADS:
+        raise ValueError(f"workload must be one of {WORKLOADS}")
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    schedule = make_schedule(options.seed, options.nemeses, options.time_s)
+    (out / "schedule.json").write_text(json.dumps([f.to_json() for f in schedule], indent=1))
+    began = time.monotonic()
+    notes: list[str] = []
+    with HistoryWriter(out / "history.jsonl") as history:
+        async with ChaosCluster(
+            out / f"cluster-{uuid.uuid4().hex[:6]}",
+            net=options.net,
+            extra=_unsafe_config(options.unsafe),
+        ) as cluster:
+            if options.workload == "log":
+                applied = await _log_run(options, cluster, schedule, history)
+            else:
+                applied, notes = await _agent_run(options, cluster, schedule, history)
+    ops = read_history(out / "history.jsonl")
+    check = checkers.check_log if options.workload == "log" else checkers.check_agent
+    anomalies = check(ops)
+    counts: dict[str, int] = {}
+    for op in ops:
+        key = f"{op['op']}:{op['outcome']}"
+        counts[key] = counts.get(key, 0) + 1
+    result = ChaosResult(
+        options={**asdict(options), "out": str(out)},
+        schedule=[f.to_json() for f in schedule],
+        operations=counts,
+        anomalies=[a.to_dict() for a in anomalies],
+        availability=[asdict(w) for w in checkers.availability(ops)],
+        duration_s=round(time.monotonic() - began, 1),
+        faults_applied=applied,
+        notes=notes,
+    )
+    (out / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
+    return result
