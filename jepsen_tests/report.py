@@ -95,7 +95,12 @@ def plot_timeline(history: list[dict[str, Any]], path: Path, title: str) -> None
         color="red",
         label="indeterminate",
     )
-    latency.set_yscale("log")
+    if ok or info:
+        latency.set_yscale("log")
+    else:
+        latency.text(
+            0.5, 0.5, "no appends in this workload", ha="center", transform=latency.transAxes
+        )
     latency.set_ylabel("append latency (ms)")
     latency.legend(loc="upper right")
     per_second = Counter(int(seconds(op["complete"])) for op in ok)
