@@ -1,0 +1,120 @@
+"""The bounded chaos pass CI runs: every nemesis against the real cluster, both workloads, and
+deliberately broken server modes that the checkers must catch.
+
+Runs are short (tens of seconds of faults each); the long runs (20 seeds x 60 s per nemesis)
+are done locally with ``logact chaos --seeds 20`` and reported in the issue notes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from logact.jepsen_tests.partition import netns_unavailable
+from logact.jepsen_tests.runner import ChaosOptions, ChaosResult, run_chaos
+
+pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
+
+
+def checkers_that_fired(result: ChaosResult) -> set[str]:
+    return {anomaly["checker"] for anomaly in result.anomalies}
+
+
+async def test_every_nemesis_against_the_log_finds_no_anomaly(tmp_path: Path) -> None:
+    result = await run_chaos(
+        ChaosOptions(nemeses=["all"], workload="log", time_s=60, seed=11, out=tmp_path)
+    )
+    assert result.anomalies == []
+    assert result.faults_applied >= 4
+    assert result.operations["append:ok"] > 100
+    assert result.operations["final_read:ok"] == 1
+    assert (tmp_path / "history.jsonl").exists() and (tmp_path / "result.json").exists()
+
+
+async def test_agents_under_node_and_component_kills_stay_safe(tmp_path: Path) -> None:
+    result = await run_chaos(
+        ChaosOptions(
+            nemeses=["kill", "pause"],
+            workload="agent",
+            time_s=30,
+            seed=12,
+            out=tmp_path,
+            agents=2,
+        )
+    )
+    assert result.anomalies == [], result.anomalies[:3]
+    assert result.notes == []  # every agent finished
+    ledger = (tmp_path / "agents" / "ledger.txt").read_text().splitlines()
+    assert len(ledger) == 2 * 4  # 6 steps per agent, every third vetoed
+
+
+async def test_stale_reads_are_caught(tmp_path: Path) -> None:
+    result = await run_chaos(
+        ChaosOptions(
+            nemeses=["partition:isolate-leader", "pause:follower"],
+            workload="log",
+            time_s=25,
+            seed=13,
+            out=tmp_path,
+            unsafe="stale-reads",
+        )
+    )
+    assert "linearizable_reads" in checkers_that_fired(result)
+
+
+async def test_appends_without_dedup_are_caught_duplicating(tmp_path: Path) -> None:
+    result = await run_chaos(
+        ChaosOptions(
+            nemeses=["kill:leader"],
+            workload="log",
+            time_s=35,
+            seed=14,
+            out=tmp_path,
+            unsafe="no-dedup",
+        )
+    )
+    assert checkers_that_fired(result) & {"total_order", "lost_writes"}
+
+
+@pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
+async def test_partitions_through_network_namespaces(tmp_path: Path) -> None:
+    result = await run_chaos(
+        ChaosOptions(
+            nemeses=["partition"], workload="log", time_s=25, seed=15, out=tmp_path, net="netns"
+        )
+    )
+    assert result.anomalies == []
+    assert result.faults_applied >= 1
+
+
+def test_the_cli_writes_the_report_and_fails_on_anomalies(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "logact.cli.main",
+        "chaos",
+        "--nemesis",
+        "pause:follower",
+        "--time",
+        "15",
+        "--seed",
+        "16",
+        "--out",
+        str(tmp_path),
+        "--unsafe",
+        "stale-reads",
+    ]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"}
+    )
+    folder = tmp_path / "log-seed16"
+    result = json.loads((folder / "result.json").read_text())
+    assert (folder / "timeline.png").stat().st_size > 10_000
+    assert (folder / "history.jsonl").exists() and (tmp_path / "log-seed16").is_dir()
+    assert done.returncode == (1 if result["anomalies"] else 0), done.stdout[-2000:]
+    assert "anomalies by checker" in done.stdout
