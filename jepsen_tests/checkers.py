@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,6 +136,20 @@ def _gap(op: Op, entries: list[list[Any]], expected: int) -> str | None:
     return None
 
 
+def _clashes(
+    first: Mapping[str, Mapping[Any, tuple[Any, int]]],
+    more: Mapping[tuple[str, Any], Mapping[Any, int]],
+    describe: Callable[[str, Any, dict[Any, int]], str],
+) -> list[Anomaly]:
+    """One anomaly per key seen with more than one value ({value: first op index})."""
+    out = []
+    for (bus, key), extra in sorted(more.items()):
+        value, op = first[bus][key]
+        seen = {value: op, **extra}
+        out.append(Anomaly("total_order", describe(bus, key, seen), tuple(seen.values())))
+    return out
+
+
 def total_order(history: list[Op]) -> list[Anomaly]:
     """Every position holds one payload and every payload one position, across all reads,
     subscription deliveries and final reads; each read and final read is a gap-free slice.
@@ -171,28 +185,22 @@ def total_order(history: list[Op]) -> list[Anomaly]:
         if problem:
             what = "final read" if op["op"] == "final_read" else f"read from {start}"
             out.append(Anomaly("total_order", f"{what}{_on(bus)} is not gap-free: {problem}", (i,)))
-    for (bus, pos), extra in sorted(pos_more.items()):
-        payload, first = pos_first[bus][pos]
-        seen = {payload: first, **extra}
-        out.append(
-            Anomaly(
-                "total_order",
-                f"position {pos}{_on(bus)} holds {len(seen)} payloads: "
-                + ", ".join(f"{p!r} (op {j})" for p, j in seen.items()),
-                tuple(seen.values()),
-            )
-        )
-    for (bus, payload), extra in sorted(pay_more.items()):
-        pos, first = pay_first[bus][payload]
-        where = {pos: first, **extra}
-        out.append(
-            Anomaly(
-                "total_order",
-                f"payload {payload!r}{_on(bus)} is at {len(where)} positions: "
-                + ", ".join(f"{p} (op {j})" for p, j in sorted(where.items())),
-                tuple(where.values()),
-            )
-        )
+    out += _clashes(
+        pos_first,
+        pos_more,
+        lambda bus, pos, seen: (
+            f"position {pos}{_on(bus)} holds {len(seen)} payloads: "
+            + ", ".join(f"{p!r} (op {j})" for p, j in seen.items())
+        ),
+    )
+    out += _clashes(
+        pay_first,
+        pay_more,
+        lambda bus, payload, seen: (
+            f"payload {payload!r}{_on(bus)} is at {len(seen)} positions: "
+            + ", ".join(f"{p} (op {j})" for p, j in sorted(seen.items()))
+        ),
+    )
     return out
 
 
