@@ -62,3 +62,19 @@ async def commit_intention(
 async def record_result(log: LogAPI, bus: str, result: e.Result) -> int:
     """Append the outcome of an intent the harness ran itself; returns its position."""
     return await log.append(bus, *result.to_entry())
+
+
+async def wait_for_result(
+    log: LogAPI, bus: str, intent_id: int, timeout: float = math.inf
+) -> e.Result | None:
+    """The first result for ``intent_id`` (the executor's); None if none within ``timeout``."""
+    with trio.move_on_after(timeout):
+        async with aclosing(log.subscribe(bus, intent_id, ["result"])) as entries:
+            async for raw in entries:
+                try:
+                    result = e.parse(raw.type, raw.body)
+                except e.EntryError:
+                    continue
+                if isinstance(result, e.Result) and result.intent_id == intent_id:
+                    return result
+    return None

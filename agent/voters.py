@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import openai
 
 from logact.agent import entries as e
-from logact.agent import llm_voter
+from logact.agent import llm_voter, provenance
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.rules import RuleError, RuleSet
 from logact.agent.runner import Component
@@ -90,5 +90,16 @@ def llm_judge(client: openai.OpenAI, model: str, *, timeout: float = 60) -> Judg
         verdict = await llm_voter.judge(client, model, context, timeout=timeout)
         vote = verdict.to_vote(record.position, "llm")
         return Judgement(vote.approve, vote.reason, vote.probability)
+
+    return judge
+
+
+def provenance_judge() -> Judge:
+    """The provenance voter: rejects actions whose values only injected instructions supplied."""
+
+    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+        sources = provenance.sources_from_bus(state, record.position)
+        verdict = provenance.judge_action(record.intent.action, sources)
+        return Judgement(verdict.approve, verdict.reason)
 
     return judge

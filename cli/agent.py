@@ -30,7 +30,7 @@ from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
 from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.tools import standard_tools
-from logact.agent.voters import Judge, Voter, llm_judge, rule_judge
+from logact.agent.voters import Judge, Voter, llm_judge, provenance_judge, rule_judge
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.client.api import LogAPI
@@ -49,7 +49,7 @@ def _bus_option(func: Any) -> Any:
     return click.option("--bus", required=True, help="The agent's bus.")(func)
 
 
-def _model_options(func: Any) -> Any:
+def model_options(func: Any) -> Any:
     func = click.option(
         "--llm",
         type=click.Choice(["env", "local", "script"]),
@@ -128,7 +128,7 @@ def agent() -> None:
 @agent.command()
 @client_options
 @_bus_option
-@_model_options
+@model_options
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False),
@@ -193,8 +193,8 @@ def _deny_pairs(deny: Sequence[str]) -> list[tuple[str, str]]:
 @agent.command()
 @client_options
 @_bus_option
-@_model_options
-@click.option("--kind", type=click.Choice(["rule", "llm"]), required=True)
+@model_options
+@click.option("--kind", type=click.Choice(["rule", "provenance", "llm"]), required=True)
 @click.option("--id", "voter_id", default=None, help="Voter id (default: the kind).")
 @click.option(
     "--rules",
@@ -224,7 +224,7 @@ def voter(
     rules_path: str | None,
     scripted_deny: tuple[str, ...],
 ) -> None:
-    """Vote on every intent of the bus: a rule voter or an LLM voter."""
+    """Vote on every intent of the bus: a rule, provenance or LLM voter."""
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
@@ -232,6 +232,8 @@ def voter(
             judge: Judge
             if kind == "rule":
                 judge = rule_judge(_rules(rules_path))
+            elif kind == "provenance":
+                judge = provenance_judge()
             else:
                 responder = (
                     (lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)))
@@ -533,7 +535,7 @@ def policy(
 @agent.command("run")
 @client_options
 @_bus_option
-@_model_options
+@model_options
 @click.option("--task", "task_text", default=None, help="Give this task first.")
 @click.option("--workspace", type=click.Path(file_okay=False), required=True)
 @click.option("--rules", "rules_path", type=click.Path(dir_okay=False), default=None)

@@ -36,6 +36,7 @@ class LazyGroup(click.Group):
         "demo": "logact.cli.agent_demo:demo",
         "hook": "logact.cli.hook:hook",
         "chaos": "logact.cli.chaos:chaos",
+        "eval": "logact.cli.eval:eval_",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -10,7 +10,7 @@ fi
 STAMP=.venv/.logact-installed
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "setting up .venv (log: .venv/install.log)" >&2
-  if ! .venv/bin/python -m pip install -e ".[dev]" >.venv/install.log 2>&1; then
+  if ! .venv/bin/python -m pip install -e ".[dev,eval]" >.venv/install.log 2>&1; then
     tail -40 .venv/install.log >&2
     exit 1
   fi

@@ -1,0 +1,202 @@
+"""``logact eval``: evaluations against third-party benchmarks."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import uuid
+from contextlib import AsyncExitStack
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+import trio
+
+from logact.cli.agent import model_options, open_model
+from logact.cli.common import console, fail, run, token_for_role
+from logact.cli.demo import fresh_cluster
+from logact.client.client import Client
+from logact.evals.configurations import ConfigurationError, load_configurations
+from logact.evals.harness import (
+    ROLES,
+    SUITES,
+    AgentFactory,
+    Evaluation,
+    Voting,
+    model_agent,
+    oracle_agent,
+    run_eval,
+)
+from logact.evals.metrics import markdown, summaries
+from logact.server.local import open_embedded
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@click.group()
+def eval_() -> None:
+    """Evaluate LogAct's voters on third-party benchmarks."""
+
+
+def _suites(text: str) -> tuple[str, ...]:
+    names = tuple(s.strip() for s in text.split(",") if s.strip())
+    unknown = [s for s in names if s not in SUITES]
+    if not names or unknown:
+        raise click.BadParameter(f"choose from {', '.join(SUITES)} (got {text!r})")
+    return names
+
+
+@eval_.command("agentdojo")
+@click.option(
+    "--suites",
+    default="banking,slack",
+    show_default=True,
+    help=f"Comma-separated AgentDojo suites: {', '.join(SUITES)}.",
+)
+@click.option(
+    "--voters",
+    "voters_path",
+    default=str(ROOT / "config" / "agentdojo-voters.toml"),
+    type=click.Path(dir_okay=False),
+    show_default=True,
+    help="Voter configurations to compare (TOML).",
+)
+@click.option("--only", multiple=True, help="Run only the named configuration (repeatable).")
+@click.option(
+    "--attack",
+    default="important_instructions",
+    show_default=True,
+    help="An AgentDojo attack name.",
+)
+@click.option(
+    "--agent",
+    "agent_kind",
+    type=click.Choice(["oracle", "model"]),
+    default="oracle",
+    show_default=True,
+    help="oracle: replay ground truth; model: the --llm model.",
+)
+@click.option("--user-task", "user_tasks", multiple=True, help="Only this user task (repeatable).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Directory for results.json, summary.md and the log.",
+)
+@click.option(
+    "--cluster",
+    "cluster_config",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Run on a fresh local 3-node cluster from this config (e.g. "
+    "config/cluster.toml) instead of the embedded log.",
+)
+@model_options
+def agentdojo(
+    suites: str,
+    voters_path: str,
+    only: tuple[str, ...],
+    attack: str,
+    agent_kind: str,
+    user_tasks: tuple[str, ...],
+    out_dir: str,
+    cluster_config: str | None,
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+) -> None:
+    """Run AgentDojo tasks through LogAct's voters and report safety and utility."""
+    chosen = _suites(suites)
+    try:
+        configurations = load_configurations(voters_path, only)
+    except ConfigurationError as exc:
+        fail(str(exc))
+    needs_model = configurations.needs_model or agent_kind == "model"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prefix = f"agentdojo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+    async def evaluate(logs: dict[str, object]) -> Evaluation:
+        async with AsyncExitStack() as stack:
+            chosen_model = None
+            if needs_model:
+                chosen_model = await stack.enter_async_context(
+                    open_model(llm, script, base_url, model)
+                )
+            agent: AgentFactory = (
+                model_agent(*chosen_model)
+                if agent_kind == "model" and chosen_model
+                else oracle_agent
+            )
+            return await run_eval(
+                logs,
+                prefix,
+                chosen,
+                attack,
+                Voting(configurations, chosen_model),
+                agent,
+                user_tasks=user_tasks,
+                progress=lambda line: console.print(f"  {line}"),
+            )
+
+    async def embedded() -> Evaluation:
+        async with open_embedded(out / "log", durability="os") as log:
+            return await evaluate(dict.fromkeys(ROLES, log))
+
+    async def on_cluster(local) -> Evaluation:
+        async with AsyncExitStack() as stack:
+            logs = {}
+            for role in ROLES:
+                token = token_for_role(local.config, role)
+                if token is None:
+                    fail(f"{cluster_config}: no principal with role {role!r}")
+                logs[role] = await stack.enter_async_context(
+                    Client(local.addresses, token, timeout=30)
+                )
+            return await evaluate(logs)
+
+    started = time.perf_counter()
+    console.print(f"AgentDojo {', '.join(chosen)} · attack {attack} · agent {agent_kind}")
+    if cluster_config is None:
+        evaluation = run(embedded, errors=(ValueError,))
+        where = f"embedded log in {out / 'log'}"
+    else:
+        local = fresh_cluster(cluster_config, tempfile.mkdtemp(prefix="logact-eval-"))
+        try:
+            local.start_all()
+            trio.run(local.wait_for_leader, 30)
+            evaluation = run(lambda: on_cluster(local), errors=(ValueError,))
+        finally:
+            local.stop_all()
+        where = f"3-node cluster ({cluster_config})"
+    seconds = time.perf_counter() - started
+    table = summaries(evaluation.runs)
+    title = f"AgentDojo ({', '.join(chosen)}), attack {attack}, {agent_kind} agent"
+    report = markdown(table, title=title)
+    if evaluation.skipped:
+        report += (
+            "\n## Injection tasks not replayable\n\n"
+            + "\n".join(f"- {s.suite} {s.injection_task}: {s.why}" for s in evaluation.skipped)
+            + "\n"
+        )
+    (out / "summary.md").write_text(report)
+    results = {
+        "suites": chosen,
+        "attack": attack,
+        "agent": agent_kind,
+        "log": where,
+        "prefix": prefix,
+        "seconds": round(seconds, 1),
+        "summary": {c: {s: asdict(v) for s, v in row.items()} for c, row in table.items()},
+        "skipped": [asdict(s) for s in evaluation.skipped],
+        "runs": [r.to_doc() for r in evaluation.runs],
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    console.print(report, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(evaluation.runs)} runs in {seconds:.0f} s on the {where}; "
+        f"wrote {out / 'summary.md'} and {out / 'results.json'}"
+    )

@@ -1,0 +1,1 @@
+"""Evaluations of LogAct against third-party benchmarks (``logact eval``)."""
