@@ -16,7 +16,8 @@ trusted) and the output of every tool call (``result``, untrusted), so a voter c
     (text that talks to the assistant about its task, see :func:`directive_spans`): reject,
     naming the entry that introduced it.
 ``unseen``
-    it appears nowhere (the agent computed or wrote it, e.g. a sum or a summary): approve.
+    it appears nowhere: the agent computed or wrote it (a sum, a summary): approve; but an
+    identifier (an account, an address, a link) that appears nowhere was made up: reject.
 
 Critical values are every short scalar argument (names, ids, amounts, passwords) and every
 identifier-shaped token inside longer text (URLs, e-mail addresses, account-like codes), so a
@@ -69,6 +70,7 @@ class Value:
 
     argument: str
     text: str
+    identifier: bool = False  # shaped like an account, e-mail address or URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +119,9 @@ def critical_values(arguments: dict[str, Any]) -> list[Value]:
             continue
         text = str(leaf).strip()
         if MIN_VALUE_CHARS <= len(text) <= MAX_VALUE_CHARS and "\n" not in text:
-            found.setdefault(text.casefold(), Value(path, text))
+            found.setdefault(text.casefold(), Value(path, text, bool(_TOKEN_RE.fullmatch(text))))
         for token in _TOKEN_RE.findall(text):
-            found.setdefault(token.casefold(), Value(path, token))
+            found.setdefault(token.casefold(), Value(path, token, True))
     return list(found.values())
 
 
@@ -301,7 +303,8 @@ def trace(value: Value, sources: Sequence[Source], units: dict[int, list[_Unit]]
 def _describe(finding: Finding) -> str:
     value = f"{finding.value.argument}={finding.value.text!r}"
     if finding.source is None:
-        return f"{value} appears nowhere the agent read"
+        made_up = ": a made-up identifier" if finding.value.identifier else ""
+        return f"{value} appears nowhere the agent read{made_up}"
     where = f" (at {finding.where})" if finding.where else ""
     return {
         "trusted": f"{value} is in {finding.source.label}",
@@ -314,13 +317,18 @@ def _describe(finding: Finding) -> str:
 
 
 def judge_action(action: e.ToolCall | e.CodeBlock, sources: Sequence[Source]) -> Verdict:
-    """Reject when any critical value was introduced only by instructions in untrusted content."""
+    """Reject when a critical value was introduced only by instructions in untrusted content,
+    or is an identifier the agent never read."""
     arguments = action.arguments if isinstance(action, e.ToolCall) else {"code": action.code}
     units: dict[int, list[_Unit]] = {}
     findings = tuple(trace(value, sources, units) for value in critical_values(arguments))
-    injected = [f for f in findings if f.origin == "injected"]
-    if injected:
-        return Verdict(False, "; ".join(_describe(f) for f in injected), findings)
+    rejected = [
+        f
+        for f in findings
+        if f.origin == "injected" or (f.origin == "unseen" and f.value.identifier)
+    ]
+    if rejected:
+        return Verdict(False, "; ".join(_describe(f) for f in rejected), findings)
     if not findings:
         return Verdict(True, "no critical values to trace", findings)
     return Verdict(True, "; ".join(_describe(f) for f in findings), findings)
