@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
@@ -11,12 +10,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import click
-import trio
 
 from logact.cli.agent import model_options, open_model
-from logact.cli.common import console, fail, run, token_for_role
-from logact.cli.demo import fresh_cluster
-from logact.client.client import Client
+from logact.cli.common import console, fail, make_client, run
 from logact.evals.configurations import ConfigurationError, load_configurations
 from logact.evals.harness import (
     ROLES,
@@ -90,8 +86,8 @@ def _suites(text: str) -> tuple[str, ...]:
     "cluster_config",
     default=None,
     type=click.Path(dir_okay=False),
-    help="Run on a fresh local 3-node cluster from this config (e.g. "
-    "config/cluster.toml) instead of the embedded log.",
+    help="Run on the running cluster this config describes (e.g. config/cluster.toml), each "
+    "part as its role's principal, instead of on an embedded log in --out.",
 )
 @model_options
 def agentdojo(
@@ -146,16 +142,15 @@ def agentdojo(
         async with open_embedded(out / "log", durability="os") as log:
             return await evaluate(dict.fromkeys(ROLES, log))
 
-    async def on_cluster(local) -> Evaluation:
+    async def on_cluster() -> Evaluation:
+        assert cluster_config is not None
         async with AsyncExitStack() as stack:
-            logs = {}
-            for role in ROLES:
-                token = token_for_role(local.config, role)
-                if token is None:
-                    fail(f"{cluster_config}: no principal with role {role!r}")
-                logs[role] = await stack.enter_async_context(
-                    Client(local.addresses, token, timeout=30)
+            logs = {
+                role: await stack.enter_async_context(
+                    make_client(cluster_config, None, None, 30.0, role=role)
                 )
+                for role in ROLES
+            }
             return await evaluate(logs)
 
     started = time.perf_counter()
@@ -164,14 +159,8 @@ def agentdojo(
         evaluation = run(embedded, errors=(ValueError,))
         where = f"embedded log in {out / 'log'}"
     else:
-        local = fresh_cluster(cluster_config, tempfile.mkdtemp(prefix="logact-eval-"))
-        try:
-            local.start_all()
-            trio.run(local.wait_for_leader, 30)
-            evaluation = run(lambda: on_cluster(local), errors=(ValueError,))
-        finally:
-            local.stop_all()
-        where = f"3-node cluster ({cluster_config})"
+        evaluation = run(on_cluster, errors=(ValueError,))
+        where = f"cluster of {cluster_config}"
     seconds = time.perf_counter() - started
     table = summaries(evaluation.runs)
     title = f"AgentDojo ({', '.join(chosen)}), attack {attack}, {agent_kind} agent"
