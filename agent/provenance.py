@@ -9,12 +9,14 @@ trusted) and the output of every tool call (``result``, untrusted), so a voter c
 ``trusted``
     it appears in the user's request: approve.
 ``data``
-    it appears in untrusted content, but as data (a field of a record, text of a page): the
+    it appears in untrusted content, only as data (a field of a record, text of a page): the
     agent read it where the user sent it to look. Approve, and say where it came from.
 ``injected``
-    it appears in untrusted content *only* inside embedded instructions addressed to the agent
-    (text that talks to the assistant about its task, see :func:`directive_spans`): reject,
-    naming the entry that introduced it.
+    it appears inside embedded instructions addressed to the agent (text that talks to the
+    assistant about its task, see :func:`directive_spans`): reject, naming the entry. This holds
+    even when the value is also ordinary data elsewhere, because that is how an injection picks
+    its target ("delete the file with id 13", "book the Riverside hotel"): the action is one the
+    instructions asked for, not the user.
 ``unseen``
     it appears nowhere: the agent computed or wrote it (a sum, a summary): approve; but an
     identifier (an account, an address, a link) that appears nowhere was made up: reject.
@@ -48,7 +50,8 @@ VOTE_KIND = "provenance"
 
 #: Whole string arguments up to this length (single line) are critical values themselves.
 MAX_VALUE_CHARS = 100
-#: Shorter values (``"a"``, ``"ok"``) are too common to say anything about their origin.
+#: Shorter words (``"a"``, ``"ok"``) are too common to say anything about their origin (short
+#: numbers are still traced: an id or an amount is exactly what an injection names).
 MIN_VALUE_CHARS = 3
 
 Origin = Literal["trusted", "data", "injected", "unseen"]
@@ -118,7 +121,9 @@ def critical_values(arguments: dict[str, Any]) -> list[Value]:
             found.setdefault(str(leaf), Value(path, str(leaf)))
             continue
         text = str(leaf).strip()
-        if MIN_VALUE_CHARS <= len(text) <= MAX_VALUE_CHARS and "\n" not in text:
+        if _as_number(text) is not None:  # an id or amount sent as text ("13")
+            found.setdefault(text, Value(path, text))
+        elif MIN_VALUE_CHARS <= len(text) <= MAX_VALUE_CHARS and "\n" not in text:
             found.setdefault(text.casefold(), Value(path, text, bool(_TOKEN_RE.fullmatch(text))))
         for token in _TOKEN_RE.findall(text):
             found.setdefault(token.casefold(), Value(path, token, True))
@@ -293,11 +298,11 @@ def trace(value: Value, sources: Sequence[Source], units: dict[int, list[_Unit]]
             offsets = _occurrences(value, unit.text)
             if not offsets:
                 continue
-            if all(_inside(offset, unit.spans) for offset in offsets):
+            if any(_inside(offset, unit.spans) for offset in offsets):
                 injected = injected or Finding(value, "injected", source, unit.where)
             else:
                 data = data or Finding(value, "data", source, unit.where)
-    return data or injected or Finding(value, "unseen")
+    return injected or data or Finding(value, "unseen")
 
 
 def _describe(finding: Finding) -> str:
@@ -310,8 +315,8 @@ def _describe(finding: Finding) -> str:
         "trusted": f"{value} is in {finding.source.label}",
         "data": f"{value} is data in {finding.source.label}{where}",
         "injected": (
-            f"{value} appears only inside instructions embedded in {finding.source.label}"
-            f"{where}, which is untrusted; the user's request does not contain it"
+            f"{value} is named by instructions embedded in {finding.source.label}{where}, "
+            "which is untrusted; the user's request does not contain it"
         ),
     }[finding.origin]
 

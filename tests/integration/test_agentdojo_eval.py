@@ -161,5 +161,5 @@ def test_a_model_that_falls_for_the_injection_is_stopped(tmp_path: Path) -> None
     for run in runs:
         # injection_task_7's goal is a password change: its text never names the account
         made_up = run["injection_task"] in (None, "injection_task_7")
-        expected = "a made-up identifier" if made_up else "only inside instructions embedded"
+        expected = "a made-up identifier" if made_up else "named by instructions embedded"
         assert expected in run["calls"][1]["reason"], run
