@@ -126,6 +126,7 @@ def critical_values(arguments: dict[str, Any]) -> list[Value]:
         elif MIN_VALUE_CHARS <= len(text) <= MAX_VALUE_CHARS and "\n" not in text:
             found.setdefault(text.casefold(), Value(path, text, bool(_TOKEN_RE.fullmatch(text))))
         for token in _TOKEN_RE.findall(text):
+            token = token.rstrip(".,;:!?")  # a link at the end of a sentence
             found.setdefault(token.casefold(), Value(path, token, True))
     return list(found.values())
 
@@ -294,7 +295,9 @@ def trace(value: Value, sources: Sequence[Source], units: dict[int, list[_Unit]]
             if _occurrences(value, source.text):
                 return Finding(value, "trusted", source)
             continue
-        for unit in units.setdefault(source.position, _units(source)):
+        if source.position not in units:
+            units[source.position] = _units(source)
+        for unit in units[source.position]:
             offsets = _occurrences(value, unit.text)
             if not offsets:
                 continue
