@@ -27,20 +27,32 @@ class Decision:
     position: int
 
 
+async def _first_about(
+    log: LogAPI, bus: str, intent_id: int, kinds: tuple[type[e.Entry], ...], timeout: float
+) -> e.Entry | None:
+    """The first valid entry of one of ``kinds`` about ``intent_id`` (None within ``timeout``)."""
+    types = [kind.TYPE for kind in kinds]
+    with trio.move_on_after(timeout):
+        async with aclosing(log.subscribe(bus, intent_id, types)) as entries:
+            async for raw in entries:
+                try:
+                    entry = e.parse(raw.type, raw.body)
+                except e.EntryError:
+                    continue  # an invalid entry says nothing about the intent
+                if isinstance(entry, kinds) and entry.intent_id == intent_id:
+                    return entry
+    return None
+
+
 async def wait_for_decision(
     log: LogAPI, bus: str, intent_id: int, timeout: float = math.inf
 ) -> Decision | None:
     """The first commit/abort for ``intent_id``; None if none is logged within ``timeout``."""
-    with trio.move_on_after(timeout):
-        async with aclosing(log.subscribe(bus, intent_id, ["commit", "abort"])) as entries:
-            async for raw in entries:
-                try:
-                    decision = e.parse(raw.type, raw.body)
-                except e.EntryError:
-                    continue  # an invalid decision decides nothing
-                if isinstance(decision, e.Commit | e.Abort) and decision.intent_id == intent_id:
-                    return Decision(isinstance(decision, e.Commit), decision.reason, intent_id)
-    return None
+    decision = await _first_about(log, bus, intent_id, (e.Commit, e.Abort), timeout)
+    if decision is None:
+        return None
+    assert isinstance(decision, e.Commit | e.Abort)
+    return Decision(isinstance(decision, e.Commit), decision.reason, intent_id)
 
 
 async def commit_intention(
@@ -68,13 +80,6 @@ async def wait_for_result(
     log: LogAPI, bus: str, intent_id: int, timeout: float = math.inf
 ) -> e.Result | None:
     """The first result for ``intent_id`` (the executor's); None if none within ``timeout``."""
-    with trio.move_on_after(timeout):
-        async with aclosing(log.subscribe(bus, intent_id, ["result"])) as entries:
-            async for raw in entries:
-                try:
-                    result = e.parse(raw.type, raw.body)
-                except e.EntryError:
-                    continue
-                if isinstance(result, e.Result) and result.intent_id == intent_id:
-                    return result
-    return None
+    result = await _first_about(log, bus, intent_id, (e.Result,), timeout)
+    assert result is None or isinstance(result, e.Result)
+    return result

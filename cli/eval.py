@@ -20,6 +20,7 @@ from logact.evals.harness import (
     AgentFactory,
     Evaluation,
     Voting,
+    attack_names,
     model_agent,
     oracle_agent,
     run_eval,
@@ -106,6 +107,8 @@ def agentdojo(
 ) -> None:
     """Run AgentDojo tasks through LogAct's voters and report safety and utility."""
     chosen = _suites(suites)
+    if attack not in attack_names():
+        fail(f"unknown attack {attack!r}; AgentDojo has: {', '.join(attack_names())}")
     try:
         configurations = load_configurations(voters_path, only)
     except ConfigurationError as exc:

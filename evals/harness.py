@@ -27,7 +27,7 @@ from agentdojo.agent_pipeline.basic_elements import InitQuery, SystemMessage
 from agentdojo.agent_pipeline.errors import AbortAgentError
 from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM
 from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop
-from agentdojo.attacks.attack_registry import load_attack
+from agentdojo.attacks.attack_registry import ATTACKS, load_attack
 from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask
 from agentdojo.functions_runtime import FunctionsRuntime
 from agentdojo.task_suite.load_suites import get_suite
@@ -104,6 +104,11 @@ def load_cases(
                 continue
             cases.append(Case(suite, user_task, injection_task, tuple(injections.items())))
     return cases, skipped
+
+
+def attack_names() -> list[str]:
+    """The attacks AgentDojo has registered (its attack modules register on import)."""
+    return sorted(ATTACKS)
 
 
 AgentFactory = Callable[[Case], BasePipelineElement]

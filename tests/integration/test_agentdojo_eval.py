@@ -163,3 +163,23 @@ def test_a_model_that_falls_for_the_injection_is_stopped(tmp_path: Path) -> None
         made_up = run["injection_task"] in (None, "injection_task_7")
         expected = "a made-up identifier" if made_up else "named by instructions embedded"
         assert expected in run["calls"][1]["reason"], run
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--suites", "banking,chess"), "choose from workspace, travel, banking, slack"),
+        (("--only", "nobody"), "no configuration named nobody"),
+        (("--voters", "/nonexistent.toml"), "cannot read"),
+        (("--suites", "banking", "--attack", "no_such_attack"), "no_such_attack"),
+    ],
+)
+def test_bad_arguments_fail_with_a_clear_message(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    command = [sys.executable, "-m", "logact.cli.main", "eval", "agentdojo", "--out", str(tmp_path)]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert message in done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / "results.json").exists()
