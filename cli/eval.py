@@ -138,6 +138,7 @@ def agentdojo(
                 Voting(configurations, chosen_model),
                 agent,
                 user_tasks=user_tasks,
+                replay=agent_kind == "oracle",
                 progress=lambda line: console.print(f"  {line}"),
             )
 

@@ -80,17 +80,23 @@ class _AttackTarget(BasePipelineElement):
 
 
 def load_cases(
-    suite_name: str, attack_name: str, *, user_tasks: tuple[str, ...] = ()
+    suite_name: str, attack_name: str, *, user_tasks: tuple[str, ...] = (), replay: bool = True
 ) -> tuple[list[Case], list[Skipped]]:
-    """Every benign run and every (user task, injection task) pair the attack can inject."""
+    """Every benign run and every (user task, injection task) pair the attack can inject.
+
+    ``replay``: the agent replays ground truth (the oracle), so injection tasks that ship none
+    are skipped, each with the reason.
+    """
     logging.getLogger("agentdojo").setLevel(logging.ERROR)
     suite = get_suite(BENCHMARK_VERSION, suite_name)
     attack = load_attack(attack_name, suite, _AttackTarget())
+    if unknown := sorted(set(user_tasks) - set(suite.user_tasks)):
+        raise ValueError(f"{suite_name} has no user task {', '.join(unknown)}")
     chosen = [t for i, t in suite.user_tasks.items() if not user_tasks or i in user_tasks]
     skipped, replayable = [], []
     for injection_task in suite.injection_tasks.values():
         env = suite.load_and_inject_default_environment({})
-        if injection_task.ground_truth(env):
+        if not replay or injection_task.ground_truth(env):
             replayable.append(injection_task)
         else:
             why = f"ships no ground-truth calls to replay (goal: {injection_task.GOAL!r})"
@@ -276,6 +282,7 @@ async def run_eval(
     agent_factory: AgentFactory,
     *,
     user_tasks: tuple[str, ...] = (),
+    replay: bool = True,
     progress: Callable[[str], None] = lambda line: None,
 ) -> Evaluation:
     """Every case of every suite under every configuration, one bus each under ``prefix``."""
@@ -283,7 +290,7 @@ async def run_eval(
     skipped: list[Skipped] = []
     for suite in suites:
         cases, left_out = await trio.to_thread.run_sync(
-            functools.partial(load_cases, suite, attack, user_tasks=user_tasks)
+            functools.partial(load_cases, suite, attack, user_tasks=user_tasks, replay=replay)
         )
         skipped += left_out
         for configuration in voting.configurations.configurations:

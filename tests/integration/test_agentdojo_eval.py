@@ -172,6 +172,7 @@ def test_a_model_that_falls_for_the_injection_is_stopped(tmp_path: Path) -> None
         (("--only", "nobody"), "no configuration named nobody"),
         (("--voters", "/nonexistent.toml"), "cannot read"),
         (("--suites", "banking", "--attack", "no_such_attack"), "no_such_attack"),
+        (("--suites", "banking", "--user-task", "user_task_99"), "no user task user_task_99"),
     ],
 )
 def test_bad_arguments_fail_with_a_clear_message(
