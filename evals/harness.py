@@ -25,7 +25,6 @@ from agentdojo.agent_pipeline.agent_pipeline import AgentPipeline, load_system_m
 from agentdojo.agent_pipeline.base_pipeline_element import BasePipelineElement
 from agentdojo.agent_pipeline.basic_elements import InitQuery, SystemMessage
 from agentdojo.agent_pipeline.errors import AbortAgentError
-from agentdojo.agent_pipeline.llms.openai_llm import OpenAILLM
 from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop
 from agentdojo.attacks.attack_registry import ATTACKS, load_attack
 from agentdojo.base_tasks import BaseInjectionTask, BaseUserTask
@@ -43,6 +42,7 @@ from logact.client.api import LogAPI
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
 from logact.evals.configurations import Configuration, ConfigurationSet
 from logact.evals.metrics import CallRecord, RunRecord
+from logact.evals.model_agent import ChatModelAgent
 from logact.evals.oracle import OracleAgent
 
 BENCHMARK_VERSION = "v1.2.2"
@@ -125,7 +125,7 @@ def oracle_agent(case: Case) -> BasePipelineElement:
 
 
 def model_agent(client: openai.OpenAI, model: str) -> AgentFactory:
-    return lambda case: OpenAILLM(client, model)
+    return lambda case: ChatModelAgent(client, model)
 
 
 @dataclass(frozen=True, slots=True)
