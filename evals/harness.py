@@ -117,15 +117,16 @@ def attack_names() -> list[str]:
     return sorted(ATTACKS)
 
 
-AgentFactory = Callable[[Case], BasePipelineElement]
+#: Makes a run's agent: (case, the driver's log, the run's bus) -> pipeline element.
+AgentFactory = Callable[[Case, LogAPI, str], BasePipelineElement]
 
 
-def oracle_agent(case: Case) -> BasePipelineElement:
+def oracle_agent(case: Case, log: LogAPI, bus: str) -> BasePipelineElement:
     return OracleAgent(case.user_task, case.injection_task)
 
 
 def model_agent(client: openai.OpenAI, model: str) -> AgentFactory:
-    return lambda case: ChatModelAgent(client, model)
+    return lambda case, log, bus: ChatModelAgent(client, model, log, bus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +220,7 @@ async def run_case(
     runtime = FunctionsRuntime(case.suite.tools)
     box = EnvBox()
     tools = BusToolsExecutor(BusGate(logs["driver"], bus, timeout))
-    agent = agent_factory(case)
+    agent = agent_factory(case, logs["driver"], bus)
     pipeline = AgentPipeline(
         [
             SystemMessage(load_system_message(None)),

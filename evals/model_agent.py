@@ -4,12 +4,13 @@ AgentDojo's OpenAI element speaks the newest OpenAI dialect (a ``developer`` rol
 lists of parts), which other OpenAI-compatible servers reject (llama.cpp's does). This element
 sends plain chat messages through :func:`logact.agent.llm.chat` (the real ``openai`` client),
 so it works against any such endpoint. It runs in the pipeline's worker thread and calls the
-model on the trio side.
+model on the trio side. Like LogAct's driver, it logs each call on the run's bus (``inf_in``
+with the messages new since the previous call, ``inf_out`` with the reply and token usage), so
+the bus holds the whole conversation.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +22,9 @@ from agentdojo.functions_runtime import EmptyEnv, Env, FunctionCall, FunctionsRu
 from agentdojo.types import ChatAssistantMessage, ChatMessage, get_text_content_as_str
 from agentdojo.types import text_content_block_from_string as text_block
 
+from logact.agent import entries as e
 from logact.agent.llm import Message, ModelError, chat
+from logact.client.api import LogAPI
 
 
 def _text(message: ChatMessage) -> str:
@@ -73,9 +76,24 @@ def from_wire(reply: Message) -> ChatAssistantMessage:
 
 
 class ChatModelAgent(BasePipelineElement):
-    def __init__(self, client: openai.OpenAI, model: str) -> None:
+    def __init__(self, client: openai.OpenAI, model: str, log: LogAPI, bus: str) -> None:
         self.client = client
         self.model = model
+        self.log = log
+        self.bus = bus
+        self._logged = 0  # messages already in an inf_in
+
+    async def _ask(self, wire: list[Message], tools: list[dict[str, Any]]) -> Message:
+        await self.log.append(
+            self.bus, *e.InfIn(self.model, tuple(wire[self._logged :])).to_entry()
+        )
+        self._logged = len(wire) + 1  # the reply comes back as the next message
+        try:
+            reply, usage = await chat(self.client, self.model, wire, tools=tools, temperature=0)
+        except ModelError as exc:  # the run ends; AgentDojo scores what happened so far
+            reply, usage = {"role": "assistant", "content": f"model error: {exc}"}, None
+        await self.log.append(self.bus, *e.InfOut(self.model, reply, usage).to_entry())
+        return reply
 
     def query(
         self,
@@ -97,9 +115,5 @@ class ChatModelAgent(BasePipelineElement):
             for function in runtime.functions.values()
         ]
         wire = [to_wire(message) for message in messages]
-        ask = functools.partial(chat, self.client, self.model, wire, tools=tools, temperature=0)
-        try:
-            reply, _ = trio.from_thread.run(ask)
-        except ModelError as exc:  # the run ends; AgentDojo scores what happened so far
-            reply = {"content": f"model error: {exc}"}
+        reply = trio.from_thread.run(self._ask, wire, tools)
         return query, runtime, env, [*messages, from_wire(reply)], extra_args
