@@ -456,6 +456,54 @@ class Mail(_Body):
         _check_str(self, "subject", empty=True, optional=True)
 
 
+# --- supervision -------------------------------------------------------------------------------
+
+#: How bad a health finding is: worth a look, or worth acting on.
+SEVERITIES = ("warn", "alert")
+_FINDING_KEYS = frozenset({"signal", "severity", "detail", "positions"})
+
+
+@dataclass(frozen=True, slots=True)
+class Health(_Body):
+    """A health check of the bus up to position ``through``: what a checker found.
+
+    Each finding is ``{signal, severity, detail, positions}``: a signal name (``no_progress``,
+    ``repeated_action``, ...), a severity from :data:`SEVERITIES`, a sentence, and the positions
+    of the entries it is about. ``judgement`` is an optional model's reading of the digest.
+    """
+
+    TYPE: ClassVar[str] = "health"
+    checker: str
+    through: int
+    findings: tuple[dict[str, Any], ...]
+    judgement: str | None = None
+
+    def _check(self) -> None:
+        _check_str(self, "checker")
+        _check_int(self, "through")
+        _check_str(self, "judgement", empty=True, optional=True, max_len=MAX_OUTPUT_CHARS)
+        if isinstance(self.findings, list):
+            object.__setattr__(self, "findings", tuple(self.findings))
+        if not isinstance(self.findings, tuple):
+            _fail(self, "findings", "must be a list of findings")
+        for index, finding in enumerate(self.findings):
+            name = f"findings[{index}]"
+            _check_doc(self, name, finding)
+            if set(finding) != _FINDING_KEYS:
+                _fail(self, name, f"must have exactly the keys {sorted(_FINDING_KEYS)}")
+            if not isinstance(finding["signal"], str) or not finding["signal"]:
+                _fail(self, name, "signal must be a non-empty string")
+            if finding["severity"] not in SEVERITIES:
+                _fail(self, name, f"severity must be one of {SEVERITIES}")
+            if not isinstance(finding["detail"], str):
+                _fail(self, name, "detail must be a string")
+            positions = finding["positions"]
+            if not isinstance(positions, list) or not all(
+                isinstance(p, int) and not isinstance(p, bool) and p >= 0 for p in positions
+            ):
+                _fail(self, name, "positions must be a list of log positions")
+
+
 # --- policies ----------------------------------------------------------------------------------
 
 
@@ -495,6 +543,7 @@ Entry = (
     | ExecStart
     | Result
     | Mail
+    | Health
     | DeciderPolicy
     | VoterPolicy
 )
@@ -513,6 +562,7 @@ ENTRY_TYPES: dict[str, type[Entry]] = {
         ExecStart,
         Result,
         Mail,
+        Health,
         DeciderPolicy,
         VoterPolicy,
     )
@@ -529,6 +579,7 @@ ROLE_TYPES: dict[str, frozenset[str]] = {
     "executor": frozenset({"exec_start", "result"}),
     "mailer": frozenset({"mail"}),
     "policy": frozenset({"decider_policy", "voter_policy"}),
+    "supervisor": frozenset({"health"}),
     "user": frozenset({"agent_input", "mail"}),
     "hook": frozenset({"intent", "result"}),
 }

@@ -37,6 +37,7 @@ class LazyGroup(click.Group):
         "hook": "logact.cli.hook:hook",
         "chaos": "logact.cli.chaos:chaos",
         "eval": "logact.cli.eval:eval_",
+        "health": "logact.cli.health:health",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

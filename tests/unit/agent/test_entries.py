@@ -16,6 +16,7 @@ from logact.agent.entries import (
     MAX_OUTPUT_CHARS,
     ROLE_CLAIMS,
     ROLE_TYPES,
+    SEVERITIES,
     Abort,
     AgentInput,
     AgentOutput,
@@ -24,6 +25,7 @@ from logact.agent.entries import (
     DeciderPolicy,
     EntryError,
     ExecStart,
+    Health,
     InfIn,
     InfOut,
     Intent,
@@ -101,12 +103,29 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "mail": st.builds(Mail, name, st.from_regex(BUS_ID, fullmatch=True), name, st.none() | text),
     "decider_policy": st.builds(DeciderPolicy, st.integers(min_value=1), doc),
     "voter_policy": st.builds(VoterPolicy, st.integers(min_value=1), doc),
+    "health": st.builds(
+        Health,
+        name,
+        position,
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "signal": name,
+                    "severity": st.sampled_from(SEVERITIES),
+                    "detail": text,
+                    "positions": st.lists(position, max_size=3),
+                }
+            ),
+            max_size=3,
+        ).map(tuple),
+        st.none() | text,
+    ),
 }
 
 
 def test_every_entry_type_has_a_strategy() -> None:
     assert set(STRATEGIES) == set(ENTRY_TYPES)
-    assert len(ENTRY_TYPES) == 13
+    assert len(ENTRY_TYPES) == 14
 
 
 @pytest.mark.parametrize("etype", sorted(STRATEGIES))
@@ -289,7 +308,7 @@ def test_cap_output_keeps_head_and_tail() -> None:
 # --- roles --------------------------------------------------------------------------------------
 
 
-COMPONENT_ROLES = ("driver", "voter", "decider", "executor", "mailer", "policy")
+COMPONENT_ROLES = ("driver", "voter", "decider", "executor", "mailer", "policy", "supervisor")
 
 
 def test_component_roles_partition_the_entry_types() -> None:
@@ -321,3 +340,18 @@ def test_generated_configs_carry_the_same_agent_roles(tmp_path: Path) -> None:
         principal = config.principal_for(agent_token(role))
         assert principal is not None
         assert {etype for etype in ENTRY_TYPES if principal.may_append(etype)} == types
+
+
+@pytest.mark.parametrize(
+    ("findings", "problem"),
+    [
+        ([{"signal": "x", "severity": "bad", "detail": "", "positions": []}], "severity"),
+        ([{"signal": "", "severity": "warn", "detail": "", "positions": []}], "signal"),
+        ([{"signal": "x", "severity": "warn", "detail": "", "positions": [-1]}], "positions"),
+        ([{"signal": "x", "severity": "warn", "detail": ""}], "exactly the keys"),
+        ("none", "list of findings"),
+    ],
+)
+def test_a_bad_health_finding_names_its_problem(findings: Any, problem: str) -> None:
+    with pytest.raises(EntryError, match=problem):
+        Health.from_body({"checker": "c", "through": 3, "findings": findings})
