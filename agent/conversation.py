@@ -12,8 +12,9 @@ exactly. :func:`plan` reads the bus and says what the driver does next:
 - ``Wait``: an intent is in flight (votes, decision or execution pending);
 - ``Idle``: no task; mail or agent_input will wake it.
 
-Results, aborts (with their reason) and in-doubt interruptions become tool messages; agent_input
-and mail that arrive while busy are buffered into the next inference.
+Results, aborts (with their reason) and in-doubt interruptions become tool messages; an
+interruption also adds a recovery brief (agent/recovery.py) after them. agent_input and mail
+that arrive while busy are buffered into the next inference.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState, IntentRecord
+from logact.agent.recovery import recovery_brief
 
 Message = dict[str, Any]
 
@@ -221,6 +223,9 @@ def plan(state: BusState, settings: Settings) -> Move:
             if not isinstance(answers, list):
                 return answers
             new.extend(answers)
+            interrupted = [r for r in fold.intents if r.result is not None and r.result.in_doubt]
+            if interrupted and not fold.reply_loop_ended:
+                new.append({"role": "user", "content": recovery_brief(state, interrupted)})
         elif not fold.reply_loop_ended and not fold.pending:
             return Finish(fold.reply.get("content") or "", fold.input_id)
     if fold.steps >= settings.max_steps:

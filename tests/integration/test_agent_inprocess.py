@@ -505,6 +505,63 @@ async def test_a_restarted_executor_reports_an_interrupted_run_in_doubt_and_does
     assert tool_text(rig, "c1") == f"IN DOUBT: {INTERRUPTED}"
 
 
+async def test_an_interrupted_transfer_gets_a_recovery_brief_and_is_examined_not_redone(
+    rig: Rig,
+) -> None:
+    """Semantic recovery where blind replay would do harm: a transfer (not idempotent) took
+    effect but its executor died before recording the result. The model gets the brief, examines
+    the ledger with a read-only action (voted on like any other), sees the money went out, and
+    finishes without paying twice. The model is scripted: this shows the mechanism."""
+    ledger: list[int] = []
+
+    def registry() -> ToolRegistry:
+        tools = ToolRegistry()
+        tools.register(
+            "transfer", lambda amount: ledger.append(amount) or "sent", description="Pay."
+        )
+        tools.register("ledger", lambda: f"transfers: {ledger}", description="Read the ledger.")
+        return tools
+
+    client = rig.model(
+        [
+            call("transfer", "c1", amount=100),
+            call("ledger", "c2"),
+            {"content": "the transfer had gone through; not repeated"},
+        ]
+    )
+    rules = RuleSet.from_doc({"default": "allow", "rules": []})
+    with trio.fail_after(DEADLINE):
+        await give_task(rig.as_("user"), rig.bus, "pay 100 once")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_component, rig.rule_voter(rules))
+            nursery.start_soon(run_component, rig.decider())
+            nursery.start_soon(run_component, rig.driver(client))
+            state = await rig.wait_for(lambda s: bool(s.runnable))
+            [transfer] = state.runnable
+            # The old executor starts the transfer, which takes effect, and dies before its result.
+            old = rig.as_("executor")
+            epoch = await old.claim(rig.bus, "executor")
+            await old.append(rig.bus, *e.ExecStart(transfer).to_entry(), fence=("executor", epoch))
+            ledger.append(100)
+            nursery.start_soon(run_component, rig.executor(registry()))
+            state = await rig.wait_for(finished)
+            nursery.cancel_scope.cancel()
+
+    assert ledger == [100]  # paid once: the interrupted transfer was neither re-run nor redone
+    transfer_record, examine = records(state)
+    assert transfer_record.result is not None and transfer_record.result.in_doubt
+    assert examine.intent.action == e.ToolCall("ledger", {}, "c2")
+    assert examine.votes and examine.committed and examine.result is not None
+    assert examine.result.output == "transfers: [100]"
+    brief = [
+        m["content"]
+        for m in rig.requests[1]
+        if m.get("role") == "user" and m["content"].startswith("RECOVERY BRIEF")
+    ]
+    assert len(brief) == 1
+    assert f"Interrupted: #{transfer} transfer" in brief[0] and "pay 100 once" in brief[0]
+
+
 async def test_a_second_executor_fences_the_first(rig: Rig) -> None:
     """The first executor is mid-run when the second starts: the second reports the run in
     doubt, and the first one's result is rejected by the fence."""

@@ -297,10 +297,17 @@ def test_an_in_doubt_result_is_reported_and_the_rest_not_run() -> None:
     bus.add(e.Result(first, ok=False, error="interrupted mid-run", in_doubt=True))
     move = bus.plan()
     assert isinstance(move, Infer)
-    assert move.new == [
+    answers, brief = move.new[:2], move.new[2:]
+    assert answers == [
         tool("c1", "IN DOUBT: interrupted mid-run"),
         tool("c2", "NOT RUN: an earlier action of this reply was aborted or is in doubt."),
     ]
+    # then the recovery brief: what was in flight, what came before, what to do
+    (message,) = brief
+    assert message["role"] == "user" and message["content"].startswith("RECOVERY BRIEF")
+    assert f"Interrupted: #{first} shell: make" in message["content"]
+    assert "examine the environment" in message["content"]
+    assert "task: " in message["content"]  # the digest of the bus before it
 
 
 def test_unparsable_arguments_are_kept_visibly() -> None:
