@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import trio
 
@@ -91,3 +92,18 @@ def test_bad_options_are_refused(cluster: LocalCluster) -> None:
             [*command, str(cluster.config_path), *args], capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 1 and "error:" in done.stdout and "Traceback" not in done.stderr
+
+
+def test_a_model_judgement_of_the_digest_is_recorded_with_the_findings(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    bus = unique_bus("judged")
+    trio.run(troubled_bus, cluster, bus)
+    script = tmp_path / "judge.json"
+    script.write_text(json.dumps([{"content": "scripted: stuck on vetoes; ask the user"}]))
+    (report,) = logact_health(
+        cluster, "--bus", bus, "--record", "--judge", "--llm", "script", "--script", str(script)
+    )
+    assert report["judgement"] == "scripted: stuck on vetoes; ask the user"
+    ((_, entry),) = trio.run(read, cluster, bus).of_type(e.Health)
+    assert entry.judgement == report["judgement"] and entry.findings
