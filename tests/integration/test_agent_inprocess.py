@@ -478,6 +478,13 @@ async def test_two_deciders_give_one_final_decision_and_each_intent_runs_at_most
 # --- the executor: at most once, in doubt after an interruption -------------------------------
 
 
+async def executor_died_mid_run(rig: Rig, intent_id: int) -> None:
+    """An executor that started the action and died before recording its result."""
+    old = rig.as_("executor")
+    epoch = await old.claim(rig.bus, "executor")
+    await old.append(rig.bus, *e.ExecStart(intent_id).to_entry(), fence=("executor", epoch))
+
+
 async def test_a_restarted_executor_reports_an_interrupted_run_in_doubt_and_does_not_rerun(
     rig: Rig,
 ) -> None:
@@ -490,10 +497,7 @@ async def test_a_restarted_executor_reports_an_interrupted_run_in_doubt_and_does
             nursery.start_soon(run_component, rig.driver(client))
             state = await rig.wait_for(lambda s: bool(s.runnable))
             [intent_id] = state.runnable
-            # An executor that started the action and died before recording its result.
-            old = rig.as_("executor")
-            epoch = await old.claim(rig.bus, "executor")
-            await old.append(rig.bus, *e.ExecStart(intent_id).to_entry(), fence=("executor", epoch))
+            await executor_died_mid_run(rig, intent_id)
             nursery.start_soon(run_component, rig.executor())
             state = await rig.wait_for(finished)
             nursery.cancel_scope.cancel()
@@ -538,11 +542,8 @@ async def test_an_interrupted_transfer_gets_a_recovery_brief_and_is_examined_not
             nursery.start_soon(run_component, rig.driver(client))
             state = await rig.wait_for(lambda s: bool(s.runnable))
             [transfer] = state.runnable
-            # The old executor starts the transfer, which takes effect, and dies before its result.
-            old = rig.as_("executor")
-            epoch = await old.claim(rig.bus, "executor")
-            await old.append(rig.bus, *e.ExecStart(transfer).to_entry(), fence=("executor", epoch))
-            ledger.append(100)
+            await executor_died_mid_run(rig, transfer)
+            ledger.append(100)  # the transfer it started had taken effect
             nursery.start_soon(run_component, rig.executor(registry()))
             state = await rig.wait_for(finished)
             nursery.cancel_scope.cancel()
