@@ -109,8 +109,8 @@ class ProposedCall:
     side_effect: bool
 
 
-def changes_environment(runtime: FunctionsRuntime, env: Env, call: FunctionCall) -> bool:
-    """Whether running ``call`` changes the environment, tried on a copy (bookkeeping only)."""
+def would_change(runtime: FunctionsRuntime, env: Env, call: FunctionCall) -> bool:
+    """Whether a call that did not run would have changed the environment (tried on a copy)."""
     scratch = env.model_copy(deep=True)
     runtime.run_function(scratch, call.function, call.args)
     return scratch.model_dump() != env.model_dump()
@@ -150,10 +150,14 @@ class BusToolsExecutor(BasePipelineElement):
         replies: list[ChatMessage] = []
         for call in messages[-1]["tool_calls"] or []:
             call = call.model_copy(update={"args": _decode_list_strings(dict(call.args))})
-            side_effect = changes_environment(runtime, env, call)
+            before = env.model_dump()
             outcome = trio.from_thread.run(
                 self.gate.propose, call.function, dict(call.args), call.id
             )
+            if outcome.approved:  # the executor ran it on this very environment
+                side_effect = env.model_dump() != before
+            else:
+                side_effect = would_change(runtime, env, call)
             self.calls.append(ProposedCall(call, outcome, side_effect))
             if outcome.approved:
                 content, error = outcome.output, outcome.error
