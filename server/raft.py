@@ -6,6 +6,10 @@ How PySyncObj is used (see docs/durability.md):
   of every tick — before the leader counts itself towards a commit — and before a follower
   acknowledges appended entries, so an acknowledged append is on stable storage on a majority;
 - snapshots use our own serializer (CBOR state, fsync'd), not a pickle of the whole object;
+- loading a snapshot keeps the journal's entries after it when the journal holds the snapshot's
+  last entry (Raft §7). PySyncObj clears the journal unless it was already compacted to that
+  point, so a crash between writing a snapshot and compacting the journal lost every entry
+  after the snapshot, acknowledged ones included;
 - a follower no longer truncates entries that do not conflict with the leader's (PySyncObj drops
   everything after prevLogIdx on any append, even a stale duplicate; Raft forbids that);
 - results come back through PySyncObj callbacks, bounced onto the trio loop, with a timeout.
@@ -96,7 +100,7 @@ class PeerTransport(TCPTransport):
 
 
 class LogSyncObj(SyncObj):
-    """SyncObj carrying a LogState, with durable journal hooks."""
+    """SyncObj carrying a LogState, with durable journal and snapshot hooks."""
 
     def __init__(
         self,
@@ -106,11 +110,17 @@ class LogSyncObj(SyncObj):
         state: LogState,
         lock: threading.Lock,
         journal_holder: dict[str, FsyncJournal],
+        *,
+        durable: bool = True,
     ) -> None:
         self._state_holder = [state]
         self._lock = lock
+        self._durable = durable
         self._listener: Callable[[], None] = lambda: None
         self._journal_holder = journal_holder
+        if conf.fullDumpFile is not None:
+            conf.serializer = self._write_snapshot
+            conf.deserializer = self._read_snapshot
         super().__init__(self_address, partners, conf, transportClass=PeerTransport)
 
     @property
@@ -123,6 +133,59 @@ class LogSyncObj(SyncObj):
             replies = self._state_holder[0].apply_batch(cmds)
         self._listener()
         return replies
+
+    # ---- snapshots (PySyncObj's serializer hooks) -----------------------------------------
+    def _write_snapshot(self, path: str, raft_meta: Any) -> None:
+        """Called on the tick thread with the state exactly at the snapshot's log index."""
+        with self._lock:
+            image = self.state.to_snapshot()
+        data = cbor2.dumps({"state": image, "raft": pickle.dumps(raft_meta)})
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            if self._durable:
+                os.fsync(handle.fileno())
+        if self._durable:
+            fsync_dir(Path(path).parent)
+
+    def _read_snapshot(self, path: str) -> Any:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+            if self._durable:
+                # A snapshot received from the leader replaces this node's journal right after
+                # this call: it must be on stable storage first.
+                os.fsync(handle.fileno())
+        if self._durable:
+            fsync_dir(Path(path).parent)
+        data = cbor2.loads(raw)
+        state = LogState.from_snapshot(data["state"])
+        with self._lock:
+            self._state_holder[0] = state
+        # Written by our own node or a password-authenticated peer.
+        last_entry, entry_before, cluster = pickle.loads(data["raft"])
+        self._compact_to_snapshot(entry_before, last_entry)
+        return last_entry, entry_before, cluster
+
+    def _compact_to_snapshot(self, entry_before: Any, last_entry: Any) -> None:
+        """If the journal holds the snapshot's last two entries, drop only what precedes them.
+
+        PySyncObj then finds the journal starting at the snapshot and keeps the suffix after
+        it; otherwise it clears the journal (the suffix conflicts with the snapshot or is
+        missing) as before.
+        """
+        journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
+        first = journal[0][1]
+        offset = entry_before[1] - first
+        if offset <= 0 or offset + 1 >= len(journal):
+            return
+        held_before, held_last = journal[offset], journal[offset + 1]
+        if held_before[1:] == tuple(entry_before[1:]) and held_last[1:] == tuple(last_entry[1:]):
+            journal.deleteEntriesTo(offset)
+
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
+        # A snapshot from the leader need not clear a suffix that agrees with it (Raft §7):
+        # _read_snapshot has already compacted the journal to the snapshot when it matches.
+        SyncObj._SyncObj__loadDumpFile(self, False)  # type: ignore[attr-defined]
 
     # ---- durability hooks (PySyncObj private methods, pinned to 0.3.17) -------------------
     def _sync_journal(self) -> None:
@@ -236,8 +299,6 @@ class RaftBackend:
             password=config.password,
             journalFile=str(data_dir / "raft.journal"),
             fullDumpFile=str(data_dir / "raft.snapshot"),
-            serializer=self._write_snapshot,
-            deserializer=self._read_snapshot,
             appendEntriesUseBatch=False,
             # Larger than any group-committed batch (committer caps them at 8 MiB + one
             # command), so PySyncObj never takes its chunked 'transmission' path for an entry,
@@ -256,43 +317,18 @@ class RaftBackend:
             if n.id != node.id
         ]
         self.sync_obj = LogSyncObj(
-            node.raft_address, partners, conf, LogState(), self.lock, self._journal_holder
+            node.raft_address,
+            partners,
+            conf,
+            LogState(),
+            self.lock,
+            self._journal_holder,
+            durable=sync,
         )
 
     @property
     def state(self) -> LogState:
         return self.sync_obj.state
-
-    # ---- snapshots ------------------------------------------------------------------------
-    def _write_snapshot(self, path: str, raft_meta: Any) -> None:
-        """Called on the tick thread with the state exactly at the snapshot's log index."""
-        with self.lock:
-            image = self.state.to_snapshot()
-        data = cbor2.dumps({"state": image, "raft": pickle.dumps(raft_meta)})
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if self.durability == "fsync":
-                os.fsync(handle.fileno())
-        if self.durability == "fsync":
-            fsync_dir(Path(path).parent)
-
-    def _read_snapshot(self, path: str) -> Any:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-            if self.durability == "fsync":
-                # A snapshot received from the leader replaces this node's journal right after
-                # this call: it must be on stable storage first.
-                os.fsync(handle.fileno())
-        if self.durability == "fsync":
-            fsync_dir(Path(path).parent)
-        data = cbor2.loads(raw)
-        state = LogState.from_snapshot(data["state"])
-        with self.lock:
-            self.sync_obj._state_holder[0] = state
-        return pickle.loads(
-            data["raft"]
-        )  # written by our own node or a password-authenticated peer
 
     # ---- replication ----------------------------------------------------------------------
     async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:

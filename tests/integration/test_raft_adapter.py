@@ -10,23 +10,31 @@ from __future__ import annotations
 import pickle
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pysyncobj.syncobj as pysyncobj_module
 import pytest
 from pysyncobj import SyncObjConf
 
 from logact.cli.cluster import free_ports
+from logact.server.journal import FsyncJournal
 from logact.server.raft import LogSyncObj
 from logact.server.state import LogState
 
 REGULAR_COMMAND = b"\x00"  # PySyncObj's _COMMAND_TYPE.REGULAR prefix
 
 
+def make_node(addresses: list[str], **files: str) -> LogSyncObj:
+    conf = SyncObjConf(
+        autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=False, **files
+    )
+    return LogSyncObj(addresses[0], addresses[1:], conf, LogState(), threading.Lock(), {})
+
+
 @pytest.fixture
 def follower() -> Iterator[LogSyncObj]:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
-    conf = SyncObjConf(autoTick=False, appendEntriesUseBatch=False, dynamicMembershipChange=False)
-    node = LogSyncObj(addresses[0], addresses[1:], conf, LogState(), threading.Lock(), {})
+    node = make_node([f"127.0.0.1:{port}" for port in free_ports(3)])
     try:
         yield node
     finally:
@@ -96,3 +104,39 @@ def test_follower_never_applies_an_unverified_suffix(follower: LogSyncObj) -> No
     deliver(follower, new_leader, append_entries(2, (1, 0), [(c2, 2, 1)], 4))
     deliver(follower, new_leader, append_entries(2, (2, 1), [(new3, 3, 2), (new4, 4, 2)], 4))
     assert bodies(follower) == ["c2", "new3", "new4"], "the follower's state machine diverged"
+
+
+def test_a_crash_between_snapshot_and_compaction_keeps_the_journal_suffix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pysyncobj_module, "createJournal", lambda path: FsyncJournal(path))
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    files = {
+        "journalFile": str(tmp_path / "raft.journal"),
+        "fullDumpFile": str(tmp_path / "raft.snapshot"),
+    }
+    node = make_node(addresses, **files)
+    leader = peers(node)[0]
+    first = [(command(node, f"c{i}"), i, 1) for i in range(2, 11)]
+    deliver(node, leader, append_entries(1, (1, 0), first, 10))
+    # The snapshot is written (synchronously: we have our own serializer) ...
+    node._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
+    node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
+    assert Path(files["fullDumpFile"]).exists()
+    # ... more entries are acknowledged and committed, and the node dies before the next tick
+    # would have compacted its journal.
+    second = [(command(node, f"c{i}"), i, 1) for i in range(11, 16)]
+    deliver(node, leader, append_entries(1, (10, 1), second, 15))
+    assert len(bodies(node)) == 14
+    node.destroy()
+
+    restarted = make_node(addresses, **files)
+    try:
+        restarted._SyncObj__loadDumpFile(clearJournal=False)  # type: ignore[attr-defined]
+        journal = restarted._SyncObj__raftLog  # type: ignore[attr-defined]
+        assert [journal[i][1] for i in range(len(journal))] == list(range(9, 16))
+        # The leader's next heartbeat finds the follower's log up to date and commits it.
+        deliver(restarted, peers(restarted)[0], append_entries(1, (15, 1), [], 15))
+        assert bodies(restarted) == [f"c{i}" for i in range(2, 16)]
+    finally:
+        restarted.destroy()
