@@ -39,7 +39,7 @@ def _finding(signal: str, severity: str, detail: str, positions: Sequence[int]) 
     return {"signal": signal, "severity": severity, "detail": detail, "positions": list(positions)}
 
 
-def _open_task(state: BusState) -> int | None:
+def open_task(state: BusState) -> int | None:
     """The position of the latest task, if no answer came after it."""
     task = None
     for raw, entry in state.entries:
@@ -51,7 +51,7 @@ def _open_task(state: BusState) -> int | None:
 
 
 def _no_progress(state: BusState, now_ms: int, t: Thresholds) -> list[dict[str, Any]]:
-    task = _open_task(state)
+    task = open_task(state)
     if task is None or not state.entries:
         return []
     last = state.entries[-1][0]
@@ -62,7 +62,7 @@ def _no_progress(state: BusState, now_ms: int, t: Thresholds) -> list[dict[str, 
     return [_finding("no_progress", "alert", detail, [task, last.pos])]
 
 
-def _tool(record: IntentRecord) -> str:
+def tool_of(record: IntentRecord) -> str:
     action = record.intent.action
     return action.tool if isinstance(action, e.ToolCall) else f"code:{action.language}"
 
@@ -124,10 +124,10 @@ def _slow(
     durations: dict[str, list[int]] = {}
     for record in records:
         if record.result is not None and record.result.duration_ms is not None:
-            durations.setdefault(_tool(record), []).append(record.result.duration_ms)
+            durations.setdefault(tool_of(record), []).append(record.result.duration_ms)
     findings = []
     for record in records:
-        peers = list(durations.get(_tool(record), []))
+        peers = list(durations.get(tool_of(record), []))
         if record.result is not None and record.result.duration_ms is not None:
             took, verb = record.result.duration_ms, "took"
             peers.remove(took)
@@ -142,7 +142,7 @@ def _slow(
         if took >= t.slow_factor * max(median, 1):
             ratio = took / max(median, 1)
             detail = (
-                f"{_tool(record)} #{record.position} {verb} {took} ms, {ratio:.0f}x the median "
+                f"{tool_of(record)} #{record.position} {verb} {took} ms, {ratio:.0f}x the median "
                 f"of its {len(peers)} peers ({median:.0f} ms)"
             )
             findings.append(_finding("slow_action", "warn", detail, [record.position]))

@@ -17,21 +17,13 @@ import click
 import trio
 
 from logact.agent import entries as e
-from logact.agent.bus import BusState
 from logact.agent.digest import digest
 from logact.agent.health import Thresholds, check, is_news, model_judgement
+from logact.agent.supervisor import read_state, watched_buses
 from logact.cli.agent import model_options, open_model
 from logact.cli.common import client_options, console, fail, make_client, run
-from logact.client.api import LogAPI
 
 CHECKER = "logact-health"
-
-
-async def _state(log: LogAPI, bus: str) -> BusState:
-    state = BusState(bus)
-    for entry in await log.read_all(bus):
-        state.apply(entry)
-    return state
 
 
 def _print(bus: str, findings: list[dict[str, Any]], judgement: str | None) -> None:
@@ -109,12 +101,8 @@ def health(
                 else None
             )
             for index in range(rounds):
-                targets = list(buses)
-                if prefix is not None:
-                    listed = await reader.list_buses()
-                    targets += [b.bus for b in listed if b.bus.startswith(prefix)]
-                for bus in dict.fromkeys(targets):
-                    state = await _state(reader, bus)
+                for bus in await watched_buses(reader, buses, prefix):
+                    state = await read_state(reader, bus)
                     findings = check(state, int(time.time() * 1000), thresholds)
                     judgement = None
                     if chosen is not None:

@@ -27,7 +27,7 @@ class Bus:
         usage = e.Usage(prompt, completion) if prompt is not None else None
         self.add(e.InfOut("m", {"role": "assistant", "content": "x"}, usage))
 
-    def action(self, tool: str, outcome: str, **arguments: Any) -> int:
+    def action(self, tool: str, outcome: str, duration_ms: int = 7, **arguments: Any) -> int:
         """An intent and its fate: ok, failed, aborted, in doubt, running or undecided."""
         position = self.add(e.Intent(e.ToolCall(tool, arguments or {"command": tool})))
         if outcome == "undecided":
@@ -40,7 +40,7 @@ class Bus:
             return position
         self.add(e.ExecStart(position))
         if outcome == "ok":
-            self.add(e.Result(position, ok=True, output=f"{tool} done", duration_ms=7))
+            self.add(e.Result(position, ok=True, output=f"{tool} done", duration_ms=duration_ms))
         elif outcome == "failed":
             self.add(e.Result(position, ok=False, error="exit 1", duration_ms=3))
         elif outcome == "in doubt":
