@@ -38,6 +38,8 @@ class LazyGroup(click.Group):
         "chaos": "logact.cli.chaos:chaos",
         "eval": "logact.cli.eval:eval_",
         "health": "logact.cli.health:health",
+        "supervise": "logact.cli.supervise:supervise",
+        "scenario": "logact.cli.scenario:scenario",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -1,0 +1,97 @@
+"""``logact supervise``: a supervisor agent that reads other agents' buses and mails them.
+
+``--advise`` (on by default): when an agent's open task has spent most of its time in one slow,
+repeated action, mail it advice once (from a model with ``--ask-model``, else the finding and
+the general remedy). ``--gossip``: mail each busy agent what its peers completed that it was
+not told yet (``--gossip-tool`` narrows it to the tools that are the shared work). Reads as the
+reader principal, mails as the mailer principal; bounded by ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AsyncExitStack
+
+import click
+import trio
+
+from logact.agent.supervisor import AdviceThresholds, Supervisor, watched_buses
+from logact.cli.agent import model_options, open_model
+from logact.cli.common import client_options, console, fail, make_client, run
+
+
+@click.command()
+@client_options
+@click.option("--bus", "buses", multiple=True, help="A bus to supervise (repeatable).")
+@click.option("--watch", "prefix", default=None, help="Supervise every bus whose id starts so.")
+@click.option("--rounds", type=int, default=1, show_default=True, help="Rounds to run.")
+@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between.")
+@click.option("--advise/--no-advise", default=True, show_default=True, help="Mail advice.")
+@click.option("--gossip", is_flag=True, help="Mail each agent what its peers completed.")
+@click.option("--gossip-tool", "gossip_tools", multiple=True, help="Only these tools' actions.")
+@click.option("--ask-model", is_flag=True, help="Advice from a model reading the digest.")
+@click.option("--repeat", type=int, default=3, show_default=True, help="Runs before advising.")
+@click.option("--min-ms", type=int, default=500, show_default=True, help="Their median, ms.")
+@click.option("--share", type=float, default=0.5, show_default=True, help="Of the task's time.")
+@model_options
+def supervise(
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    buses: tuple[str, ...],
+    prefix: str | None,
+    rounds: int,
+    interval: float,
+    advise: bool,
+    gossip: bool,
+    gossip_tools: tuple[str, ...],
+    ask_model: bool,
+    repeat: int,
+    min_ms: int,
+    share: float,
+    llm: str,
+    script: str | None,
+    base_url: str | None,
+    model: str | None,
+) -> None:
+    """Mail agents advice when they work slowly, and gossip what their peers have done."""
+    if not buses and prefix is None:
+        fail("give --bus BUS or --watch PREFIX")
+    if rounds < 1 or interval < 0 or repeat < 1 or min_ms < 0 or not 0 < share <= 1:
+        fail("--rounds and --repeat must be >= 1, --interval and --min-ms >= 0, 0 < --share <= 1")
+    if not advise and not gossip:
+        fail("nothing to do: give --advise or --gossip")
+
+    async def main() -> None:
+        async with AsyncExitStack() as stack:
+            reader = await stack.enter_async_context(
+                make_client(config_path, nodes, token, timeout, "reader")
+            )
+            mailer = await stack.enter_async_context(
+                make_client(config_path, nodes, token, timeout, "mailer")
+            )
+            chosen = (
+                await stack.enter_async_context(open_model(llm, script, base_url, model))
+                if ask_model
+                else None
+            )
+            supervisor = Supervisor(
+                reader,
+                mailer,
+                advise=advise,
+                share_gossip=gossip,
+                gossip_tools=frozenset(gossip_tools) or None,
+                model=chosen,
+                thresholds=AdviceThresholds(repeat, min_ms, share),
+            )
+            for index in range(rounds):
+                targets = await watched_buses(reader, buses, prefix)
+                for sent in await supervisor.round(targets, int(time.time() * 1000)):
+                    first = sent.text.splitlines()[0] if sent.text else ""
+                    line = f"{sent.bus}#{sent.position} {sent.subject}: {first}"
+                    console.print(line, markup=False)
+                if index + 1 < rounds:
+                    await trio.sleep(interval)
+
+    run(main)
