@@ -1,0 +1,1 @@
+"""Runnable scenarios for LogAct's supervision features (checksum advice, swarm gossip)."""

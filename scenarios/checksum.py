@@ -1,0 +1,197 @@
+"""The checksum scenario: an agent hashes many folders with a slow method; a supervisor that
+reads its log sees where the time goes and mails it a faster approach.
+
+The workspace holds ``data/fNNN/`` folders of random files and ``slow_sha.py``, a helper that
+prints ``<sha256>  <path>`` for one folder, reading a byte at a time (correct, and slow). The
+task asks for those lines for every file in ``sums.txt``. The run is measured end to end (task
+to answer) without and with the supervisor, on separate buses and fresh workspaces, and both
+``sums.txt`` are checked against hashes computed here.
+
+``scripted_agent`` is the scripted stand-in for a model: it uses the helper folder by folder
+until it reads the supervisor's advice, then hashes every remaining folder with one
+``sha256sum`` command. It shows the mechanism (the log shows the cost, the supervisor mails,
+the agent's next inference carries the mail); whether a real model would take the advice is
+what a run against a real endpoint measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from logact.agent.llm import tool_call
+from logact.agent.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
+from logact.agent.tools import standard_tools
+from logact.client.api import LogAPI
+from logact.scenarios.rig import Model, run_task, supervise_until
+
+SYSTEM = (
+    "You are a careful engineering agent. You act through tools; the shell runs in your "
+    "workspace. Mail from your supervisor may arrive between your steps: consider it."
+)
+TASK = (
+    "Compute the SHA-256 of every file in every folder under data/ and append one line "
+    "'<sha256>  <path>' per file to sums.txt (paths like data/f000/file0.bin). The helper "
+    "`python3 slow_sha.py FOLDER` prints those lines for one folder. Answer 'done' at the end."
+)
+SLOW_SHA = '''"""Print '<sha256>  <path>' for each file of a folder (reads one byte at a time)."""
+import hashlib
+import pathlib
+import sys
+
+for path in sorted(pathlib.Path(sys.argv[1]).iterdir()):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while byte := handle.read(1):
+            digest.update(byte)
+    print(f"{digest.hexdigest()}  {path}")
+'''
+ADVICE_TEXT = (
+    "Most of your time goes into slow_sha.py, which reads its files one byte at a time. Hash all "
+    "the remaining folders in one command with the native tool, e.g. "
+    "`sha256sum data/fNNN/* ... >> sums.txt`: the output format is the same."
+)
+
+#: A folder takes the helper about 0.4 s here (0.5 MB): advise after three of them.
+THRESHOLDS = AdviceThresholds(repeat=3, min_ms=200)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    folders: int = 40
+    files: int = 4
+    size: int = 128 * 1024  # bytes per file
+    seed: int = 7
+
+
+def make_workspace(root: Path, layout: Layout) -> dict[str, str]:
+    """Create the folders and the helper under ``root``; the expected ``path -> sha256``."""
+    rng = random.Random(layout.seed)
+    expected: dict[str, str] = {}
+    for f in range(layout.folders):
+        folder = root / "data" / f"f{f:03d}"
+        folder.mkdir(parents=True)
+        for k in range(layout.files):
+            data = rng.randbytes(layout.size)
+            (folder / f"file{k}.bin").write_bytes(data)
+            expected[f"data/f{f:03d}/file{k}.bin"] = hashlib.sha256(data).hexdigest()
+    (root / "slow_sha.py").write_text(SLOW_SHA)
+    return expected
+
+
+def read_sums(path: Path) -> dict[str, str]:
+    """``sums.txt`` as ``path -> sha256`` (a path listed twice with different hashes is kept
+    as the last, and caught by the comparison)."""
+    sums: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            sums[name.strip()] = digest.strip()
+    return sums
+
+
+# ---- the scripted agent ---------------------------------------------------------------------
+
+_FOLDER = re.compile(r"data/(f\d{3})")
+
+
+def _commands(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [
+        str(call["function"]["arguments"])
+        for m in messages
+        if m.get("role") == "assistant"
+        for call in m.get("tool_calls") or []
+    ]
+
+
+def scripted_agent(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
+    """List the folders, then hash them one by one with the helper, or all remaining ones in
+    one sha256sum command once a supervisor's advice is in the conversation."""
+    turn = sum(1 for m in messages if m.get("role") == "assistant")
+    if turn == 0:
+        return {"tool_calls": [tool_call("shell", {"command": "ls data"}, "call_0")]}
+    listing = next(str(m.get("content")) for m in messages if m.get("role") == "tool")
+    folders = re.findall(r"\bf\d{3}\b", listing)
+    done = {name for command in _commands(messages) for name in _FOLDER.findall(command)}
+    remaining = [f for f in folders if f not in done]
+    if not remaining:
+        return {"content": f"done: {len(folders)} folders hashed into sums.txt"}
+    advised = any(
+        m.get("role") == "user" and f"[{ADVICE}]" in str(m.get("content")) for m in messages
+    )
+    if advised:
+        paths = " ".join(f"data/{f}/*" for f in remaining)
+        command = f"sha256sum {paths} >> sums.txt"
+    else:
+        command = f"python3 slow_sha.py data/{remaining[0]} >> sums.txt"
+    return {"tool_calls": [tool_call("shell", {"command": command}, f"call_{turn}")]}
+
+
+def scripted_advice(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
+    """The scripted supervisor model's advice (fixed text, labelled scripted by the client)."""
+    return {"content": ADVICE_TEXT}
+
+
+# ---- one run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    supervised: bool
+    bus: str
+    seconds: float
+    correct: bool
+    advice: tuple[Sent, ...]
+
+
+async def run_once(
+    logs: Mapping[str, LogAPI],
+    bus: str,
+    workspace: Path,
+    layout: Layout,
+    agent: Model,
+    advisor: Model | None,
+    *,
+    supervised: bool,
+    interval: float = 0.2,
+    thresholds: AdviceThresholds = THRESHOLDS,
+    on_round: Any = lambda: None,
+) -> Run:
+    """One agent on ``bus`` doing the task in ``workspace``, with or without a supervisor."""
+    expected = make_workspace(workspace, layout)
+    tools = standard_tools(workspace, shell_timeout=600)
+    supervisor = Supervisor(
+        logs["reader"],
+        logs["mailer"],
+        model=(advisor.client, advisor.name) if advisor else None,
+        thresholds=thresholds,
+    )
+    done = trio.Event()
+    sent: list[Sent] = []
+    seconds = 0.0
+
+    async def agent_run() -> None:
+        nonlocal seconds
+        try:
+            seconds = await run_task(
+                logs, bus, agent, tools, SYSTEM, TASK, max_steps=layout.folders + 5
+            )
+        finally:
+            done.set()
+
+    async def supervision() -> None:
+        sent.extend(await supervise_until(supervisor, [bus], done, interval, on_round))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agent_run)
+        if supervised:
+            nursery.start_soon(supervision)
+    correct = read_sums(workspace / "sums.txt") == expected
+    return Run(supervised, bus, seconds, correct, tuple(sent))

@@ -1,0 +1,231 @@
+"""The swarm scenario: several agents, each on its own bus, process the files of one directory
+tree; with and without a supervisor that gossips what each has done to the others.
+
+Every agent is told to process every file of ``tree/`` that nobody has processed yet, knowing
+others work on the same tree. ``process_file`` really reads the file and writes its word count
+and hash to ``out/``; ``mail`` lets an agent mail a peer. Unique work (distinct files
+processed) and total work are read back from the buses' results, and tokens from their inf_out
+usage (per agent and for the swarm).
+
+``scripted_agent`` stands in for a model: it lists the tree, then processes files in its own
+random order, skipping what it did and what gossip told it others did, and stops when nothing
+is left. It does not mail peers itself. ``think`` seconds of latency per reply stand in for a
+model's inference time (without it scripted agents finish before any supervisor round).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from logact.agent.bus import BusState
+from logact.agent.digest import swarm_token_use
+from logact.agent.llm import ScriptedModel, tool_call
+from logact.agent.mailbox import send_mail
+from logact.agent.supervisor import GOSSIP, Sent, Supervisor, completed, read_state
+from logact.agent.tools import ToolError, ToolRegistry
+from logact.client.api import LogAPI
+from logact.scenarios.rig import Model, run_task, supervise_until
+
+SYSTEM = (
+    "You are one agent of a swarm. You act through tools. Other agents share your task; mail "
+    "from them or from a supervisor may arrive between your steps: consider it."
+)
+TASK = (
+    "Process every file under tree/ with process_file, once across the whole swarm: other "
+    "agents ({peers}) work on the same tree, and work done twice is wasted. You can mail them "
+    "with the mail tool. Answer 'done' when no file is left for you."
+)
+WORDS = ("log", "raft", "vote", "agent", "intent", "commit", "abort", "result", "mail", "swarm")
+PROCESS = "process_file"
+
+
+@dataclass(frozen=True, slots=True)
+class Tree:
+    dirs: int = 4
+    files: int = 6  # per directory
+    agents: int = 3
+    seed: int = 11
+    budget: int | None = None  # process_file steps per agent (default: until nothing is left)
+
+
+def make_tree(root: Path, tree: Tree) -> list[str]:
+    """The files under ``root/tree`` (relative paths, sorted)."""
+    rng = random.Random(tree.seed)
+    paths = []
+    for d in range(tree.dirs):
+        for f in range(tree.files):
+            rel = f"tree/d{d}/file{f}.txt"
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(" ".join(rng.choice(WORDS) for _ in range(rng.randint(50, 500))))
+            paths.append(rel)
+    return sorted(paths)
+
+
+def agent_tools(root: Path, mailer: LogAPI, bus: str) -> ToolRegistry:
+    registry = ToolRegistry()
+
+    def list_files() -> str:
+        return "\n".join(sorted(str(p.relative_to(root)) for p in root.glob("tree/**/*.txt")))
+
+    def process_file(path: str) -> str:
+        source = (root / path).resolve()
+        if not source.is_relative_to((root / "tree").resolve()) or not source.is_file():
+            raise ToolError(f"no such file under tree/: {path}")
+        text = source.read_text()
+        summary = {"words": len(text.split()), "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        target = root / "out" / f"{path}.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(summary))
+        return f"{path}: {summary['words']} words"
+
+    async def mail(to: str, text: str) -> str:
+        position = await send_mail(mailer, to, bus, text)
+        return f"mailed {to} (#{position})"
+
+    registry.register("list_files", list_files, description="List every file under tree/.")
+    registry.register(PROCESS, process_file, description="Process one file (path from list).")
+    registry.register("mail", mail, description="Mail another agent (its bus id) a message.")
+    return registry
+
+
+# ---- the scripted agent ---------------------------------------------------------------------
+
+_PATH = re.compile(r'"path": "([^"]+)"')
+
+
+def scripted_agent(seed: str, think: float) -> Any:
+    """The responder for one agent (its file order comes from ``seed``)."""
+
+    def respond(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
+        time.sleep(think)  # stands in for inference time (see the module docstring)
+        turn = sum(1 for m in messages if m.get("role") == "assistant")
+        if turn == 0:
+            return {"tool_calls": [tool_call("list_files", {}, "call_0")]}
+        listing = next(str(m.get("content")) for m in messages if m.get("role") == "tool")
+        files = sorted(listing.split())
+        random.Random(seed).shuffle(files)
+        mine = {
+            json.loads(call["function"]["arguments"])["path"]
+            for m in messages
+            if m.get("role") == "assistant"
+            for call in m.get("tool_calls") or []
+            if call["function"]["name"] == PROCESS
+        }
+        told = {
+            path
+            for m in messages
+            if m.get("role") == "user" and f"[{GOSSIP}]" in str(m.get("content"))
+            for path in _PATH.findall(str(m.get("content")))
+        }
+        left = [f for f in files if f not in mine | told]
+        if not left:
+            return {"content": f"done: processed {len(mine)} files"}
+        return {"tool_calls": [tool_call(PROCESS, {"path": left[0]}, f"call_{turn}")]}
+
+    return respond
+
+
+def scripted_models(buses: Sequence[str], think: float) -> dict[str, Model]:
+    return {
+        bus: Model(ScriptedModel(scripted_agent(bus, think)).client(), "scripted") for bus in buses
+    }
+
+
+# ---- one run ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SwarmRun:
+    gossip: bool
+    buses: tuple[str, ...]
+    seconds: float
+    files: int
+    processed: int  # process_file results, duplicates included
+    unique: int
+    tokens: int
+    tokens_per_agent: dict[str, int]
+    gossip_mail: tuple[Sent, ...]
+
+
+def work_done(states: Sequence[BusState]) -> list[str]:
+    """Every file processed, once per time it was processed, read from the buses' results."""
+    return [
+        str(record.intent.action.arguments.get("path"))
+        for state in states
+        for record in completed(state, frozenset({PROCESS}))
+        if hasattr(record.intent.action, "arguments")
+    ]
+
+
+async def run_swarm(
+    logs: Mapping[str, LogAPI],
+    root: Path,
+    tree: Tree,
+    models: Mapping[str, Model],
+    *,
+    gossip: bool,
+    interval: float = 0.1,
+    on_round: Any = lambda: None,
+) -> SwarmRun:
+    """``models`` maps each agent's bus to its model; all run at once in ``root``."""
+    files = make_tree(root, tree)
+    buses = tuple(models)
+    supervisor = Supervisor(
+        logs["reader"],
+        logs["mailer"],
+        advise=False,
+        share_gossip=True,
+        gossip_tools=frozenset({PROCESS}),
+    )
+    done = trio.Event()
+    sent: list[Sent] = []
+    started = time.perf_counter()
+
+    async def agents() -> None:
+        async with trio.open_nursery() as nursery:
+            for bus in buses:
+                peers = ", ".join(b for b in buses if b != bus)
+                tools = agent_tools(root, logs["mailer"], bus)
+                task = TASK.format(peers=peers)
+                # The listing, then one reply per file of the budget.
+                steps = (tree.budget if tree.budget is not None else len(files) + 1) + 1
+                nursery.start_soon(
+                    lambda b=bus, t=tools, k=task, s=steps: run_task(
+                        logs, b, models[b], t, SYSTEM, k, max_steps=s
+                    )
+                )
+        done.set()
+
+    async def supervision() -> None:
+        sent.extend(await supervise_until(supervisor, buses, done, interval, on_round))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(agents)
+        if gossip:
+            nursery.start_soon(supervision)
+    seconds = time.perf_counter() - started
+    states = [await read_state(logs["reader"], bus) for bus in buses]
+    work = work_done(states)
+    tokens = swarm_token_use(states)
+    return SwarmRun(
+        gossip,
+        buses,
+        seconds,
+        len(files),
+        len(work),
+        len(set(work)),
+        tokens["*"].total,
+        {bus: tokens[bus].total for bus in buses},
+        tuple(sent),
+    )

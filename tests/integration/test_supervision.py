@@ -1,0 +1,223 @@
+"""The supervision scenarios (scenarios/) with scripted models: the mechanism, asserted from the
+log. A supervisor reads an agent's bus, mails it, and the mail reaches the agent's next
+inference; in a swarm, gossip keeps agents off work their peers have done.
+
+The supervisor runs its own polling loop, as in production. So that the outcome does not
+depend on timing, each scripted model waits (in its thread, bounded) before answering until a
+supervision round that started after the request has finished: by then the supervisor has seen
+everything the agent saw. The CLI runs on the shared 3-node cluster are not gated and assert
+only what holds whatever the timing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from click.testing import CliRunner
+
+from logact.agent import entries as e
+from logact.agent.bus import BusState
+from logact.agent.llm import ScriptedModel
+from logact.agent.supervisor import ADVICE, GOSSIP, AdviceThresholds, read_state
+from logact.cli.cluster import LocalCluster
+from logact.cli.main import main
+from logact.scenarios import checksum as cs
+from logact.scenarios import swarm as sw
+from logact.scenarios.rig import ROLES, Model
+from logact.server.local import open_memory
+
+DEADLINE = 120.0
+GATE_TIMEOUT = 20.0
+Responder = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], dict]
+
+
+class Gate:
+    """Counts supervision rounds; a gated responder waits for a full round after its request."""
+
+    def __init__(self) -> None:
+        self._rounds = 0
+        self._cond = threading.Condition()
+
+    def on_round(self) -> None:
+        with self._cond:
+            self._rounds += 1
+            self._cond.notify_all()
+
+    def wrap(self, respond: Responder, from_turn: int = 1) -> Responder:
+        def gated(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
+            turn = sum(1 for m in messages if m.get("role") == "assistant")
+            if turn >= from_turn:
+                with self._cond:
+                    start = self._rounds
+                    # The round in progress may predate the request: wait for the next one.
+                    if not self._cond.wait_for(lambda: self._rounds >= start + 2, GATE_TIMEOUT):
+                        raise RuntimeError("no supervision round within the gate timeout")
+            return respond(messages, request)
+
+        return gated
+
+
+def shell_commands(state: BusState) -> list[tuple[int, str]]:
+    return [
+        (raw.pos, str(entry.action.arguments.get("command")))
+        for raw, entry in state.of_type(e.Intent)
+        if isinstance(entry.action, e.ToolCall)
+    ]
+
+
+def mails(state: BusState, subject: str) -> list[tuple[int, e.Mail]]:
+    return [(raw.pos, m) for raw, m in state.of_type(e.Mail) if m.subject == subject]
+
+
+async def test_a_supervisor_reads_the_time_per_step_and_the_agent_takes_its_advice(
+    tmp_path: Path,
+) -> None:
+    layout = cs.Layout(folders=8, files=2, size=64 * 1024)
+    gate = Gate()
+    advisor_requests: list[str] = []
+
+    def advisor(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
+        advisor_requests.append(str(messages[-1]["content"]))
+        return cs.scripted_advice(messages, request)
+
+    agent = Model(ScriptedModel(gate.wrap(cs.scripted_agent)).client(), "scripted")
+    adviser = Model(ScriptedModel(advisor).client(), "scripted")
+    thresholds = AdviceThresholds(repeat=3, min_ms=20, share=0.5)
+    with trio.fail_after(DEADLINE):
+        async with open_memory() as log:
+            logs = dict.fromkeys(ROLES, log)
+            supervised = await cs.run_once(
+                logs, "checksum/supervised", tmp_path / "a", layout, agent, adviser,
+                supervised=True, interval=0.05, thresholds=thresholds, on_round=gate.on_round,
+            )  # fmt: skip
+            plain = Model(ScriptedModel(cs.scripted_agent).client(), "scripted")
+            alone = await cs.run_once(
+                logs, "checksum/alone", tmp_path / "b", layout, plain, adviser, supervised=False
+            )
+            state = await read_state(log, "checksum/supervised")
+            alone_state = await read_state(log, "checksum/alone")
+    assert supervised.correct and alone.correct
+    # Alone: the helper, folder by folder.
+    assert [c for _, c in shell_commands(alone_state)][1:] == [
+        f"python3 slow_sha.py data/f{f:03d} >> sums.txt" for f in range(8)
+    ]
+    assert not mails(alone_state, ADVICE)
+    # Supervised: advice once, as soon as three shell actions (the listing and two slow
+    # folders) have results. Every inference before the mail
+    # used the helper; the first one after it hashes all remaining folders in one command.
+    (advice_pos, advice), *more = mails(state, ADVICE)
+    assert not more and advice.sender == "supervisor" and cs.ADVICE_TEXT in advice.text
+    assert "3 shell actions took a median of" in advice.text
+    commands = shell_commands(state)
+    slow = [pos for pos, c in commands if "slow_sha.py" in c]
+    assert len(slow) >= 2
+    second = next(raw.pos for raw, r in state.of_type(e.Result) if r.intent_id == slow[1])
+    assert second < advice_pos
+    inferences = [raw.pos for raw, _ in state.of_type(e.InfIn)]
+
+    def inferred_at(intent_pos: int) -> int:
+        return max(pos for pos in inferences if pos < intent_pos)
+
+    assert all(inferred_at(pos) < advice_pos for pos in slow)
+    batch_pos, batch = commands[-1]
+    remaining = " ".join(f"data/f{f:03d}/*" for f in range(len(slow), 8))
+    assert batch == f"sha256sum {remaining} >> sums.txt"
+    assert inferred_at(batch_pos) > advice_pos
+    # The supervisor's model saw the agent's time per step.
+    assert len(advisor_requests) == 1 and re.search(
+        r"slow_sha\.py.* in \d+ ms", advisor_requests[0]
+    )
+
+
+async def test_gossip_keeps_a_swarm_off_work_its_peers_did(tmp_path: Path) -> None:
+    tree = sw.Tree(dirs=2, files=4, agents=3)
+    gate = Gate()
+    buses = [f"swarm/gossip/a{i}" for i in range(3)]
+    models = {
+        bus: Model(ScriptedModel(gate.wrap(sw.scripted_agent(bus, 0.0))).client(), "scripted")
+        for bus in buses
+    }
+    alone_buses = [f"swarm/alone/a{i}" for i in range(3)]
+    with trio.fail_after(DEADLINE):
+        async with open_memory() as log:
+            logs = dict.fromkeys(ROLES, log)
+            gossiping = await sw.run_swarm(
+                logs, tmp_path / "g", tree, models, gossip=True, interval=0.02,
+                on_round=gate.on_round,
+            )  # fmt: skip
+            alone = await sw.run_swarm(
+                logs, tmp_path / "a", tree, sw.scripted_models(alone_buses, 0.0), gossip=False
+            )
+            states = [await read_state(log, bus) for bus in buses]
+    files = tree.dirs * tree.files
+    assert (alone.unique, alone.processed) == (files, 3 * files)  # everyone did everything
+    assert gossiping.unique == files and gossiping.processed < alone.processed
+    assert gossiping.tokens > 0 and set(gossiping.tokens_per_agent) == set(buses)
+    assert sorted(p.name for p in (tmp_path / "g" / "out" / "tree").rglob("*.json")) == sorted(
+        f"file{f}.txt.json" for _ in range(tree.dirs) for f in range(tree.files)
+    )
+    for state in states:
+        assert mails(state, GOSSIP), f"{state.bus} got no gossip"
+        told: set[str] = set()
+        last_in = -1
+        pending: list[tuple[int, e.Mail]] = []
+        for raw, entry in state.entries:
+            if isinstance(entry, e.Mail) and entry.subject == GOSSIP:
+                pending.append((raw.pos, entry))
+            elif isinstance(entry, e.InfIn):
+                last_in = raw.pos
+                for _, mail in pending:
+                    told |= set(re.findall(r'"path": "([^"]+)"', mail.text))
+                pending = []
+            elif isinstance(entry, e.Intent) and entry.action.tool == sw.PROCESS:
+                path = entry.action.arguments["path"]
+                assert path not in told, f"{state.bus} redid {path} after #{last_in} told it"
+
+
+@pytest.mark.cluster
+def test_the_scenario_commands_run_on_the_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = str(cluster.config_path)
+    out = tmp_path / "checksum"
+    result = runner.invoke(
+        main,
+        ["scenario", "checksum", "--cluster", config, "--folders", "4", "--files", "1",
+         "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert [r["correct"] for r in data["runs"]] == [True, True]
+    assert "Checksum scenario" in (out / "summary.md").read_text()
+    out = tmp_path / "swarm"
+    result = runner.invoke(
+        main,
+        ["scenario", "swarm", "--cluster", config, "--agents", "2", "--dirs", "1", "--files",
+         "3", "--think", "0", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert [r["unique"] for r in runs] == [3, 3] and runs[0]["processed"] == 6
+
+
+def test_scenario_arguments_are_checked(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for args in (
+        ["scenario", "checksum", "--folders", "0"],
+        ["scenario", "swarm", "--agents", "1"],
+        ["scenario", "swarm", "--budget", "0"],
+    ):
+        result = runner.invoke(main, [*args, "--out", str(tmp_path)])
+        assert result.exit_code != 0 and "must be" in result.output, args
+    result = runner.invoke(
+        main,
+        ["scenario", "swarm", "--llm", "env", "--out", str(tmp_path)],
+        env={"OPENAI_BASE_URL": ""},
+    )
+    assert result.exit_code != 0 and "no model endpoint" in result.output
