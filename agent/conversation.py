@@ -26,7 +26,7 @@ from typing import Any
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState, IntentRecord
-from logact.agent.recovery import recovery_brief
+from logact.agent.recovery import recovery_brief, restart_brief
 
 Message = dict[str, Any]
 
@@ -206,11 +206,19 @@ def _answers(
     return messages
 
 
-def plan(state: BusState, settings: Settings) -> Move:
-    """The driver's next move, from the bus alone."""
+def plan(state: BusState, settings: Settings, *, resumed: bool = False) -> Move:
+    """The driver's next move, from the bus alone.
+
+    ``resumed``: the driver has just restarted; if it had already replied in the open loop,
+    its next inference carries a restart brief (what is in flight, the task's digest).
+    """
     fold = _fold(state)
+    brief: list[Message] = []
+    if resumed and fold.active and fold.steps > 0 and fold.input_id is not None:
+        brief = [{"role": "user", "content": restart_brief(state, fold.input_id)}]
     if fold.last_in > fold.last_out:
-        return Infer(list(fold.conversation), [])  # logged, reply lost: ask again
+        # Logged, reply lost: ask again (with the brief, which is then logged first).
+        return Infer([*fold.conversation, *brief], brief)
     if not fold.active:
         return Idle()
     new: list[Message] = []
@@ -226,10 +234,12 @@ def plan(state: BusState, settings: Settings) -> Move:
             interrupted = [r for r in fold.intents if r.result is not None and r.result.in_doubt]
             if interrupted and not fold.reply_loop_ended:
                 new.append({"role": "user", "content": recovery_brief(state, interrupted)})
+                brief = []  # the recovery brief already tells what the log holds
         elif not fold.reply_loop_ended and not fold.pending:
             return Finish(fold.reply.get("content") or "", fold.input_id)
     if fold.steps >= settings.max_steps:
         text = f"stopped: step limit of {settings.max_steps} model replies reached"
         return Finish(text, fold.input_id)
     new.extend(inbound_message(entry) for _, entry in fold.pending)
+    new.extend(brief)
     return Infer([*fold.conversation, *new], new)

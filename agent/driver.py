@@ -15,7 +15,15 @@ import openai
 import trio
 
 from logact.agent import entries as e
-from logact.agent.conversation import Finish, Idle, Infer, Propose, Settings, actions_of, plan
+from logact.agent.conversation import (
+    Finish,
+    Idle,
+    Infer,
+    Propose,
+    Settings,
+    actions_of,
+    plan,
+)
 from logact.agent.llm import ModelError, chat
 from logact.agent.runner import Component
 from logact.client.api import LogAPI
@@ -45,6 +53,7 @@ class Driver(Component):
         self.settings = settings
         self.exit_when_idle = exit_when_idle
         self._awaiting = -1  # our last appended position: plan only once we have seen it
+        self._resumed = False  # restarted mid-task: the next inference gets a restart brief
 
     async def _append(self, entries: list[tuple[str, Any]]) -> range:
         positions = await self.log.append_batch(self.bus, entries, fence=self.fence)
@@ -65,6 +74,7 @@ class Driver(Component):
             except ConditionFailed:
                 return  # re-plan once the new entries are folded in
             self._awaiting = positions[-1]
+        self._resumed = False  # any restart brief is in the log now
         options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
         if self.settings.force_tool is not None:
             options["tool_choice"] = {
@@ -88,10 +98,15 @@ class Driver(Component):
         else:
             await self._append([reply])
 
+    async def recovered(self) -> None:
+        self._resumed = True  # plan() briefs only if a loop was under way
+
     async def step(self, now: int) -> int | None:
         if self.state.next <= self._awaiting:
             return None  # our own appends are not folded in yet
-        move = plan(self.state, self.settings)
+        move = plan(self.state, self.settings, resumed=self._resumed)
+        if isinstance(move, Finish | Idle):
+            self._resumed = False  # nothing under way to brief about
         match move:
             case Infer():
                 await self._infer(move)

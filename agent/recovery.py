@@ -43,3 +43,32 @@ def recovery_brief(state: BusState, interrupted: Sequence[IntentRecord]) -> str:
         "you propose is voted on as usual.",
     ]
     return "\n".join(lines)
+
+
+def _in_flight(record: IntentRecord) -> str | None:
+    if record.closed:
+        return None
+    if record.decision is None:
+        return "waiting for its votes and decision"
+    return "running" if record.exec_start is not None else "committed, not started yet"
+
+
+def restart_brief(state: BusState, task_position: int) -> str:
+    """The brief for a driver that restarted in the middle of the task at ``task_position``."""
+    lines = [
+        "RESUMED (written by LogAct from the log, not by the user). Your driver restarted; "
+        "this conversation was rebuilt from the log, and the log goes on below.",
+    ]
+    for record in sorted(state.intents.values(), key=lambda r: r.position):
+        status = _in_flight(record)
+        if record.position > task_position and status is not None:
+            lines.append(
+                f"In flight: #{record.position} {describe_action(record.intent.action)[:300]} "
+                f"({status}); its result will come to you. Do not propose it again."
+            )
+    lines += [
+        "The task so far:",
+        digest(state, start=task_position).render(HISTORY_CHARS),
+        "Carry on from where the log shows the task stands; do not redo what has a result.",
+    ]
+    return "\n".join(lines)

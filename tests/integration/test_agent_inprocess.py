@@ -650,6 +650,47 @@ async def test_a_second_driver_fences_the_first(rig: Rig) -> None:
     assert [entry.text for _, entry in state.of_type(e.AgentOutput)] == ["done"]
 
 
+async def test_a_driver_restarted_mid_task_gets_a_restart_brief_once(rig: Rig) -> None:
+    """The first driver dies waiting for its second model reply; the driver that takes over
+    asks again with a restart brief (the task's digest from the log) logged before the call,
+    and finishes without redoing the action that already has a result."""
+    asked, release = trio.Event(), trio.Event()
+
+    def hold() -> None:
+        trio.from_thread.run_sync(asked.set)
+        trio.from_thread.run(release.wait)
+
+    replies = [call("echo", "c1", text="hi"), {"content": "done"}]
+    first = rig.driver(rig.model(replies, before={1: hold}))
+    second = rig.driver(rig.model(replies))
+    stopped = Stopped()
+    with trio.fail_after(DEADLINE):
+        await give_task(rig.as_("user"), rig.bus, "say hi")
+        async with trio.open_nursery() as nursery:
+            for component in (rig.rule_voter(), rig.decider(), rig.executor()):
+                nursery.start_soon(run_component, component)
+            nursery.start_soon(run_recording, first, stopped)
+            await asked.wait()
+            nursery.start_soon(run_component, second)
+            await rig.wait_for(finished)
+            release.set()
+            await stopped.done.wait()
+            nursery.cancel_scope.cancel()
+        state = await rig.state()
+
+    assert fenced(stopped), stopped.error
+    assert rig.calls == [("echo", "hi")]
+    briefs = [
+        str(entry.messages[-1]["content"])
+        for _, entry in state.of_type(e.InfIn)
+        if str(entry.messages[-1].get("content")).startswith("RESUMED")
+    ]
+    assert len(briefs) == 1
+    assert "task: say hi" in briefs[0] and 'echo({"text": "hi"}) -> OK' in briefs[0]
+    assert rig.requests[-1][-1]["content"] == briefs[0]  # the model was asked with it
+    assert [entry.text for _, entry in state.of_type(e.AgentOutput)] == ["done"]
+
+
 # --- mail ----------------------------------------------------------------------------------
 
 

@@ -645,3 +645,39 @@ def test_drive_helper_runs_a_plain_task_to_the_end() -> None:
     second = moves[4]
     assert isinstance(second, Infer)
     assert second.new == [tool("a", "output of #3"), tool("b", "output of #7")]
+
+
+# --- a restarted driver -------------------------------------------------------------------------
+
+
+def test_a_resumed_driver_briefs_only_a_loop_already_under_way() -> None:
+    bus = Bus()
+    assert plan(bus.state, SETTINGS, resumed=True) == Idle()
+    bus.task("list the files")
+    first = plan(bus.state, SETTINGS, resumed=True)
+    assert isinstance(first, Infer) and first.new == [system(), user("list the files")]
+    bus.inf_in(system(), user("list the files"))
+    assert plan(bus.state, SETTINGS, resumed=True) == Infer([system(), user("list the files")], [])
+    bus.reply(None, call("shell", "c1", command="ls"))
+    pos = bus.intent("shell", "c1", command="ls")
+    assert plan(bus.state, SETTINGS, resumed=True) == Wait(pos)  # the brief waits for inference
+    bus.run(pos, "a.txt")
+    move = plan(bus.state, SETTINGS, resumed=True)
+    assert isinstance(move, Infer) and move.new[0] == tool("c1", "a.txt")
+    (brief,) = move.new[1:]
+    assert brief["role"] == "user" and brief["content"].startswith("RESUMED")
+    assert "task: list the files" in brief["content"] and "shell: ls -> OK" in brief["content"]
+    assert move.conversation[-2:] == move.new
+    assert plan(bus.state, SETTINGS) == Infer(move.conversation[:-2] + move.new[:1], move.new[:1])
+
+
+def test_a_resumed_driver_redoing_a_lost_reply_logs_the_brief_first() -> None:
+    bus = Bus()
+    started(bus)
+    bus.reply(None, call("shell", "c1", command="ls"))
+    bus.run(bus.intent("shell", "c1", command="ls"), "a.txt")
+    bus.inf_in(tool("c1", "a.txt"))  # logged; the reply was lost with the old driver
+    move = plan(bus.state, SETTINGS, resumed=True)
+    assert isinstance(move, Infer) and len(move.new) == 1
+    assert move.new[0]["content"].startswith("RESUMED")
+    assert move.conversation == [*logged_messages(bus.state), *move.new]
