@@ -611,10 +611,9 @@ async def test_a_second_executor_fences_the_first(rig: Rig) -> None:
 # --- one driver per bus ------------------------------------------------------------------------
 
 
-async def test_a_second_driver_fences_the_first(rig: Rig) -> None:
-    """The first driver is waiting for its model when a second driver claims the bus: the
-    second redoes the logged inference without logging it again and finishes the task; the
-    first one's reply is rejected by the fence."""
+async def take_over(rig: Rig, held_turn: int) -> tuple[Driver, Driver, Stopped, BusState]:
+    """Say hi: the first driver is held in its model call for turn ``held_turn`` while a second
+    driver claims the bus and finishes the task; then the first one's reply is released."""
     asked, release = trio.Event(), trio.Event()
 
     def hold() -> None:
@@ -622,10 +621,9 @@ async def test_a_second_driver_fences_the_first(rig: Rig) -> None:
         trio.from_thread.run(release.wait)
 
     replies = [call("echo", "c1", text="hi"), {"content": "done"}]
-    first = rig.driver(rig.model(replies, before={0: hold}))
+    first = rig.driver(rig.model(replies, before={held_turn: hold}))
     second = rig.driver(rig.model(replies))
     stopped = Stopped()
-
     with trio.fail_after(DEADLINE):
         await give_task(rig.as_("user"), rig.bus, "say hi")
         async with trio.open_nursery() as nursery:
@@ -634,13 +632,18 @@ async def test_a_second_driver_fences_the_first(rig: Rig) -> None:
             nursery.start_soon(run_recording, first, stopped)
             await asked.wait()
             nursery.start_soon(run_component, second)
-            await rig.wait_for(lambda s: bool(s.of_type(e.InfOut)))  # the second answered
+            await rig.wait_for(finished)
             release.set()
             await stopped.done.wait()
-            await rig.wait_for(finished)
             nursery.cancel_scope.cancel()
-        state = await rig.state()
+        return first, second, stopped, await rig.state()
 
+
+async def test_a_second_driver_fences_the_first(rig: Rig) -> None:
+    """The first driver is waiting for its model when a second driver claims the bus: the
+    second redoes the logged inference without logging it again and finishes the task; the
+    first one's reply is rejected by the fence."""
+    first, second, stopped, state = await take_over(rig, held_turn=0)
     assert fenced(stopped), stopped.error
     assert len(rig.requests) == 3 and rig.requests[0] == rig.requests[1]  # the redone inference
     assert second.epoch == first.epoch + 1  # type: ignore[operator]
@@ -654,30 +657,7 @@ async def test_a_driver_restarted_mid_task_gets_a_restart_brief_once(rig: Rig) -
     """The first driver dies waiting for its second model reply; the driver that takes over
     asks again with a restart brief (the task's digest from the log) logged before the call,
     and finishes without redoing the action that already has a result."""
-    asked, release = trio.Event(), trio.Event()
-
-    def hold() -> None:
-        trio.from_thread.run_sync(asked.set)
-        trio.from_thread.run(release.wait)
-
-    replies = [call("echo", "c1", text="hi"), {"content": "done"}]
-    first = rig.driver(rig.model(replies, before={1: hold}))
-    second = rig.driver(rig.model(replies))
-    stopped = Stopped()
-    with trio.fail_after(DEADLINE):
-        await give_task(rig.as_("user"), rig.bus, "say hi")
-        async with trio.open_nursery() as nursery:
-            for component in (rig.rule_voter(), rig.decider(), rig.executor()):
-                nursery.start_soon(run_component, component)
-            nursery.start_soon(run_recording, first, stopped)
-            await asked.wait()
-            nursery.start_soon(run_component, second)
-            await rig.wait_for(finished)
-            release.set()
-            await stopped.done.wait()
-            nursery.cancel_scope.cancel()
-        state = await rig.state()
-
+    _, _, stopped, state = await take_over(rig, held_turn=1)
     assert fenced(stopped), stopped.error
     assert rig.calls == [("echo", "hi")]
     briefs = [
