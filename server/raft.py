@@ -6,9 +6,9 @@ How PySyncObj is used (see docs/durability.md):
   of every tick — before the leader counts itself towards a commit — and before a follower
   acknowledges appended entries, so an acknowledged append is on stable storage on a majority;
 - snapshots use our own serializer (CBOR state, fsync'd), not a pickle of the whole object;
-- loading a snapshot keeps the journal's entries after it when the journal holds the snapshot's
-  last entry (Raft §7). PySyncObj clears the journal unless it was already compacted to that
-  point, so a crash between writing a snapshot and compacting the journal lost every entry
+- on restart, loading the snapshot keeps the journal's entries after it when the journal holds
+  the snapshot's last entry. PySyncObj clears the journal unless it was already compacted to
+  that point, so a crash between writing a snapshot and compacting the journal lost every entry
   after the snapshot, acknowledged ones included;
 - a follower no longer truncates entries that do not conflict with the leader's (PySyncObj drops
   everything after prevLogIdx on any append, even a stale duplicate; Raft forbids that);
@@ -169,9 +169,10 @@ class LogSyncObj(SyncObj):
     def _compact_to_snapshot(self, entry_before: Any, last_entry: Any) -> None:
         """If the journal holds the snapshot's last two entries, drop only what precedes them.
 
-        PySyncObj then finds the journal starting at the snapshot and keeps the suffix after
-        it; otherwise it clears the journal (the suffix conflicts with the snapshot or is
-        missing) as before.
+        On restart PySyncObj then finds the journal starting at the snapshot and keeps the
+        suffix after it; otherwise it clears the journal, as before. A snapshot installed from
+        the leader still clears it: PySyncObj would report the whole kept suffix as matching,
+        and the leader would count entries it never verified.
         """
         journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
         first = journal[0][1]
@@ -181,11 +182,6 @@ class LogSyncObj(SyncObj):
         held_before, held_last = journal[offset], journal[offset + 1]
         if held_before[1:] == tuple(entry_before[1:]) and held_last[1:] == tuple(last_entry[1:]):
             journal.deleteEntriesTo(offset)
-
-    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
-        # A snapshot from the leader need not clear a suffix that agrees with it (Raft §7):
-        # _read_snapshot has already compacted the journal to the snapshot when it matches.
-        SyncObj._SyncObj__loadDumpFile(self, False)  # type: ignore[attr-defined]
 
     # ---- durability hooks (PySyncObj private methods, pinned to 0.3.17) -------------------
     def _sync_journal(self) -> None:
