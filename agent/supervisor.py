@@ -60,26 +60,25 @@ def costly_repetition(
     if task is None:
         return None
     task_ts = next(raw.ts for raw, _ in state.entries if raw.pos == task)
-    runs: dict[str, list[IntentRecord]] = {}
+    runs: dict[str, list[tuple[int, int]]] = {}  # tool -> (position, duration) of its results
     for record in state.intents.values():
         result = record.result
         if record.position > task and result is not None and result.duration_ms is not None:
-            runs.setdefault(tool_of(record), []).append(record)
+            runs.setdefault(tool_of(record), []).append((record.position, result.duration_ms))
     elapsed = max(now_ms - task_ts, 1)
-    for tool, records in sorted(runs.items(), key=lambda item: -len(item[1])):
-        durations = [r.result.duration_ms for r in records if r.result is not None]
-        spent = sum(d for d in durations if d is not None)
-        median = statistics.median(d for d in durations if d is not None)
-        if len(records) >= t.repeat and median >= t.min_ms and spent >= t.share * elapsed:
+    for tool, done in sorted(runs.items(), key=lambda item: -len(item[1])):
+        durations = [duration for _, duration in done]
+        spent, median = sum(durations), statistics.median(durations)
+        if len(done) >= t.repeat and median >= t.min_ms and spent >= t.share * elapsed:
             detail = (
-                f"{len(records)} {tool} actions took a median of {median / 1000:.1f} s each: "
+                f"{len(done)} {tool} actions took a median of {median / 1000:.1f} s each: "
                 f"{spent / 1000:.1f} s of the task's {elapsed / 1000:.1f} s so far"
             )
             return {
                 "signal": "costly_repetition",
                 "severity": "warn",
                 "detail": detail,
-                "positions": sorted(r.position for r in records),
+                "positions": sorted(position for position, _ in done),
             }
     return None
 

@@ -203,7 +203,8 @@ def swarm(
     base_url: str | None,
     model: str | None,
 ) -> None:
-    """Agents process one tree, each on its own bus; with and without a gossiping supervisor."""
+    """Agents process one tree, each on its own bus: uncoordinated, mailing each other, and
+    with a gossiping supervisor."""
     if agents < 2 or dirs < 1 or files < 1 or think < 0 or interval <= 0:
         fail("--agents must be >= 2, --dirs and --files >= 1, --think >= 0, --interval > 0")
     if budget is not None and budget < 1:
@@ -218,45 +219,53 @@ def swarm(
                     *await stack.enter_async_context(open_model(llm, None, base_url, model))
                 )
             runs = []
-            for gossip in (False, True):
-                buses = [
-                    f"{prefix}/swarm-{'gossip' if gossip else 'alone'}/a{i}" for i in range(agents)
-                ]
+            for coordination in sw.COORDINATIONS:
+                buses = [f"{prefix}/swarm-{coordination}/a{i}" for i in range(agents)]
                 models = (
-                    sw.scripted_models(buses, think) if real is None else dict.fromkeys(buses, real)
+                    sw.scripted_models(buses, think, coordination)
+                    if real is None
+                    else dict.fromkeys(buses, real)
                 )
                 with tempfile.TemporaryDirectory() as root:
                     runs.append(
                         await sw.run_swarm(
-                            logs, Path(root), tree, models, gossip=gossip, interval=interval
+                            logs, Path(root), tree, models, coordination=coordination,
+                            interval=interval,
                         )
-                    )
+                    )  # fmt: skip
         rows = [
             {
-                "run": "gossip" if r.gossip else "no supervisor",
+                "coordination": r.coordination,
                 "files": r.files,
                 "unique work": r.unique,
                 "total work": r.processed,
                 "duplicated": r.processed - r.unique,
                 "tokens": r.tokens,
+                "peer mails": r.peer_mails,
                 "gossip mails": len(r.gossip_mail),
                 "seconds": f"{r.seconds:.2f}",
             }
             for r in runs
         ]
-        alone, gossiping = runs
-        unique_gain = gossiping.unique / alone.unique - 1 if alone.unique else 0.0
-        token_change = gossiping.tokens / alone.tokens - 1 if alone.tokens else 0.0
+        alone = runs[0]
         name = "scripted" if real is None else real.name
         notes = [
             f"{agents} agents, {tree.dirs * tree.files} files, budget "
             f"{budget if budget is not None else 'until done'}; model: {name}.",
-            f"With gossip: unique work {unique_gain:+.0%}, tokens {token_change:+.0%}.",
+            "none: no coordination; peers: agents mail each other what they take; hub: a "
+            "supervisor gossips what each has done.",
         ]
+        for run_ in runs[1:]:
+            unique_gain = run_.unique / alone.unique - 1 if alone.unique else 0.0
+            token_change = run_.tokens / alone.tokens - 1 if alone.tokens else 0.0
+            notes.append(
+                f"{run_.coordination} vs none: unique work {unique_gain:+.0%}, "
+                f"tokens {token_change:+.0%}."
+            )
         if real is None:
             notes.append(
-                "Scripted agents skip what gossip reports and never mail each other; token "
-                "counts are the scripted client's word counts. Mechanism, not model quality."
+                "Scripted agents skip what mail reports; token counts are the scripted "
+                "client's word counts. Mechanism, not model quality."
             )
         result = {"tree": asdict(tree), "model": name, "runs": [asdict(r) for r in runs]}
         (target / "results.json").write_text(json.dumps(result, indent=2, default=str))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ async def run_once(
     supervised: bool,
     interval: float = 0.2,
     thresholds: AdviceThresholds = THRESHOLDS,
-    on_round: Any = lambda: None,
+    on_round: Callable[[], None] = lambda: None,
 ) -> Run:
     """One agent on ``bus`` doing the task in ``workspace``, with or without a supervisor."""
     expected = make_workspace(workspace, layout)

@@ -1,5 +1,6 @@
 """The swarm scenario: several agents, each on its own bus, process the files of one directory
-tree; with and without a supervisor that gossips what each has done to the others.
+tree, coordinated three ways: not at all (``none``), by mailing each other what they take
+(``peers``), or by a supervisor that gossips what each has done to the others (``hub``).
 
 Every agent is told to process every file of ``tree/`` that nobody has processed yet, knowing
 others work on the same tree. ``process_file`` really reads the file and writes its word count
@@ -8,9 +9,11 @@ processed) and total work are read back from the buses' results, and tokens from
 usage (per agent and for the swarm).
 
 ``scripted_agent`` stands in for a model: it lists the tree, then processes files in its own
-random order, skipping what it did and what gossip told it others did, and stops when nothing
-is left. It does not mail peers itself. ``think`` seconds of latency per reply stand in for a
-model's inference time (without it scripted agents finish before any supervisor round).
+random order, skipping what it did and what mail told it others did or took, and stops when
+nothing is left. With ``peers`` each reply that processes a file also mails every peer
+"taking: <path>" (the tool calls of one reply run in order, so no extra inference). ``think``
+seconds of latency per reply stand in for a model's inference time (without it scripted
+agents finish before any supervisor round).
 """
 
 from __future__ import annotations
@@ -20,18 +23,19 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.digest import swarm_token_use
 from logact.agent.llm import ScriptedModel, tool_call
 from logact.agent.mailbox import send_mail
-from logact.agent.supervisor import GOSSIP, Sent, Supervisor, completed, read_state
+from logact.agent.supervisor import Sent, Supervisor, completed, read_state
 from logact.agent.tools import ToolError, ToolRegistry
 from logact.client.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until
@@ -45,6 +49,7 @@ TASK = (
     "agents ({peers}) work on the same tree, and work done twice is wasted. You can mail them "
     "with the mail tool. Answer 'done' when no file is left for you."
 )
+PEERS_TASK = " Mail each of them every file you take, as 'taking: <path>', when you take it."
 WORDS = ("log", "raft", "vote", "agent", "intent", "commit", "abort", "result", "mail", "swarm")
 PROCESS = "process_file"
 
@@ -102,10 +107,13 @@ def agent_tools(root: Path, mailer: LogAPI, bus: str) -> ToolRegistry:
 # ---- the scripted agent ---------------------------------------------------------------------
 
 _PATH = re.compile(r'"path": "([^"]+)"')
+_TAKING = re.compile(r"taking: (\S+)")
+COORDINATIONS = ("none", "peers", "hub")
 
 
-def scripted_agent(seed: str, think: float) -> Any:
-    """The responder for one agent (its file order comes from ``seed``)."""
+def scripted_agent(seed: str, think: float, peers: Sequence[str] = ()) -> Any:
+    """The responder for one agent (its file order comes from ``seed``); it mails ``peers``
+    each file it takes."""
 
     def respond(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
         time.sleep(think)  # stands in for inference time (see the module docstring)
@@ -122,23 +130,34 @@ def scripted_agent(seed: str, think: float) -> Any:
             for call in m.get("tool_calls") or []
             if call["function"]["name"] == PROCESS
         }
-        told = {
-            path
+        mail = [
+            str(m.get("content"))
             for m in messages
-            if m.get("role") == "user" and f"[{GOSSIP}]" in str(m.get("content"))
-            for path in _PATH.findall(str(m.get("content")))
-        }
+            if m.get("role") == "user" and str(m.get("content")).startswith("Mail from")
+        ]
+        told = {path for text in mail for path in _PATH.findall(text) + _TAKING.findall(text)}
         left = [f for f in files if f not in mine | told]
         if not left:
             return {"content": f"done: processed {len(mine)} files"}
-        return {"tool_calls": [tool_call(PROCESS, {"path": left[0]}, f"call_{turn}")]}
+        calls = [tool_call(PROCESS, {"path": left[0]}, f"call_{turn}")]
+        calls += [
+            tool_call("mail", {"to": peer, "text": f"taking: {left[0]}"}, f"call_{turn}_{k}")
+            for k, peer in enumerate(peers)
+        ]
+        return {"tool_calls": calls}
 
     return respond
 
 
-def scripted_models(buses: Sequence[str], think: float) -> dict[str, Model]:
+def scripted_models(buses: Sequence[str], think: float, coordination: str) -> dict[str, Model]:
+    """A scripted model per agent; with ``peers`` coordination they mail each other."""
+
+    def peers_of(bus: str) -> list[str]:
+        return [b for b in buses if b != bus] if coordination == "peers" else []
+
     return {
-        bus: Model(ScriptedModel(scripted_agent(bus, think)).client(), "scripted") for bus in buses
+        bus: Model(ScriptedModel(scripted_agent(bus, think, peers_of(bus))).client(), "scripted")
+        for bus in buses
     }
 
 
@@ -147,7 +166,7 @@ def scripted_models(buses: Sequence[str], think: float) -> dict[str, Model]:
 
 @dataclass(frozen=True, slots=True)
 class SwarmRun:
-    gossip: bool
+    coordination: str
     buses: tuple[str, ...]
     seconds: float
     files: int
@@ -155,16 +174,17 @@ class SwarmRun:
     unique: int
     tokens: int
     tokens_per_agent: dict[str, int]
+    peer_mails: int  # mail actions the agents ran
     gossip_mail: tuple[Sent, ...]
 
 
 def work_done(states: Sequence[BusState]) -> list[str]:
     """Every file processed, once per time it was processed, read from the buses' results."""
     return [
-        str(record.intent.action.arguments.get("path"))
+        str(action.arguments.get("path"))
         for state in states
         for record in completed(state, frozenset({PROCESS}))
-        if hasattr(record.intent.action, "arguments")
+        if isinstance(action := record.intent.action, e.ToolCall)
     ]
 
 
@@ -174,11 +194,17 @@ async def run_swarm(
     tree: Tree,
     models: Mapping[str, Model],
     *,
-    gossip: bool,
+    coordination: str,
     interval: float = 0.1,
-    on_round: Any = lambda: None,
+    on_round: Callable[[], None] = lambda: None,
 ) -> SwarmRun:
-    """``models`` maps each agent's bus to its model; all run at once in ``root``."""
+    """``models`` maps each agent's bus to its model; all run at once in ``root``.
+
+    ``coordination``: ``none`` and ``peers`` run no supervisor (``peers`` agents are told to
+    mail each other what they take); ``hub`` runs the gossiping supervisor.
+    """
+    if coordination not in COORDINATIONS:
+        raise ValueError(f"coordination must be one of {', '.join(COORDINATIONS)}")
     files = make_tree(root, tree)
     buses = tuple(models)
     supervisor = Supervisor(
@@ -198,6 +224,8 @@ async def run_swarm(
                 peers = ", ".join(b for b in buses if b != bus)
                 tools = agent_tools(root, logs["mailer"], bus)
                 task = TASK.format(peers=peers)
+                if coordination == "peers":
+                    task += PEERS_TASK
                 # The listing, then one reply per file of the budget.
                 steps = (tree.budget if tree.budget is not None else len(files) + 1) + 1
                 nursery.start_soon(
@@ -212,14 +240,15 @@ async def run_swarm(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(agents)
-        if gossip:
+        if coordination == "hub":
             nursery.start_soon(supervision)
     seconds = time.perf_counter() - started
     states = [await read_state(logs["reader"], bus) for bus in buses]
     work = work_done(states)
     tokens = swarm_token_use(states)
+    mails = sum(len(completed(state, frozenset({"mail"}))) for state in states)
     return SwarmRun(
-        gossip,
+        coordination,
         buses,
         seconds,
         len(files),
@@ -227,5 +256,6 @@ async def run_swarm(
         len(set(work)),
         tokens["*"].total,
         {bus: tokens[bus].total for bus in buses},
+        mails,
         tuple(sent),
     )

@@ -35,6 +35,7 @@ from logact.server.local import open_memory
 
 DEADLINE = 120.0
 GATE_TIMEOUT = 20.0
+NAMED = re.compile(r'"path": "([^"]+)"|taking: (\S+)')  # files named by gossip or peer mail
 Responder = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], dict]
 
 
@@ -149,12 +150,13 @@ async def test_gossip_keeps_a_swarm_off_work_its_peers_did(tmp_path: Path) -> No
         async with open_memory() as log:
             logs = dict.fromkeys(ROLES, log)
             gossiping = await sw.run_swarm(
-                logs, tmp_path / "g", tree, models, gossip=True, interval=0.02,
+                logs, tmp_path / "g", tree, models, coordination="hub", interval=0.02,
                 on_round=gate.on_round,
             )  # fmt: skip
             alone = await sw.run_swarm(
-                logs, tmp_path / "a", tree, sw.scripted_models(alone_buses, 0.0), gossip=False
-            )
+                logs, tmp_path / "a", tree, sw.scripted_models(alone_buses, 0.0, "none"),
+                coordination="none",
+            )  # fmt: skip
             states = [await read_state(log, bus) for bus in buses]
     files = tree.dirs * tree.files
     assert (alone.unique, alone.processed) == (files, 3 * files)  # everyone did everything
@@ -165,20 +167,40 @@ async def test_gossip_keeps_a_swarm_off_work_its_peers_did(tmp_path: Path) -> No
     )
     for state in states:
         assert mails(state, GOSSIP), f"{state.bus} got no gossip"
-        told: set[str] = set()
-        last_in = -1
-        pending: list[tuple[int, e.Mail]] = []
-        for raw, entry in state.entries:
-            if isinstance(entry, e.Mail) and entry.subject == GOSSIP:
-                pending.append((raw.pos, entry))
-            elif isinstance(entry, e.InfIn):
-                last_in = raw.pos
-                for _, mail in pending:
-                    told |= set(re.findall(r'"path": "([^"]+)"', mail.text))
-                pending = []
-            elif isinstance(entry, e.Intent) and entry.action.tool == sw.PROCESS:
-                path = entry.action.arguments["path"]
-                assert path not in told, f"{state.bus} redid {path} after #{last_in} told it"
+        assert_never_redoes_what_mail_named(state)
+
+
+def assert_never_redoes_what_mail_named(state: BusState) -> None:
+    """No file is processed by an inference that carried mail naming it (done or taken)."""
+    told: set[str] = set()
+    pending: list[e.Mail] = []
+    for raw, entry in state.entries:
+        if isinstance(entry, e.Mail):
+            pending.append(entry)
+        elif isinstance(entry, e.InfIn):
+            for mail in pending:
+                told |= {a or b for a, b in NAMED.findall(mail.text)}
+            pending = []
+        elif isinstance(entry, e.Intent) and entry.action.tool == sw.PROCESS:
+            path = entry.action.arguments["path"]
+            assert path not in told, f"{state.bus} redid {path} at #{raw.pos} after mail named it"
+
+
+async def test_agents_that_mail_each_other_what_they_take(tmp_path: Path) -> None:
+    tree = sw.Tree(dirs=2, files=4, agents=3)
+    buses = [f"swarm/peers/a{i}" for i in range(3)]
+    with trio.fail_after(DEADLINE):
+        async with open_memory() as log:
+            logs = dict.fromkeys(ROLES, log)
+            run = await sw.run_swarm(
+                logs, tmp_path, tree, sw.scripted_models(buses, 0.0, "peers"),
+                coordination="peers",
+            )  # fmt: skip
+            states = [await read_state(log, bus) for bus in buses]
+    assert run.unique == tree.dirs * tree.files and not run.gossip_mail
+    assert run.peer_mails == 2 * run.processed  # every file taken is mailed to both peers
+    for state in states:
+        assert_never_redoes_what_mail_named(state)
 
 
 @pytest.mark.cluster
@@ -203,7 +225,9 @@ def test_the_scenario_commands_run_on_the_cluster(cluster: LocalCluster, tmp_pat
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "results.json").read_text())["runs"]
-    assert [r["unique"] for r in runs] == [3, 3] and runs[0]["processed"] == 6
+    assert [r["coordination"] for r in runs] == ["none", "peers", "hub"]
+    assert [r["unique"] for r in runs] == [3, 3, 3] and runs[0]["processed"] == 6
+    assert runs[0]["peer_mails"] == 0 == runs[2]["peer_mails"] and runs[1]["peer_mails"] > 0
 
 
 def test_scenario_arguments_are_checked(tmp_path: Path) -> None:
