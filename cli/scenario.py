@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import click
@@ -89,6 +90,10 @@ def _write(out: Path, name: str, rows: list[dict[str, Any]], notes: list[str]) -
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     for line in lines:
         console.print(line, markup=False)
+
+
+def _change(value: float, base: float) -> str:
+    return f"{value / base - 1:+.0%}" if base else "n/a"
 
 
 def _run(
@@ -187,7 +192,8 @@ def checksum(
 @click.option("--agents", type=int, default=3, show_default=True)
 @click.option("--dirs", type=int, default=4, show_default=True)
 @click.option("--files", type=int, default=6, show_default=True, help="Per directory.")
-@click.option("--budget", type=int, default=None, help="process_file steps per agent.")
+@click.option("--budget", type=int, default=None, help="Files each agent may process.")
+@click.option("--seeds", type=int, default=1, show_default=True, help="Runs (agent orders).")
 @click.option("--think", type=float, default=0.1, show_default=True, help="Scripted latency, s.")
 @_common
 def swarm(
@@ -195,6 +201,7 @@ def swarm(
     dirs: int,
     files: int,
     budget: int | None,
+    seeds: int,
     think: float,
     out: str,
     cluster_config: str | None,
@@ -204,9 +211,11 @@ def swarm(
     model: str | None,
 ) -> None:
     """Agents process one tree, each on its own bus: uncoordinated, mailing each other, and
-    with a gossiping supervisor."""
-    if agents < 2 or dirs < 1 or files < 1 or think < 0 or interval <= 0:
-        fail("--agents must be >= 2, --dirs and --files >= 1, --think >= 0, --interval > 0")
+    with a gossiping supervisor. Figures are medians over --seeds runs of each."""
+    if agents < 2 or dirs < 1 or files < 1 or seeds < 1 or think < 0 or interval <= 0:
+        fail(
+            "--agents must be >= 2, --dirs, --files and --seeds >= 1, --think >= 0, --interval > 0"
+        )
     if budget is not None and budget < 1:
         fail("--budget must be >= 1")
     tree = sw.Tree(dirs, files, agents, budget=budget)
@@ -218,56 +227,69 @@ def swarm(
                 real = Model(
                     *await stack.enter_async_context(open_model(llm, None, base_url, model))
                 )
-            runs = []
-            for coordination in sw.COORDINATIONS:
-                buses = [f"{prefix}/swarm-{coordination}/a{i}" for i in range(agents)]
-                models = (
-                    sw.scripted_models(buses, think, coordination)
-                    if real is None
-                    else dict.fromkeys(buses, real)
-                )
-                with tempfile.TemporaryDirectory() as root:
-                    runs.append(
-                        await sw.run_swarm(
-                            logs, Path(root), tree, models, coordination=coordination,
-                            interval=interval,
-                        )
-                    )  # fmt: skip
+            runs: dict[str, list[sw.SwarmRun]] = {c: [] for c in sw.COORDINATIONS}
+            for seed in range(seeds):
+                for coordination in sw.COORDINATIONS:
+                    buses = [f"{prefix}/swarm-{seed}-{coordination}/a{i}" for i in range(agents)]
+                    models = (
+                        sw.scripted_models(buses, think, coordination, budget, seed)
+                        if real is None
+                        else dict.fromkeys(buses, real)
+                    )
+                    with tempfile.TemporaryDirectory() as root:
+                        runs[coordination].append(
+                            await sw.run_swarm(
+                                logs, Path(root), tree, models, coordination=coordination,
+                                interval=interval,
+                            )
+                        )  # fmt: skip
+        medians = {
+            c: {
+                "unique": median(r.unique for r in rs),
+                "total": median(r.processed for r in rs),
+                "tokens": median(r.tokens for r in rs),
+            }
+            for c, rs in runs.items()
+        }
         rows = [
             {
-                "coordination": r.coordination,
-                "files": r.files,
-                "unique work": r.unique,
-                "total work": r.processed,
-                "duplicated": r.processed - r.unique,
-                "tokens": r.tokens,
-                "peer mails": r.peer_mails,
-                "gossip mails": len(r.gossip_mail),
-                "seconds": f"{r.seconds:.2f}",
+                "coordination": c,
+                "files": tree.dirs * tree.files,
+                "unique work": f"{medians[c]['unique']:g}",
+                "total work": f"{medians[c]['total']:g}",
+                "duplicated": f"{median(r.processed - r.unique for r in rs):g}",
+                "tokens": f"{medians[c]['tokens']:g}",
+                "peer mails": f"{median(r.peer_mails for r in rs):g}",
+                "gossip mails": f"{median(len(r.gossip_mail) for r in rs):g}",
+                "seconds": f"{median(r.seconds for r in rs):.2f}",
             }
-            for r in runs
+            for c, rs in runs.items()
         ]
-        alone = runs[0]
         name = "scripted" if real is None else real.name
         notes = [
             f"{agents} agents, {tree.dirs * tree.files} files, budget "
-            f"{budget if budget is not None else 'until done'}; model: {name}.",
+            f"{budget if budget is not None else 'until done'}; model: {name}; medians of "
+            f"{seeds} run(s) each.",
             "none: no coordination; peers: agents mail each other what they take; hub: a "
             "supervisor gossips what each has done.",
         ]
-        for run_ in runs[1:]:
-            unique_gain = run_.unique / alone.unique - 1 if alone.unique else 0.0
-            token_change = run_.tokens / alone.tokens - 1 if alone.tokens else 0.0
+        base = medians["none"]
+        for c in sw.COORDINATIONS[1:]:
             notes.append(
-                f"{run_.coordination} vs none: unique work {unique_gain:+.0%}, "
-                f"tokens {token_change:+.0%}."
+                f"{c} vs none: unique work {_change(medians[c]['unique'], base['unique'])}, "
+                f"tokens {_change(medians[c]['tokens'], base['tokens'])}."
             )
         if real is None:
             notes.append(
                 "Scripted agents skip what mail reports; token counts are the scripted "
                 "client's word counts. Mechanism, not model quality."
             )
-        result = {"tree": asdict(tree), "model": name, "runs": [asdict(r) for r in runs]}
+        result = {
+            "tree": asdict(tree),
+            "model": name,
+            "seeds": seeds,
+            "runs": {c: [asdict(r) for r in rs] for c, rs in runs.items()},
+        }
         (target / "results.json").write_text(json.dumps(result, indent=2, default=str))
         _write(target, "Swarm scenario", rows, notes)
 

@@ -60,7 +60,7 @@ class Tree:
     files: int = 6  # per directory
     agents: int = 3
     seed: int = 11
-    budget: int | None = None  # process_file steps per agent (default: until nothing is left)
+    budget: int | None = None  # files per agent, told in the task (default: until none is left)
 
 
 def make_tree(root: Path, tree: Tree) -> list[str]:
@@ -111,9 +111,12 @@ _TAKING = re.compile(r"taking: (\S+)")
 COORDINATIONS = ("none", "peers", "hub")
 
 
-def scripted_agent(seed: str, think: float, peers: Sequence[str] = ()) -> Any:
+def scripted_agent(
+    seed: str, think: float, peers: Sequence[str] = (), budget: int | None = None
+) -> Any:
     """The responder for one agent (its file order comes from ``seed``); it mails ``peers``
-    each file it takes."""
+    each file it takes, and stops after ``budget`` files (over all its loops: mail from a peer
+    can wake it again after it answered)."""
 
     def respond(messages: Sequence[Mapping[str, Any]], request: Mapping[str, Any]) -> dict:
         time.sleep(think)  # stands in for inference time (see the module docstring)
@@ -137,7 +140,7 @@ def scripted_agent(seed: str, think: float, peers: Sequence[str] = ()) -> Any:
         ]
         told = {path for text in mail for path in _PATH.findall(text) + _TAKING.findall(text)}
         left = [f for f in files if f not in mine | told]
-        if not left:
+        if not left or (budget is not None and len(mine) >= budget):
             return {"content": f"done: processed {len(mine)} files"}
         calls = [tool_call(PROCESS, {"path": left[0]}, f"call_{turn}")]
         calls += [
@@ -149,15 +152,25 @@ def scripted_agent(seed: str, think: float, peers: Sequence[str] = ()) -> Any:
     return respond
 
 
-def scripted_models(buses: Sequence[str], think: float, coordination: str) -> dict[str, Model]:
-    """A scripted model per agent; with ``peers`` coordination they mail each other."""
+def scripted_models(
+    buses: Sequence[str],
+    think: float,
+    coordination: str,
+    budget: int | None = None,
+    seed: int = 0,
+) -> dict[str, Model]:
+    """A scripted model per agent; with ``peers`` coordination they mail each other. The n-th
+    agent's file order depends only on ``seed`` and n, so runs compare like with like."""
 
     def peers_of(bus: str) -> list[str]:
         return [b for b in buses if b != bus] if coordination == "peers" else []
 
     return {
-        bus: Model(ScriptedModel(scripted_agent(bus, think, peers_of(bus))).client(), "scripted")
-        for bus in buses
+        bus: Model(
+            ScriptedModel(scripted_agent(f"{seed}-{n}", think, peers_of(bus), budget)).client(),
+            "scripted",
+        )
+        for n, bus in enumerate(buses)
     }
 
 
@@ -226,8 +239,10 @@ async def run_swarm(
                 task = TASK.format(peers=peers)
                 if coordination == "peers":
                     task += PEERS_TASK
-                # The listing, then one reply per file of the budget.
-                steps = (tree.budget if tree.budget is not None else len(files) + 1) + 1
+                if tree.budget is not None:
+                    task += f" Process at most {tree.budget} files yourself."
+                # A safety net per loop: the listing, a reply per file, the answer.
+                steps = len(files) + 2
                 nursery.start_soon(
                     lambda b=bus, t=tools, k=task, s=steps: run_task(
                         logs, b, models[b], t, SYSTEM, k, max_steps=s

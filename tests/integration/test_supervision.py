@@ -225,9 +225,9 @@ def test_the_scenario_commands_run_on_the_cluster(cluster: LocalCluster, tmp_pat
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     runs = json.loads((out / "results.json").read_text())["runs"]
-    assert [r["coordination"] for r in runs] == ["none", "peers", "hub"]
-    assert [r["unique"] for r in runs] == [3, 3, 3] and runs[0]["processed"] == 6
-    assert runs[0]["peer_mails"] == 0 == runs[2]["peer_mails"] and runs[1]["peer_mails"] > 0
+    (none,), (peers,), (hub,) = runs["none"], runs["peers"], runs["hub"]
+    assert [r["unique"] for r in (none, peers, hub)] == [3, 3, 3] and none["processed"] == 6
+    assert none["peer_mails"] == 0 == hub["peer_mails"] and peers["peer_mails"] > 0
 
 
 def test_scenario_arguments_are_checked(tmp_path: Path) -> None:
@@ -236,6 +236,7 @@ def test_scenario_arguments_are_checked(tmp_path: Path) -> None:
         ["scenario", "checksum", "--folders", "0"],
         ["scenario", "swarm", "--agents", "1"],
         ["scenario", "swarm", "--budget", "0"],
+        ["scenario", "swarm", "--seeds", "0"],
     ):
         result = runner.invoke(main, [*args, "--out", str(tmp_path)])
         assert result.exit_code != 0 and "must be" in result.output, args
