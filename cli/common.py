@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -104,3 +105,27 @@ def run(async_fn: Any, *args: Any, errors: tuple[type[Exception], ...] = ()) -> 
             if (found := find_error(exc, kind)) is not None:
                 fail(str(found))
         raise
+
+
+def watch_options(interval: float) -> Callable[[Any], Any]:
+    """--bus (repeatable), --watch PREFIX, --rounds and --interval, for commands that look
+    after many buses in bounded rounds."""
+
+    def add(func: Any) -> Any:
+        func = click.option("--bus", "buses", multiple=True, help="A bus (repeatable).")(func)
+        func = click.option(
+            "--watch", "prefix", default=None, help="Every bus whose id starts so."
+        )(func)
+        func = click.option("--rounds", type=int, default=1, show_default=True)(func)
+        return click.option(
+            "--interval", type=float, default=interval, show_default=True, help="Seconds between."
+        )(func)
+
+    return add
+
+
+def check_watch(buses: tuple[str, ...], prefix: str | None, rounds: int, interval: float) -> None:
+    if not buses and prefix is None:
+        fail("give --bus BUS or --watch PREFIX")
+    if rounds < 1 or interval < 0:
+        fail("--rounds must be >= 1 and --interval >= 0")

@@ -21,7 +21,15 @@ from logact.agent.digest import digest
 from logact.agent.health import Thresholds, check, is_news, model_judgement
 from logact.agent.supervisor import read_state, watched_buses
 from logact.cli.agent import model_options, open_model
-from logact.cli.common import client_options, console, fail, make_client, run
+from logact.cli.common import (
+    check_watch,
+    client_options,
+    console,
+    fail,
+    make_client,
+    run,
+    watch_options,
+)
 
 CHECKER = "logact-health"
 
@@ -40,10 +48,7 @@ def _print(bus: str, findings: list[dict[str, Any]], judgement: str | None) -> N
 
 @click.command()
 @client_options
-@click.option("--bus", "buses", multiple=True, help="A bus to check (repeatable).")
-@click.option("--watch", "prefix", default=None, help="Supervise every bus whose id starts so.")
-@click.option("--rounds", type=int, default=1, show_default=True, help="Checks per bus.")
-@click.option("--interval", type=float, default=30.0, show_default=True, help="Seconds between.")
+@watch_options(interval=30.0)
 @click.option("--record", is_flag=True, help="Append findings that changed as a health entry.")
 @click.option(
     "--mail",
@@ -75,10 +80,9 @@ def health(
     model: str | None,
 ) -> None:
     """Check agents' buses for stalls, loops, error streaks, rising cost and slow actions."""
-    if not buses and prefix is None:
-        fail("give --bus BUS or --watch PREFIX")
-    if rounds < 1 or interval < 0 or stall <= 0:
-        fail("--rounds must be >= 1, --interval >= 0 and --stall > 0")
+    check_watch(buses, prefix, rounds, interval)
+    if stall <= 0:
+        fail("--stall must be > 0")
     thresholds = Thresholds(stall_s=stall)
 
     async def main() -> None:

@@ -17,15 +17,20 @@ import trio
 
 from logact.agent.supervisor import AdviceThresholds, Supervisor, watched_buses
 from logact.cli.agent import model_options, open_model
-from logact.cli.common import client_options, console, fail, make_client, run
+from logact.cli.common import (
+    check_watch,
+    client_options,
+    console,
+    fail,
+    make_client,
+    run,
+    watch_options,
+)
 
 
 @click.command()
 @client_options
-@click.option("--bus", "buses", multiple=True, help="A bus to supervise (repeatable).")
-@click.option("--watch", "prefix", default=None, help="Supervise every bus whose id starts so.")
-@click.option("--rounds", type=int, default=1, show_default=True, help="Rounds to run.")
-@click.option("--interval", type=float, default=5.0, show_default=True, help="Seconds between.")
+@watch_options(interval=5.0)
 @click.option("--advise/--no-advise", default=True, show_default=True, help="Mail advice.")
 @click.option("--gossip", is_flag=True, help="Mail each agent what its peers completed.")
 @click.option("--gossip-tool", "gossip_tools", multiple=True, help="Only these tools' actions.")
@@ -56,10 +61,9 @@ def supervise(
     model: str | None,
 ) -> None:
     """Mail agents advice when they work slowly, and gossip what their peers have done."""
-    if not buses and prefix is None:
-        fail("give --bus BUS or --watch PREFIX")
-    if rounds < 1 or interval < 0 or repeat < 1 or min_ms < 0 or not 0 < share <= 1:
-        fail("--rounds and --repeat must be >= 1, --interval and --min-ms >= 0, 0 < --share <= 1")
+    check_watch(buses, prefix, rounds, interval)
+    if repeat < 1 or min_ms < 0 or not 0 < share <= 1:
+        fail("--repeat must be >= 1, --min-ms >= 0 and 0 < --share <= 1")
     if not advise and not gossip:
         fail("nothing to do: give --advise or --gossip")
 
