@@ -90,7 +90,9 @@ async def test_a_supervisor_reads_the_time_per_step_and_the_agent_takes_its_advi
 
     agent = Model(ScriptedModel(gate.wrap(cs.scripted_agent)).client(), "scripted")
     adviser = Model(ScriptedModel(advisor).client(), "scripted")
-    thresholds = AdviceThresholds(repeat=3, min_ms=20, share=0.5)
+    # Count-based only: durations and shares depend on the machine's load (they are covered by
+    # the unit tests of costly_repetition); here advice is due at the third shell result.
+    thresholds = AdviceThresholds(repeat=3, min_ms=0, share=0.0)
     with trio.fail_after(DEADLINE):
         async with open_memory() as log:
             logs = dict.fromkeys(ROLES, log)
