@@ -63,6 +63,18 @@ class Component(ABC):
         self.state.apply(entry)
 
 
+async def read_state(log: LogAPI, bus: str, state: BusState | None = None) -> BusState:
+    """``state`` brought up to date with ``bus`` (a new one from position 0 by default)."""
+    state = state or BusState(bus)
+    try:
+        entries = await log.read_all(bus, state.next)
+    except UnknownBus:
+        return state  # nothing appended yet
+    for entry in entries:
+        state.apply(entry)
+    return state
+
+
 async def _catch_up(component: Component) -> None:
     try:
         entries = await component.log.read_all(component.bus, component.state.next)

@@ -27,9 +27,9 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.digest import digest
 from logact.agent.health import open_task, tool_of
+from logact.agent.runner import read_state
 from logact.agent.timeline import describe_action
 from logact.client.api import LogAPI
-from logact.client.errors import UnknownBus
 
 SUPERVISOR = "supervisor"
 ADVICE = "advice"
@@ -160,18 +160,6 @@ def gossip(
         if news:
             mail[state.bus] = "\n".join([GOSSIP_HEADER, *dict.fromkeys(news)])
     return mail
-
-
-async def read_state(log: LogAPI, bus: str, state: BusState | None = None) -> BusState:
-    """``state`` brought up to date with ``bus`` (a new one from position 0 by default)."""
-    state = state or BusState(bus)
-    try:
-        entries = await log.read_all(bus, state.next)
-    except UnknownBus:
-        return state  # nothing appended yet
-    for entry in entries:
-        state.apply(entry)
-    return state
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,13 +28,12 @@ from logact.agent.llm import LLMConfig, ModelError, ScriptedModel, make_client, 
 from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
-from logact.agent.runner import Component, run_agent, run_component
+from logact.agent.runner import Component, read_state, run_agent, run_component
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Judge, Voter, llm_judge, provenance_judge, rule_judge
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
-from logact.client.api import LogAPI
-from logact.client.errors import Fenced, UnknownBus
+from logact.client.errors import Fenced
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful software agent working in a sandboxed workspace. Act only through the "
@@ -342,18 +341,6 @@ def print_timeline(state: BusState) -> None:
             )
         )
     console.print(table)
-
-
-async def read_state(log: LogAPI, bus: str) -> BusState:
-    """The bus folded; empty if nothing was ever appended to it."""
-    state = BusState(bus)
-    try:
-        entries = await log.read_all(bus)
-    except UnknownBus:
-        return state
-    for entry in entries:
-        state.apply(entry)
-    return state
 
 
 @agent.command("timeline")

@@ -37,10 +37,10 @@ from logact.agent.llm import replay_script, tool_call
 from logact.agent.mailbox import give_task
 from logact.agent.policy import Policy
 from logact.agent.rules import load_rules
-from logact.agent.runner import run_agent
+from logact.agent.runner import read_state, run_agent
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Voter, llm_judge, rule_judge
-from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline, read_state
+from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
 from logact.cli.cluster import LocalCluster
 from logact.cli.common import console, token_for_role
 from logact.cli.demo import fresh_cluster

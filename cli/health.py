@@ -19,7 +19,8 @@ import trio
 from logact.agent import entries as e
 from logact.agent.digest import digest
 from logact.agent.health import Thresholds, check, is_news, model_judgement
-from logact.agent.supervisor import read_state, watched_buses
+from logact.agent.runner import read_state
+from logact.agent.supervisor import watched_buses
 from logact.cli.agent import model_options, open_model
 from logact.cli.common import (
     check_watch,

@@ -35,7 +35,8 @@ from logact.agent.bus import BusState
 from logact.agent.digest import swarm_token_use
 from logact.agent.llm import ScriptedModel, tool_call
 from logact.agent.mailbox import send_mail
-from logact.agent.supervisor import Sent, Supervisor, completed, read_state
+from logact.agent.runner import read_state
+from logact.agent.supervisor import Sent, Supervisor, completed
 from logact.agent.tools import ToolError, ToolRegistry
 from logact.client.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until

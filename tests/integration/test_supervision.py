@@ -25,7 +25,8 @@ from click.testing import CliRunner
 from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.llm import ScriptedModel
-from logact.agent.supervisor import ADVICE, GOSSIP, AdviceThresholds, read_state
+from logact.agent.runner import read_state
+from logact.agent.supervisor import ADVICE, GOSSIP, AdviceThresholds
 from logact.cli.cluster import LocalCluster
 from logact.cli.main import main
 from logact.scenarios import checksum as cs
