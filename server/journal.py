@@ -36,8 +36,9 @@ class FsyncJournal:
             offset += 8 + len(payload)
         self._meta: dict[str, Any] = {}
         if self.meta_path.exists():
-            self._meta = cbor2.loads(self.meta_path.read_bytes())
-        self._meta_dirty = False
+            stored = cbor2.loads(self.meta_path.read_bytes())
+            # Only term and vote (older versions also stored a commit index: ignored).
+            self._meta = {key: stored[key] for key in ("term", "vote") if key in stored}
         self.syncs = 0
 
     # -- PySyncObj Journal interface --------------------------------------------
@@ -90,12 +91,16 @@ class FsyncJournal:
         self.sync()
 
     def setRaftCommitIndex(self, raftCommitIndex: int) -> None:
-        if self._meta.get("commit") != raftCommitIndex:
-            self._meta["commit"] = raftCommitIndex
-            self._meta_dirty = True
+        """Raft's commit index is volatile: never persisted (see getRaftCommitIndex)."""
 
     def getRaftCommitIndex(self) -> int:
-        return self._meta.get("commit", 1)
+        """Always the start of the log.
+
+        PySyncObj would apply everything up to a persisted commit index at start-up, before any
+        leader has vouched for this node's journal; a restarted node instead applies its
+        snapshot and then only what the current leader's messages prove committed.
+        """
+        return 1
 
     def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:
         # Raft: term and vote must be durable before any message reflecting them is sent.
@@ -110,10 +115,7 @@ class FsyncJournal:
         return self._meta.get("vote")
 
     def onOneSecondTimer(self) -> None:
-        if self._meta_dirty:
-            # The commit index is a hint (it is re-learnt from the leader): no fsync needed.
-            atomic_write(self.meta_path, cbor2.dumps(self._meta), sync=False)
-            self._meta_dirty = False
+        """Nothing is written lazily."""
 
     # -- group commit ------------------------------------------------------------
     def sync(self) -> None:
@@ -123,4 +125,3 @@ class FsyncJournal:
 
     def _write_meta(self) -> None:
         atomic_write(self.meta_path, cbor2.dumps(self._meta), sync=self.sync_enabled)
-        self._meta_dirty = False

@@ -12,6 +12,10 @@ How PySyncObj is used (see docs/durability.md):
   after the snapshot, acknowledged ones included;
 - a follower no longer truncates entries that do not conflict with the leader's (PySyncObj drops
   everything after prevLogIdx on any append, even a stale duplicate; Raft forbids that);
+- a follower commits only what the leader's message vouches for (never its own unverified
+  suffix, never on a snapshot chunk), the commit index is volatile, and replies carry their
+  term so a leader never counts an acknowledgement given to another term's log (issue 12,
+  docs/durability.md, "Applying only committed entries");
 - results come back through PySyncObj callbacks, bounced onto the trio loop, with a timeout.
 """
 
@@ -118,6 +122,9 @@ class LogSyncObj(SyncObj):
         self._durable = durable
         self._listener: Callable[[], None] = lambda: None
         self._journal_holder = journal_holder
+        self._keep_suffix = False
+        self._snapshot_failed = False
+        self._loaded_snapshot: int | None = None
         if conf.fullDumpFile is not None:
             conf.serializer = self._write_snapshot
             conf.deserializer = self._read_snapshot
@@ -133,6 +140,13 @@ class LogSyncObj(SyncObj):
             replies = self._state_holder[0].apply_batch(cmds)
         self._listener()
         return replies
+
+    def journal_span(self) -> list[int]:
+        """[first, last] Raft index held in the journal (read from any thread)."""
+        journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
+        with contextlib.suppress(IndexError):
+            return [journal[0][1], journal[-1][1]]
+        return []
 
     # ---- snapshots (PySyncObj's serializer hooks) -----------------------------------------
     def _write_snapshot(self, path: str, raft_meta: Any) -> None:
@@ -164,6 +178,7 @@ class LogSyncObj(SyncObj):
         # Written by our own node or a password-authenticated peer.
         last_entry, entry_before, cluster = pickle.loads(data["raft"])
         self._compact_to_snapshot(entry_before, last_entry)
+        self._loaded_snapshot = last_entry[1]
         return last_entry, entry_before, cluster
 
     def _compact_to_snapshot(self, entry_before: Any, last_entry: Any) -> None:
@@ -201,37 +216,74 @@ class LogSyncObj(SyncObj):
         super()._checkCommandsToApply()
         self._sync_journal()
 
+    # ---- Raft safety (PySyncObj private methods, pinned to 0.3.17) ------------------------
+    @property
+    def _raft_term(self) -> int:
+        return self._SyncObj__raftCurrentTerm  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def _last_applied(self) -> int:
+        return self._SyncObj__raftLastApplied  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def _commit_index(self) -> int:
+        return self._SyncObj__raftCommitIndex  # type: ignore[attr-defined,no-any-return]
+
+    @_commit_index.setter
+    def _commit_index(self, value: int) -> None:
+        self._SyncObj__raftCommitIndex = value
+
+    # PySyncObj's follower raised its commit index to min(leaderCommit, end of its own log) on
+    # every AppendEntries it accepted, snapshot chunks included, and its replies carried no
+    # term. A healed old leader that received a snapshot chunk thus applied its own
+    # uncommitted suffix (issue 12). Here a follower commits only indexes the message proves
+    # it holds in the leader's form, and a leader counts only replies of its current term.
+
     def _SyncObj__sendNextNodeIdx(
         self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False
     ) -> None:
         self._sync_journal()  # a follower acknowledges only what is on stable storage
-        SyncObj._SyncObj__sendNextNodeIdx(self, node, reset, nextNodeIdx, success)  # type: ignore[attr-defined]
+        if success and self._snapshot_failed:
+            # PySyncObj acknowledges an install even when loading it failed: ask for it again
+            # from what we have applied instead of claiming our unverified journal matches.
+            reset, success, nextNodeIdx = True, False, self._last_applied + 1
+        if nextNodeIdx is None:
+            nextNodeIdx = self._SyncObj__getCurrentLogIndex() + 1  # type: ignore[attr-defined]
+        reply = {"type": "next_node_idx", "next_node_idx": nextNodeIdx, "reset": reset}
+        reply |= {"success": success, "term": self._raft_term}
+        self._SyncObj__transport.send(node, reply)  # type: ignore[attr-defined]
 
     def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:
-        if getattr(self, "_keep_suffix", False):
+        if self._keep_suffix:
             return
         SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)  # type: ignore[attr-defined]
 
+    def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
+        """Load a snapshot (restart or install); its last index is committed by definition."""
+        self._loaded_snapshot = None
+        SyncObj._SyncObj__loadDumpFile(self, clearJournal)  # type: ignore[attr-defined]
+        loaded = self._loaded_snapshot
+        self._snapshot_failed = loaded is None or loaded != self._last_applied
+        if loaded is not None and not self._snapshot_failed:
+            self._commit_index = max(self._commit_index, loaded)
+
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        term = self._raft_term
+        if kind == "next_node_idx" and message.get("term") != term:
+            return  # a reply to a message of another term: it says nothing about our log
         self._keep_suffix = False
-        if (
-            message.get("type") == "append_entries"
-            and "prevLogIdx" in message
-            and "transmission" not in message
-            and message.get("entries")
-        ):
-            message = self._skip_present_entries(message)
+        self._snapshot_failed = False
+        if kind == "append_entries" and message.get("term", -1) >= term:
+            message = self._vouched_only(message)
         pipelined = None
-        if (
-            message.get("type") == "next_node_idx"
-            and message.get("success")
-            and not message.get("reset")
-        ):
+        if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             pipelined = self._SyncObj__raftNextIndex.get(node)  # type: ignore[attr-defined]
         try:
             SyncObj._SyncObj__onMessageReceived(self, node, message)  # type: ignore[attr-defined]
         finally:
             self._keep_suffix = False
+            self._snapshot_failed = False
         if pipelined is not None:
             # PySyncObj moves nextIndex back to the acknowledged position on every success,
             # so everything already in flight is sent again (a third of all entries under
@@ -240,31 +292,39 @@ class LogSyncObj(SyncObj):
             if node in next_index and next_index[node] < pipelined:
                 next_index[node] = pipelined
 
-    def _skip_present_entries(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Drop leading entries we already hold with the same term (Raft §5.3).
+    def _vouched_only(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An AppendEntries rewritten so that it commits only what it vouches for (Raft §5.3).
 
-        Only an entry that conflicts (same index, different term) may truncate our log; entries
-        we already have are skipped, and if nothing new remains our longer suffix is kept.
+        - Entries we already hold with the same term are skipped; only a conflicting entry
+          (same index, other term) truncates our log, so a heartbeat or a message of old
+          entries keeps our longer suffix — which stays unverified.
+        - The commit index rises to at most the last index the message carries (prevLogIdx
+          for a heartbeat): PySyncObj checks prevLogIdx/prevLogTerm before committing, so
+          everything up to there then matches the leader's log.
+        - A snapshot chunk commits nothing; an installed snapshot commits its own last index
+          (``_SyncObj__loadDumpFile``).
         """
-        entries = message["entries"]
+        prev = message.get("prevLogIdx")
+        entries = message.get("entries") or []
+        if prev is None:  # a snapshot chunk, or the leader has nothing before our log
+            vouched = self._commit_index
+        elif "transmission" in message:  # one large entry in chunks; only 'finish' carries it
+            vouched = prev + (message["transmission"] == "finish")
+        else:
+            vouched = entries[-1][1] if entries else prev
+        rewritten = {**message, "commit_index": min(message["commit_index"], vouched)}
+        if prev is None or "transmission" in message:
+            return rewritten
         present = 0
-        for _command, idx, term in entries:
+        for _command, idx, entry_term in entries:
             mine = self._SyncObj__getEntries(idx, 1)  # type: ignore[attr-defined]
-            if not mine or mine[0][1] != idx or mine[0][2] != term:
+            if not mine or mine[0][1] != idx or mine[0][2] != entry_term:
                 break
             present += 1
-        if present == 0:
-            return message
-        last_present = entries[present - 1]
-        rewritten = dict(message)
-        rewritten["prevLogIdx"] = last_present[1]
-        rewritten["prevLogTerm"] = last_present[2]
-        rewritten["entries"] = entries[present:]
-        if present == len(entries):
-            # Nothing new: keep our suffix, but it is unverified — commit no further than the
-            # last entry the leader vouched for (Raft: min(leaderCommit, last new entry)).
-            self._keep_suffix = True
-            rewritten["commit_index"] = min(message["commit_index"], last_present[1])
+        if present:
+            rewritten["prevLogIdx"], rewritten["prevLogTerm"] = entries[present - 1][1:]
+            rewritten["entries"] = entries[present:]
+        self._keep_suffix = present == len(entries)
         return rewritten
 
 
@@ -383,6 +443,7 @@ class RaftBackend:
             "commit_index": raw.get("commit_idx"),
             "last_applied": raw.get("last_applied"),
             "log_len": raw.get("log_len"),
+            "journal": self.sync_obj.journal_span(),
             "has_quorum": raw.get("has_quorum"),
             "journal_syncs": journal.syncs if journal else 0,
         }

@@ -1,8 +1,10 @@
 """LogAct's Raft adapter (server/raft.py) wired to the real PySyncObj 0.3.17, driven in-process.
 
-A follower ``LogSyncObj`` (no ticking thread, no peers running) receives hand-made
-``append_entries`` messages, so exact Raft interleavings that are hard to provoke with real
-processes can be replayed deterministically.
+A ``LogSyncObj`` (no ticking thread, no peers running) receives hand-made Raft messages, so
+exact interleavings that are hard to provoke with real processes are replayed
+deterministically. The safety rule under test throughout: a node applies only entries that the
+current leader has vouched for (issue 12: a healed old leader applied its own uncommitted
+suffix when a snapshot chunk arrived).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cbor2
 import pysyncobj.syncobj as pysyncobj_module
 import pytest
 from pysyncobj import SyncObjConf
@@ -73,6 +76,160 @@ def bodies(node: LogSyncObj) -> list[str]:
 
 def peers(node: LogSyncObj) -> list[Any]:
     return sorted(node._SyncObj__otherNodes, key=lambda n: n.id)  # type: ignore[attr-defined]
+
+
+def journal_of(node: LogSyncObj) -> list[tuple[int, int]]:
+    return [(idx, term) for _, idx, term in node._SyncObj__getEntries(1)]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def old_leader(follower: LogSyncObj) -> LogSyncObj:
+    """A node whose term-1 log holds c2 (committed) and stale3, which never reached anyone."""
+    writer = peers(follower)[0]
+    c2, stale3 = command(follower, "c2"), command(follower, "stale3")
+    deliver(follower, writer, append_entries(1, (1, 0), [(c2, 2, 1), (stale3, 3, 1)], 2))
+    assert bodies(follower) == ["c2"]
+    return follower
+
+
+def snapshot_chunk(commit: int) -> dict[str, Any]:
+    """The first 64 KiB of a snapshot install: more chunks are still to come."""
+    return {
+        "type": "append_entries",
+        "term": 2,
+        "commit_index": commit,
+        "serialized": (b"first part", True, False),
+    }
+
+
+#: (message from the term-2 leader, bodies applied afterwards). Its log: 1, c2 (term 1), then
+#: new3 and new4 of term 2, all committed (commit index 4).
+AFTER_HEALING = {
+    "heartbeat at the common prefix": (lambda n: append_entries(2, (2, 1), [], 4), ["c2"]),
+    "heartbeat past a conflict": (lambda n: append_entries(2, (3, 2), [], 4), ["c2"]),
+    "entries all present": (
+        lambda n: append_entries(2, (1, 0), [(command(n, "c2"), 2, 1)], 4),
+        ["c2"],
+    ),
+    "entries partly present": (
+        lambda n: append_entries(
+            2, (1, 0), [(command(n, "c2"), 2, 1), (command(n, "new3"), 3, 2)], 4
+        ),
+        ["c2", "new3"],
+    ),
+    "entries all new": (
+        lambda n: append_entries(
+            2, (2, 1), [(command(n, "new3"), 3, 2), (command(n, "new4"), 4, 2)], 4
+        ),
+        ["c2", "new3", "new4"],
+    ),
+    "snapshot chunk": (lambda n: snapshot_chunk(4), ["c2"]),
+}
+
+
+@pytest.mark.parametrize("path", list(AFTER_HEALING))
+def test_every_append_entries_path_commits_only_what_it_vouches_for(
+    old_leader: LogSyncObj, path: str
+) -> None:
+    make_message, applied = AFTER_HEALING[path]
+    new_leader = peers(old_leader)[1]
+    deliver(old_leader, new_leader, make_message(old_leader))
+    assert bodies(old_leader) == applied, "applied an entry the new leader never vouched for"
+    if path.startswith("heartbeat at"):
+        # Raft §5.3: no conflict, no truncation; the suffix stays, unverified and unapplied.
+        assert journal_of(old_leader) == [(1, 0), (2, 1), (3, 1)]
+
+
+def test_a_leader_counts_only_acknowledgements_of_its_own_term(follower: LogSyncObj) -> None:
+    node, (peer, _) = follower, peers(follower)
+    c2, c3 = command(node, "c2"), command(node, "c3")
+    deliver(node, peer, append_entries(1, (1, 0), [(c2, 2, 1), (c3, 3, 1)], 1))
+    node._SyncObj__setCurrentTerm(3, node.selfNode.id)  # type: ignore[attr-defined]
+    node._SyncObj__onBecomeLeader()  # type: ignore[attr-defined]  # appends its no-op at 4
+    match = node._SyncObj__raftMatchIndex  # type: ignore[attr-defined]
+    # A reply the peer gave in term 1 (e.g. held up by a pause) to a log that has changed since.
+    ack = {"type": "next_node_idx", "next_node_idx": 5, "reset": False, "success": True}
+    node._SyncObj__onMessageReceived(peer, {**ack, "term": 1})  # type: ignore[attr-defined]
+    assert match[peer] == 0
+    node._SyncObj__onMessageReceived(peer, {**ack, "term": 3})  # type: ignore[attr-defined]
+    assert match[peer] == 4
+
+
+def test_a_failed_snapshot_install_is_not_acknowledged(
+    old_leader: LogSyncObj, tmp_path: Path
+) -> None:
+    """PySyncObj replied success after a failed load, so the leader counted our whole journal."""
+    node = old_leader
+    node._SyncObj__serializer._Serializer__fileName = str(tmp_path / "raft.snapshot")  # type: ignore[attr-defined]
+    sent: list[dict[str, Any]] = []
+    node._SyncObj__transport.send = lambda _node, message: sent.append(message)  # type: ignore[attr-defined]
+    new_leader = peers(node)[1]
+    for chunk in ((b"not a snapshot", True, False), (b"", False, True)):
+        message = {"type": "append_entries", "term": 2, "commit_index": 4, "serialized": chunk}
+        deliver(node, new_leader, message)
+    assert sent[-1] == {
+        "type": "next_node_idx",
+        "next_node_idx": 3,
+        "reset": True,
+        "success": False,
+        "term": 2,
+    }
+    assert bodies(node) == ["c2"]
+
+
+def test_a_snapshot_install_commits_exactly_the_snapshot(tmp_path: Path) -> None:
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    leader = make_node(
+        addresses[1:] + addresses[:1], fullDumpFile=str(tmp_path / "leader.snapshot")
+    )
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    try:
+        writer = peers(leader)[0]
+        history = [(command(leader, f"c{i}"), i, 2) for i in range(2, 7)]
+        deliver(leader, writer, append_entries(2, (1, 0), history, 6))
+        leader._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
+        leader._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
+        image = Path(tmp_path / "leader.snapshot").read_bytes()
+        # The node held c2 and an uncommitted stale3 of term 1.
+        old = peers(node)[0]
+        stale = [(command(node, "c2"), 2, 1), (command(node, "stale3"), 3, 1)]
+        deliver(node, old, append_entries(1, (1, 0), stale, 2))
+        for chunk in ((image, True, False), (b"", False, True)):
+            message = {"type": "append_entries", "term": 2, "commit_index": 6, "serialized": chunk}
+            deliver(node, peers(node)[1], message)
+            if chunk[0]:
+                assert bodies(node) == ["c2"], "a snapshot chunk applied the unverified suffix"
+        assert bodies(node) == [f"c{i}" for i in range(2, 7)]
+        assert node._SyncObj__raftCommitIndex == 6  # type: ignore[attr-defined]
+    finally:
+        leader.destroy()
+        node.destroy()
+
+
+def test_a_restarted_node_applies_nothing_a_leader_has_not_vouched_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pysyncobj_module, "createJournal", lambda path: FsyncJournal(path))
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
+    files = {"journalFile": str(tmp_path / "raft.journal")}
+    node = make_node(addresses, **files)
+    old = peers(node)[0]
+    entries = [(command(node, body), i, 1) for i, body in ((2, "c2"), (3, "c3"), (4, "stale4"))]
+    deliver(node, old, append_entries(1, (1, 0), entries, 3))
+    assert bodies(node) == ["c2", "c3"]
+    node.destroy()
+    # Versions before issue 12 persisted a commit index, which could cover an unverified suffix.
+    meta = tmp_path / "raft.journal.meta"
+    meta.write_bytes(cbor2.dumps({**cbor2.loads(meta.read_bytes()), "commit": 4}))
+
+    restarted = make_node(addresses, **files)
+    try:
+        restarted._SyncObj__applyLogEntries()  # type: ignore[attr-defined]
+        assert bodies(restarted) == []
+        deliver(restarted, peers(restarted)[1], append_entries(2, (3, 1), [], 5))
+        assert bodies(restarted) == ["c2", "c3"]
+    finally:
+        restarted.destroy()
 
 
 def test_duplicate_append_from_the_same_leader_keeps_the_suffix(follower: LogSyncObj) -> None:

@@ -272,12 +272,20 @@ def test_journal_meta_term_and_vote_are_durable_immediately(tmp_path: Path) -> N
     assert other.getCurrentTerm() == 7
     assert other.getVotedForNodeId() == "127.0.0.1:7202"
     other._destroy()
-    j.setRaftCommitIndex(42)
-    assert j.getRaftCommitIndex() == 42
-    j.onOneSecondTimer()  # the commit index is persisted lazily, by the timer
+    j._destroy()
+
+
+def test_journal_never_restores_a_commit_index(tmp_path: Path) -> None:
+    """Raft's commit index is volatile: a restarted node learns it again from a leader."""
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    j.add(b"a", 2, 1)
+    j.setRaftCommitIndex(2)
+    j.setCurrentTerm(1, None)
+    j.onOneSecondTimer()
     j._destroy()
     again = FsyncJournal(path)
-    assert (again.getCurrentTerm(), again.getRaftCommitIndex()) == (7, 42)
+    assert (again.getCurrentTerm(), again.getRaftCommitIndex()) == (1, 1)
     again._destroy()
 
 
