@@ -125,6 +125,9 @@ class LogSyncObj(SyncObj):
         self._keep_suffix = False
         self._snapshot_failed = False
         self._loaded_snapshot: int | None = None
+        #: For status: snapshots this node wrote, and received from a leader and installed.
+        self.snapshots_written = 0
+        self.snapshots_installed = 0
         if conf.fullDumpFile is not None:
             conf.serializer = self._write_snapshot
             conf.deserializer = self._read_snapshot
@@ -161,6 +164,7 @@ class LogSyncObj(SyncObj):
                 os.fsync(handle.fileno())
         if self._durable:
             fsync_dir(Path(path).parent)
+        self.snapshots_written += 1
 
     def _read_snapshot(self, path: str) -> Any:
         with open(path, "rb") as handle:
@@ -266,6 +270,7 @@ class LogSyncObj(SyncObj):
         self._snapshot_failed = loaded is None or loaded != self._last_applied
         if loaded is not None and not self._snapshot_failed:
             self._commit_index = max(self._commit_index, loaded)
+            self.snapshots_installed += clearJournal
 
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -444,6 +449,10 @@ class RaftBackend:
             "last_applied": raw.get("last_applied"),
             "log_len": raw.get("log_len"),
             "journal": self.sync_obj.journal_span(),
+            "snapshots": {
+                "written": self.sync_obj.snapshots_written,
+                "installed": self.sync_obj.snapshots_installed,
+            },
             "has_quorum": raw.get("has_quorum"),
             "journal_syncs": journal.syncs if journal else 0,
         }

@@ -109,4 +109,6 @@ async def test_a_healed_old_leader_delivers_exactly_the_committed_log(
             for node in cluster.node_ids:
                 own = await read_node(cluster.client_address(node), bus, stale=True)
                 assert [(e.pos, e.body["id"]) for e in own] == final, node
+            installed = (await journal(cluster, old))["snapshots"]["installed"]
+            assert installed >= 1 if extra is COMPACTING else installed == 0
             nursery.cancel_scope.cancel()

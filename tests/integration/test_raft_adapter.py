@@ -201,6 +201,7 @@ def test_a_snapshot_install_commits_exactly_the_snapshot(tmp_path: Path) -> None
                 assert bodies(node) == ["c2"], "a snapshot chunk applied the unverified suffix"
         assert bodies(node) == [f"c{i}" for i in range(2, 7)]
         assert node._SyncObj__raftCommitIndex == 6  # type: ignore[attr-defined]
+        assert node.snapshots_installed == 1
     finally:
         leader.destroy()
         node.destroy()
