@@ -135,17 +135,22 @@ class LogAPI(ABC):
         )
 
     async def read_all(
-        self, bus: str, start: int = 0, types: Iterable[str] | None = None
+        self,
+        bus: str,
+        start: int = 0,
+        types: Iterable[str] | None = None,
+        *,
+        stale: bool = False,
     ) -> list[Entry]:
         """Every entry from ``start`` to the tail as of the first read."""
         out: list[Entry] = []
-        result = await self.read(bus, start, 1000, types)
+        result = await self.read(bus, start, 1000, types, stale=stale)
         end = result.tail
         while True:
             out.extend(e for e in result.entries if e.pos < end)
             if result.next >= end:
                 return out
-            result = await self.read(bus, result.next, 1000, types)
+            result = await self.read(bus, result.next, 1000, types, stale=stale)
 
     async def check_tail(
         self, bus: str, *, stale: bool = False, timeout: float | None = None

@@ -21,6 +21,7 @@ e.g. a duplicated append is both a payload at two positions and an append applie
 - ``real_time``: positions respect the real-time order of appends;
 - ``linearizable_reads``: what reads observed is fresh, monotonic and never disappears;
 - ``subscriptions``: each subscription's deliveries, on their own and against the final read;
+- ``node_state``: each node's own copy of every bus, against the final linearizable reads;
 - the agent checkers judge the final content of each agent bus plus the external ledger.
 """
 
@@ -488,6 +489,80 @@ def subscriptions(history: list[Op]) -> list[Anomaly]:
     return out
 
 
+def _bus_state(op: Op, bus: str) -> tuple[int, dict[int, str]]:
+    """(trim point, position -> digest) of ``bus`` in a final_state or node_state record."""
+    state = op["buses"].get(bus)
+    if state is None:
+        return 0, {}
+    return state["trim"], {pos: digest for pos, digest in state["entries"]}
+
+
+def node_states(history: list[Op]) -> list[Anomaly]:
+    """Every node's own copy of every bus, read once the run is over, equals the final log.
+
+    ``final_state`` records are linearizable reads of every bus taken before and after the
+    nodes' own copies (``node_state``, stale reads of each node) were read. Committed logs only
+    grow, so the last final read extends the first, and each node holds every entry the first
+    read held (above its own trim point) and nothing the last read does not hold at that
+    position. Every node the final reads name must have a readable copy: the check cannot pass
+    by reading nothing.
+    """
+    finals = [i for i, op in enumerate(history) if op["op"] == "final_state"]
+    if not finals:
+        return []
+    good = [i for i in finals if history[i]["outcome"] == "ok"]
+    if not good:
+        return [Anomaly("node_state", "no final read of every bus succeeded", tuple(finals))]
+    lo, hi = good[0], good[-1]
+    lower, upper = history[lo], history[hi]
+    out: list[Anomaly] = []
+
+    def compare(held: Op, index: int, who: str) -> None:
+        for bus in sorted(set(held["buses"]) | set(lower["buses"])):
+            trim, have = _bus_state(held, bus)
+            upper_trim, final = _bus_state(upper, bus)
+            earlier = _bus_state(lower, bus)[1]
+            wrong = [
+                p
+                for p, d in have.items()
+                if (p >= upper_trim and final.get(p) != d) or earlier.get(p, d) != d
+            ]
+            if wrong:
+                out.append(
+                    Anomaly(
+                        "node_state",
+                        f"{who} holds entries{_on(bus)} that differ from the final reads: "
+                        f"at {_show(sorted(wrong))}",
+                        (index, lo, hi),
+                    )
+                )
+            missing = sorted(p for p in earlier if p >= trim and p not in have)
+            if missing:
+                out.append(
+                    Anomaly(
+                        "node_state",
+                        f"{who} lacks committed entries{_on(bus)}: {_show(missing)}",
+                        (index, lo),
+                    )
+                )
+
+    if hi != lo:
+        compare(upper, hi, "the last final read")
+    states = {op["node"]: i for i, op in enumerate(history) if op["op"] == "node_state"}
+    for node in upper["nodes"]:
+        index = states.get(node)
+        if index is None:
+            out.append(Anomaly("node_state", f"{node}'s own copy of the log was not read", (hi,)))
+        elif history[index]["outcome"] != "ok":
+            error = history[index].get("error", "no reason recorded")
+            out.append(
+                Anomaly("node_state", f"{node}'s own copy could not be read: {error}", (index,))
+            )
+        else:
+            compare(history[index], index, node)
+    return out
+
+
 # --- agent buses -------------------------------------------------------------------------------
 
 #: Entry types whose unreadability could hide an execution or a decision.
@@ -852,12 +927,14 @@ LOG_CHECKERS: dict[str, Checker] = {
     "real_time": real_time,
     "linearizable_reads": linearizable_reads,
     "subscriptions": subscriptions,
+    "node_state": node_states,
 }
 AGENT_CHECKERS: dict[str, Checker] = {
     "no_vetoed_execution": no_vetoed_execution,
     "at_most_once": at_most_once,
     "in_doubt_surfaced": in_doubt_surfaced,
     "tasks_finished": tasks_finished,
+    "node_state": node_states,
 }
 
 

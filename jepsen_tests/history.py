@@ -22,7 +22,9 @@ Outcome = Literal["ok", "fail", "info"]
 
 OUTCOMES: frozenset[str] = frozenset({"ok", "fail", "info"})
 #: Records that describe the run rather than a client's request (not counted as availability).
-META_OPS: frozenset[str] = frozenset({"fault", "final_read", "final_bus", "ledger"})
+META_OPS: frozenset[str] = frozenset(
+    {"fault", "final_read", "final_bus", "ledger", "final_state", "node_state"}
+)
 
 
 class HistoryError(ValueError):
@@ -75,9 +77,11 @@ def _need_list(op: Op, key: str) -> list[Any]:
     return value
 
 
-def _check_tuples(op: Op, key: str, kinds: tuple[str, ...]) -> None:
-    """Each item of list ``key`` is a list whose items have ``kinds`` ("int", "str", "any")."""
-    items = _need_list(op, key)
+def _check_tuples(op: Op, key: str, kinds: tuple[str, ...], items: list[Any] | None = None) -> None:
+    """Each item of list ``key`` (or of ``items``, named ``key``) is a list whose items have
+    ``kinds`` ("int", "str", "any")."""
+    if items is None:
+        items = _need_list(op, key)
     # Fast path for the shapes used ([pos, payload], [pos, payload, time], [pos, type, body]);
     # the loop below runs only to name the bad item.
     third_int = kinds[2:3] == ("int",)
@@ -99,6 +103,24 @@ def _check_tuples(op: Op, key: str, kinds: tuple[str, ...]) -> None:
                 kind == "str" and not isinstance(value, str)
             ):
                 raise _bad(op, f"{key}[{n}] must be [{', '.join(kinds)}], got {item!r}")
+
+
+def _check_state(op: Op) -> None:
+    """``buses``: bus -> {"trim": int, "tail": int, "entries": [[pos, digest], ...]}."""
+    buses = op.get("buses")
+    if not isinstance(buses, dict):
+        raise _bad(op, f"'buses' must be a map, got {type(buses).__name__}")
+    for bus, state in buses.items():
+        where = f"buses[{bus!r}]"
+        if not isinstance(bus, str) or not isinstance(state, dict):
+            raise _bad(op, f"{where} must map a bus name to a map")
+        for key in ("trim", "tail"):
+            if not (_is_int(state.get(key)) and state[key] >= 0):
+                raise _bad(op, f"{where}.{key} must be an integer >= 0, got {state.get(key)!r}")
+        entries = state.get("entries")
+        if not isinstance(entries, list):
+            raise _bad(op, f"{where}.entries must be a list")
+        _check_tuples(op, f"{where}.entries", ("int", "str"), entries)
 
 
 def parse_ledger_line(line: str) -> tuple[str, int, str]:
@@ -161,6 +183,16 @@ def validate_op(op: Any) -> Op:
                         parse_ledger_line(line)
                     except HistoryError as exc:
                         raise _bad(op, str(exc)) from None
+        case "final_state":
+            nodes = _need_list(op, "nodes")
+            if not all(isinstance(n, str) for n in nodes):
+                raise _bad(op, f"'nodes' must be strings, got {nodes!r}")
+            if ok:
+                _check_state(op)
+        case "node_state":
+            _need_str(op, "node")
+            if ok:
+                _check_state(op)
         case "fault":
             _need_str(op, "fault")
             targets = _need_list(op, "targets")

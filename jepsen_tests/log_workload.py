@@ -65,7 +65,7 @@ def _outcome(exc: BaseException) -> tuple[str, str]:
     return "info", type(exc).__name__
 
 
-async def _timed(
+async def timed(
     record: Record, base: dict[str, Any], call: Callable[[], Any], on_ok: Callable[[Any], dict]
 ) -> Any:
     """Run one operation and record it with its invoke/complete times and outcome."""
@@ -92,7 +92,7 @@ async def _appender(w: LogWorkload, index: int, record: Record, ids: _Ids) -> No
     async with Client(w.addresses, w.token, timeout=w.op_timeout) as client:
         for seq in itertools.count():
             payload = f"a{index}-{seq}"
-            await _timed(
+            await timed(
                 record,
                 {
                     "process": f"append-{index}",
@@ -119,7 +119,7 @@ async def _reader(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None
     async with _pinned(w, index) as client:
         start = 0
         while True:
-            result = await _timed(
+            result = await timed(
                 record,
                 {
                     "process": f"read-{index}",
@@ -139,7 +139,7 @@ async def _reader(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None
 async def _tailer(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None:
     async with _pinned(w, index + 1) as client:
         while True:
-            await _timed(
+            await timed(
                 record,
                 {"process": f"tail-{index}", "op": "check_tail", "id": ids(), "bus": w.bus},
                 lambda: client.check_tail(w.bus),
@@ -186,7 +186,7 @@ async def run_log_workload(w: LogWorkload, record: Record, duration: float) -> N
 async def final_read(w: LogWorkload, record: Record, timeout: float = 120.0) -> None:
     """Everything on the bus once the faults are healed (the reference for lost writes)."""
     async with Client(w.addresses, w.token, timeout=timeout) as client:
-        await _timed(
+        await timed(
             record,
             {"process": "final", "op": "final_read", "id": 0, "bus": w.bus},
             lambda: client.read_all(w.bus),

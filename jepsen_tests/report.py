@@ -61,6 +61,14 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     console.print(
         f"{verdict} · {result['faults_applied']} faults applied · {result['duration_s']} s"
     )
+    raft = result.get("raft", {})
+    if raft:
+        snapshots = ", ".join(
+            f"{node} {facts['snapshots']['written']}/{facts['snapshots']['installed']}"
+            for node, facts in sorted(raft.items())
+            if facts.get("snapshots")
+        )
+        console.print(f"snapshots written/installed per node: {snapshots}")
     for note in result.get("notes", []):
         console.print(f"note: {note}")
 

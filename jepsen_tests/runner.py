@@ -2,7 +2,8 @@
 
 The run is: start the cluster (proxy or netns network), start the workload, apply each fault of
 the schedule at its time (each healed at its end), stop the load at ``time_s``, wait for the
-cluster to be whole, take the final reads, then check the history offline. Everything the
+cluster to be whole, take the final reads (the workload's, then every node's own copy of the
+log between two linearizable reads of every bus), then check the history offline. Everything the
 checkers and the report need is written to ``out``: ``schedule.json``, ``history.jsonl``,
 ``result.json`` and ``timeline.png``.
 """
@@ -26,6 +27,7 @@ from logact.jepsen_tests.history import HistoryWriter, read_history
 from logact.jepsen_tests.log_workload import LogWorkload, final_read, run_log_workload
 from logact.jepsen_tests.model_endpoint import serve
 from logact.jepsen_tests.nemesis import apply
+from logact.jepsen_tests.node_state import record_node_states
 from logact.jepsen_tests.schedule import Fault, make_schedule
 
 WORKLOADS = ("log", "agent")
@@ -61,16 +63,29 @@ class ChaosResult:
     duration_s: float
     faults_applied: int = 0
     notes: list[str] = field(default_factory=list)
+    #: Per node, the Raft facts recorded with its final state (term, snapshots installed...).
+    raft: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return not self.anomalies
 
 
-def _unsafe_config(mode: str | None) -> str:
-    if mode is None:
-        return ""
-    return f"[unsafe]\n{UNSAFE_MODES[mode]} = true\n"
+#: Compaction far more often than the default (20,000 Raft entries), so that nodes coming back
+#: from a kill, a pause or a partition are often brought up to date by a snapshot install,
+#: the path where a healed old leader once applied entries that were never committed.
+CHAOS_RAFT = "[raft]\nlog_compaction_min_entries = 1000\n"
+
+
+def _config(unsafe: str | None) -> str:
+    """The run's additions to the cluster config: compaction, and an [unsafe] mode if asked."""
+    if unsafe is None:
+        return CHAOS_RAFT
+    return f"{CHAOS_RAFT}[unsafe]\n{UNSAFE_MODES[unsafe]} = true\n"
+
+
+def _clients(cluster: ChaosCluster) -> dict[str, str]:
+    return {node: cluster.client_address(node) for node in cluster.node_ids}
 
 
 async def _faults(
@@ -94,6 +109,7 @@ async def _log_run(
         applied = await _faults(cluster, schedule, start, history)
     await cluster.wait_healthy(SETTLE_S)
     await final_read(workload, history.write)
+    await record_node_states(_clients(cluster), cluster.admin_token(), history.write)
     return applied
 
 
@@ -126,6 +142,7 @@ async def _agent_run(
             if not await workload.wait_finished(AGENT_FINISH_S):
                 notes.append(f"agents still running after {AGENT_FINISH_S:g} s")
             await workload.record_outcome(history.write)
+            await record_node_states(_clients(cluster), cluster.admin_token(), history.write)
         finally:
             workload.stop()
     return applied, notes
@@ -145,7 +162,7 @@ async def run_chaos(options: ChaosOptions) -> ChaosResult:
         async with ChaosCluster(
             out / f"cluster-{uuid.uuid4().hex[:6]}",
             net=options.net,
-            extra=_unsafe_config(options.unsafe),
+            extra=_config(options.unsafe),
         ) as cluster:
             if options.workload == "log":
                 applied = await _log_run(options, cluster, schedule, history)
@@ -167,6 +184,7 @@ async def run_chaos(options: ChaosOptions) -> ChaosResult:
         duration_s=round(time.monotonic() - began, 1),
         faults_applied=applied,
         notes=notes,
+        raft={op["node"]: op["raft"] for op in ops if op["op"] == "node_state" and "raft" in op},
     )
     (out / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
     return result

@@ -126,15 +126,8 @@ async def wait_until(
 
 async def read_node(address: str, bus: str, *, stale: bool, start: int = 0) -> list[Entry]:
     """Every entry of ``bus`` from ``start`` as one specific node sees it (no hop to the leader)."""
-    out: list[Entry] = []
     async with Client([address], ADMIN_TOKEN, timeout=STEP_TIMEOUT, prefer_leader=False) as log:
-        page = await log.read(bus, start, 1000, stale=stale)
-        end = page.tail
-        while True:
-            out.extend(e for e in page.entries if e.pos < end)
-            if page.next >= end:
-                return out
-            page = await log.read(bus, page.next, 1000, stale=stale)
+        return await log.read_all(bus, start, stale=stale)
 
 
 @dataclass

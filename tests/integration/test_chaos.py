@@ -33,6 +33,9 @@ async def test_every_nemesis_against_the_log_finds_no_anomaly(tmp_path: Path) ->
     assert result.faults_applied >= 4
     assert result.operations["append:ok"] > 100
     assert result.operations["final_read:ok"] == 1
+    # Every node's own copy was compared with the final log (the node_state checker).
+    assert result.operations["node_state:ok"] == 3 and result.operations["final_state:ok"] == 2
+    assert set(result.raft) == {"n1", "n2", "n3"}
     assert (tmp_path / "history.jsonl").exists() and (tmp_path / "result.json").exists()
 
 
@@ -49,6 +52,7 @@ async def test_agents_under_node_and_component_kills_stay_safe(tmp_path: Path) -
     )
     assert result.anomalies == [], result.anomalies[:3]
     assert result.notes == []  # every agent finished
+    assert result.operations["node_state:ok"] == 3 and result.operations["final_state:ok"] == 2
     ledger = (tmp_path / "agents" / "ledger.txt").read_text().splitlines()
     assert len(ledger) == 2 * 4  # 6 steps per agent, every third vetoed
 
