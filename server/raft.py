@@ -123,11 +123,18 @@ class LogSyncObj(SyncObj):
         self._listener: Callable[[], None] = lambda: None
         self._journal_holder = journal_holder
         self._keep_suffix = False
-        self._snapshot_failed = False
+        #: The (success, next index) an install's reply reports; set while one is handled.
+        self._install_reply: tuple[bool, int] | None = None
+        self._parsed_snapshot: tuple[Any, tuple[Any, Any, Any]] | None = None
         self._loaded_snapshot: int | None = None
-        #: For status: snapshots this node wrote, and received from a leader and installed.
+        self._snapshot_path = conf.fullDumpFile
+        #: (leader, term) of the snapshot transmission being received, if any.
+        self._incoming_snapshot: tuple[Any, int] | None = None
+        #: For status: snapshots this node wrote, and received from a leader and installed (or
+        #: ignored: they held nothing beyond its commit index).
         self.snapshots_written = 0
         self.snapshots_installed = 0
+        self.snapshots_ignored = 0
         if conf.fullDumpFile is not None:
             conf.serializer = self._write_snapshot
             conf.deserializer = self._read_snapshot
@@ -166,41 +173,45 @@ class LogSyncObj(SyncObj):
             fsync_dir(Path(path).parent)
         self.snapshots_written += 1
 
-    def _read_snapshot(self, path: str) -> Any:
+    def _parse_snapshot(self, path: str) -> tuple[Any, tuple[Any, Any, Any]]:
+        """(state image, (last entry, entry before it, cluster)) of a snapshot file."""
         with open(path, "rb") as handle:
             raw = handle.read()
             if self._durable:
-                # A snapshot received from the leader replaces this node's journal right after
-                # this call: it must be on stable storage first.
+                # A snapshot received from the leader may replace this node's journal right
+                # after this: it must be on stable storage first.
                 os.fsync(handle.fileno())
         if self._durable:
             fsync_dir(Path(path).parent)
         data = cbor2.loads(raw)
-        state = LogState.from_snapshot(data["state"])
-        with self._lock:
-            self._state_holder[0] = state
         # Written by our own node or a password-authenticated peer.
         last_entry, entry_before, cluster = pickle.loads(data["raft"])
-        self._compact_to_snapshot(entry_before, last_entry)
+        return data["state"], (last_entry, entry_before, cluster)
+
+    def _read_snapshot(self, path: str) -> Any:
+        """PySyncObj's deserializer hook: replace the state, return the snapshot's Raft meta."""
+        parsed, self._parsed_snapshot = self._parsed_snapshot, None
+        image, (last_entry, entry_before, cluster) = parsed or self._parse_snapshot(path)
+        state = LogState.from_snapshot(image)
+        with self._lock:
+            self._state_holder[0] = state
+        offset = self._snapshot_offset(entry_before, last_entry)
+        if offset:
+            # PySyncObj keeps the journal only if it starts exactly at the snapshot.
+            self._SyncObj__raftLog.deleteEntriesTo(offset)  # type: ignore[attr-defined]
         self._loaded_snapshot = last_entry[1]
         return last_entry, entry_before, cluster
 
-    def _compact_to_snapshot(self, entry_before: Any, last_entry: Any) -> None:
-        """If the journal holds the snapshot's last two entries, drop only what precedes them.
-
-        On restart PySyncObj then finds the journal starting at the snapshot and keeps the
-        suffix after it; otherwise it clears the journal, as before. A snapshot installed from
-        the leader still clears it: PySyncObj would report the whole kept suffix as matching,
-        and the leader would count entries it never verified.
-        """
+    def _snapshot_offset(self, entry_before: Any, last_entry: Any) -> int | None:
+        """Where the journal holds the snapshot's last two entries (same index and term)."""
         journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
-        first = journal[0][1]
-        offset = entry_before[1] - first
-        if offset <= 0 or offset + 1 >= len(journal):
-            return
+        offset = entry_before[1] - journal[0][1]
+        if offset < 0 or offset + 1 >= len(journal):
+            return None
         held_before, held_last = journal[offset], journal[offset + 1]
         if held_before[1:] == tuple(entry_before[1:]) and held_last[1:] == tuple(last_entry[1:]):
-            journal.deleteEntriesTo(offset)
+            return offset
+        return None
 
     # ---- durability hooks (PySyncObj private methods, pinned to 0.3.17) -------------------
     def _sync_journal(self) -> None:
@@ -247,10 +258,11 @@ class LogSyncObj(SyncObj):
         self, node: Any, reset: bool = False, nextNodeIdx: Any = None, success: bool = False
     ) -> None:
         self._sync_journal()  # a follower acknowledges only what is on stable storage
-        if success and self._snapshot_failed:
-            # PySyncObj acknowledges an install even when loading it failed: ask for it again
-            # from what we have applied instead of claiming our unverified journal matches.
-            reset, success, nextNodeIdx = True, False, self._last_applied + 1
+        if success and self._install_reply is not None:
+            # PySyncObj acknowledges every install as its whole journal matching, even a
+            # failed one; say only what the install proved (``_SyncObj__loadDumpFile``).
+            success, nextNodeIdx = self._install_reply
+            reset = not success
         if nextNodeIdx is None:
             nextNodeIdx = self._SyncObj__getCurrentLogIndex() + 1  # type: ignore[attr-defined]
         reply = {"type": "next_node_idx", "next_node_idx": nextNodeIdx, "reset": reset}
@@ -263,14 +275,44 @@ class LogSyncObj(SyncObj):
         SyncObj._SyncObj__deleteEntriesFrom(self, fromIDx)  # type: ignore[attr-defined]
 
     def _SyncObj__loadDumpFile(self, clearJournal: bool) -> None:
-        """Load a snapshot (restart or install); its last index is committed by definition."""
+        """Load a snapshot: our own at restart, or one installed from the leader.
+
+        An install follows Raft (Fig. 13), and etcd: a snapshot holding nothing beyond our
+        commit index changes nothing (PySyncObj loaded it: the node went back in time and
+        dropped entries it had acknowledged); if our journal holds the snapshot's last entry,
+        the entries after it are kept, unverified. The reply then vouches only for what the
+        snapshot or our commit index proves (``_install_reply``).
+        """
+        installing = clearJournal
         self._loaded_snapshot = None
+        if installing:
+            self._install_reply = (False, self._last_applied + 1)  # ask again from there
+            try:
+                self._parsed_snapshot = self._parse_snapshot(self._snapshot_path)
+            except Exception:
+                log.exception("a snapshot received from the leader cannot be read")
+                return
+            last_entry, entry_before, _ = self._parsed_snapshot[1]
+            if last_entry[1] <= self._commit_index:
+                log.info(
+                    "ignored a snapshot up to %d from the leader: already committed up to %d",
+                    last_entry[1],
+                    self._commit_index,
+                )
+                self._parsed_snapshot = None
+                self.snapshots_ignored += 1
+                self._install_reply = (True, self._commit_index + 1)
+                return
+            clearJournal = self._snapshot_offset(entry_before, last_entry) is None
         SyncObj._SyncObj__loadDumpFile(self, clearJournal)  # type: ignore[attr-defined]
+        self._parsed_snapshot = None
         loaded = self._loaded_snapshot
-        self._snapshot_failed = loaded is None or loaded != self._last_applied
-        if loaded is not None and not self._snapshot_failed:
-            self._commit_index = max(self._commit_index, loaded)
-            self.snapshots_installed += clearJournal
+        if loaded is None or loaded != self._last_applied:
+            return  # PySyncObj logged why
+        self._commit_index = max(self._commit_index, loaded)
+        if installing:
+            self.snapshots_installed += 1
+            self._install_reply = (True, loaded + 1)
 
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -278,9 +320,13 @@ class LogSyncObj(SyncObj):
         if kind == "next_node_idx" and message.get("term") != term:
             return  # a reply to a message of another term: it says nothing about our log
         self._keep_suffix = False
-        self._snapshot_failed = False
+        self._install_reply = None
         if kind == "append_entries" and message.get("term", -1) >= term:
-            message = self._vouched_only(message)
+            message = self._vouched_only(self._one_transmission(node, message))
+        if kind == "next_node_idx" and message.get("reset"):
+            # The follower asks for another starting point: a snapshot it was being sent is
+            # abandoned, and must start again from its first chunk if it is still needed.
+            self._SyncObj__serializer.cancelTransmisstion(node)  # type: ignore[attr-defined]
         pipelined = None
         if kind == "next_node_idx" and message.get("success") and not message.get("reset"):
             pipelined = self._SyncObj__raftNextIndex.get(node)  # type: ignore[attr-defined]
@@ -288,7 +334,7 @@ class LogSyncObj(SyncObj):
             SyncObj._SyncObj__onMessageReceived(self, node, message)  # type: ignore[attr-defined]
         finally:
             self._keep_suffix = False
-            self._snapshot_failed = False
+            self._install_reply = None
         if pipelined is not None:
             # PySyncObj moves nextIndex back to the acknowledged position on every success,
             # so everything already in flight is sent again (a third of all entries under
@@ -296,6 +342,43 @@ class LogSyncObj(SyncObj):
             next_index = self._SyncObj__raftNextIndex  # type: ignore[attr-defined]
             if node in next_index and next_index[node] < pipelined:
                 next_index[node] = pipelined
+
+    def _one_transmission(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """A snapshot is assembled only from the chunks of one transmission.
+
+        PySyncObj's leader keeps a node's transmission open when it goes back to plain
+        AppendEntries, and later resumes it mid-file; the follower kept its partial file, so
+        the two halves made a snapshot older than what it had since applied. Here a first
+        chunk starts a transmission (this leader, this term), a later chunk of any other is
+        dropped, and any plain AppendEntries abandons a partial one.
+        """
+        chunk = message.get("serialized")
+        if chunk is None:
+            if "prevLogIdx" in message:
+                self._abort_incoming_snapshot()
+            return message
+        origin = (node, message["term"])
+        if chunk[1]:  # the first chunk
+            self._incoming_snapshot = origin
+            return message
+        if self._incoming_snapshot != origin:
+            self._abort_incoming_snapshot()
+            return {**message, "serialized": None}
+        return message
+
+    def _abort_incoming_snapshot(self) -> None:
+        self._incoming_snapshot = None
+        serializer = self._SyncObj__serializer  # type: ignore[attr-defined]
+        partial = serializer._Serializer__incomingTransmissionFile
+        if partial is not None:
+            partial.close()
+            serializer._Serializer__incomingTransmissionFile = None
+
+    def _SyncObj__onBecomeLeader(self) -> None:
+        # Transmissions a previous term of ours left open must not be resumed mid-file.
+        for node in self._SyncObj__otherNodes:  # type: ignore[attr-defined]
+            self._SyncObj__serializer.cancelTransmisstion(node)  # type: ignore[attr-defined]
+        SyncObj._SyncObj__onBecomeLeader(self)  # type: ignore[attr-defined]
 
     def _vouched_only(self, message: dict[str, Any]) -> dict[str, Any]:
         """An AppendEntries rewritten so that it commits only what it vouches for (Raft §5.3).
@@ -452,6 +535,7 @@ class RaftBackend:
             "snapshots": {
                 "written": self.sync_obj.snapshots_written,
                 "installed": self.sync_obj.snapshots_installed,
+                "ignored": self.sync_obj.snapshots_ignored,
             },
             "has_quorum": raw.get("has_quorum"),
             "journal_syncs": journal.syncs if journal else 0,

@@ -79,7 +79,8 @@ def peers(node: LogSyncObj) -> list[Any]:
 
 
 def journal_of(node: LogSyncObj) -> list[tuple[int, int]]:
-    return [(idx, term) for _, idx, term in node._SyncObj__getEntries(1)]  # type: ignore[attr-defined]
+    journal = node._SyncObj__raftLog  # type: ignore[attr-defined]
+    return [(journal[i][1], journal[i][2]) for i in range(len(journal))]
 
 
 @pytest.fixture
@@ -177,33 +178,99 @@ def test_a_failed_snapshot_install_is_not_acknowledged(
     assert bodies(node) == ["c2"]
 
 
-def test_a_snapshot_install_commits_exactly_the_snapshot(tmp_path: Path) -> None:
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(3)]
-    leader = make_node(
-        addresses[1:] + addresses[:1], fullDumpFile=str(tmp_path / "leader.snapshot")
-    )
-    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+@pytest.fixture
+def addresses() -> list[str]:
+    return [f"127.0.0.1:{port}" for port in free_ports(3)]
+
+
+def leader_snapshot(tmp_path: Path, addresses: list[str], last: int) -> bytes:
+    """The snapshot a term-2 leader writes once c2..c<last> (all of term 2) are applied."""
+    leader = make_node(addresses[1:] + addresses[:1], fullDumpFile=str(tmp_path / "leader.snap"))
     try:
-        writer = peers(leader)[0]
-        history = [(command(leader, f"c{i}"), i, 2) for i in range(2, 7)]
-        deliver(leader, writer, append_entries(2, (1, 0), history, 6))
+        history = [(command(leader, f"c{i}"), i, 2) for i in range(2, last + 1)]
+        deliver(leader, peers(leader)[0], append_entries(2, (1, 0), history, last))
         leader._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
         leader._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
-        image = Path(tmp_path / "leader.snapshot").read_bytes()
-        # The node held c2 and an uncommitted stale3 of term 1.
-        old = peers(node)[0]
-        stale = [(command(node, "c2"), 2, 1), (command(node, "stale3"), 3, 1)]
-        deliver(node, old, append_entries(1, (1, 0), stale, 2))
-        for chunk in ((image, True, False), (b"", False, True)):
-            message = {"type": "append_entries", "term": 2, "commit_index": 6, "serialized": chunk}
-            deliver(node, peers(node)[1], message)
-            if chunk[0]:
-                assert bodies(node) == ["c2"], "a snapshot chunk applied the unverified suffix"
-        assert bodies(node) == [f"c{i}" for i in range(2, 7)]
-        assert node._SyncObj__raftCommitIndex == 6  # type: ignore[attr-defined]
-        assert node.snapshots_installed == 1
+        return (tmp_path / "leader.snap").read_bytes()
     finally:
         leader.destroy()
+
+
+def replies(node: LogSyncObj) -> list[dict[str, Any]]:
+    """From now on, what ``node`` sends (its transport's send is replaced by a recorder)."""
+    sent: list[dict[str, Any]] = []
+    node._SyncObj__transport.send = lambda _node, message: sent.append(message)  # type: ignore[attr-defined]
+    return sent
+
+
+def install(node: LogSyncObj, image: bytes, commit: int) -> None:
+    """The term-2 leader sends its snapshot: one chunk of data, then the empty last one."""
+    before = bodies(node)
+    for chunk in ((image, True, False), (b"", False, True)):
+        message = {"type": "append_entries", "term": 2, "commit_index": commit, "serialized": chunk}
+        deliver(node, peers(node)[1], message)
+        if chunk[0]:
+            assert bodies(node) == before, "a snapshot chunk applied something"
+
+
+def test_a_snapshot_install_commits_exactly_the_snapshot(
+    tmp_path: Path, addresses: list[str]
+) -> None:
+    image = leader_snapshot(tmp_path, addresses, 6)
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    try:
+        # The node held c2 and an uncommitted stale3 of term 1.
+        stale = [(command(node, "c2"), 2, 1), (command(node, "stale3"), 3, 1)]
+        deliver(node, peers(node)[0], append_entries(1, (1, 0), stale, 2))
+        sent = replies(node)
+        install(node, image, commit=6)
+        assert bodies(node) == [f"c{i}" for i in range(2, 7)]
+        assert node._SyncObj__raftCommitIndex == 6  # type: ignore[attr-defined]
+        assert journal_of(node) == [(5, 2), (6, 2)]
+        assert sent[-1]["success"] and sent[-1]["next_node_idx"] == 7
+        assert node.snapshots_installed == 1
+    finally:
+        node.destroy()
+
+
+def test_a_snapshot_older_than_the_commit_index_changes_nothing(
+    tmp_path: Path, addresses: list[str]
+) -> None:
+    """Seen in a chaos soak: a follower that had applied up to 3316 installed a snapshot of
+    2993, went back in time and dropped the entries it had acknowledged after 2993."""
+    image = leader_snapshot(tmp_path, addresses, 4)
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    try:
+        held = [(command(node, f"c{i}"), i, 2) for i in range(2, 7)]
+        deliver(node, peers(node)[1], append_entries(2, (1, 0), held, 6))
+        journal = journal_of(node)
+        sent = replies(node)
+        install(node, image, commit=6)
+        assert bodies(node) == [f"c{i}" for i in range(2, 7)]
+        assert journal_of(node) == journal
+        assert sent[-1]["success"] and sent[-1]["next_node_idx"] == 7
+        assert (node.snapshots_installed, node.snapshots_ignored) == (0, 1)
+    finally:
+        node.destroy()
+
+
+def test_an_install_keeps_the_suffix_the_node_holds_but_vouches_only_for_the_snapshot(
+    tmp_path: Path, addresses: list[str]
+) -> None:
+    """Raft (Fig. 13): a journal holding the snapshot's last entry keeps what follows it."""
+    image = leader_snapshot(tmp_path, addresses, 6)
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    try:
+        held = [(command(node, f"c{i}"), i, 2) for i in range(2, 9)]
+        deliver(node, peers(node)[1], append_entries(2, (1, 0), held, 4))
+        sent = replies(node)
+        install(node, image, commit=8)
+        assert bodies(node) == [f"c{i}" for i in range(2, 7)]
+        assert journal_of(node)[-2:] == [(7, 2), (8, 2)]
+        assert sent[-1]["success"] and sent[-1]["next_node_idx"] == 7
+        deliver(node, peers(node)[1], append_entries(2, (8, 2), [], 8))
+        assert bodies(node) == [f"c{i}" for i in range(2, 9)]
+    finally:
         node.destroy()
 
 
@@ -298,3 +365,64 @@ def test_a_crash_between_snapshot_and_compaction_keeps_the_journal_suffix(
         assert bodies(restarted) == [f"c{i}" for i in range(2, 16)]
     finally:
         restarted.destroy()
+
+
+def test_a_snapshot_is_assembled_from_one_transmission_only(
+    tmp_path: Path, addresses: list[str]
+) -> None:
+    """PySyncObj's leader resumed an abandoned transmission mid-file; the follower joined the
+    two halves into a snapshot older than what it had applied meanwhile."""
+    image = leader_snapshot(tmp_path, addresses, 4)
+    half = len(image) // 2
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    leader = peers(node)[1]
+
+    def chunk(data: bytes, first: bool, last: bool, term: int = 2) -> dict[str, Any]:
+        return {
+            "type": "append_entries",
+            "term": term,
+            "commit_index": 4,
+            "serialized": (data, first, last),
+        }
+
+    try:
+        deliver(node, leader, chunk(image[:half], True, False))
+        # The leader goes back to plain AppendEntries for a while: the transmission is over.
+        deliver(node, leader, append_entries(2, (1, 0), [], 1))
+        deliver(node, leader, chunk(image[half:], False, False))
+        deliver(node, leader, chunk(b"", False, True))
+        assert node.snapshots_installed == 0 and bodies(node) == []
+        # A transmission started in one term is not finished by chunks of another.
+        deliver(node, leader, chunk(image[:half], True, False))
+        deliver(node, leader, chunk(image[half:], False, False, term=3))
+        deliver(node, leader, chunk(b"", False, True, term=3))
+        assert node.snapshots_installed == 0 and bodies(node) == []
+        # One whole transmission installs.
+        deliver(node, leader, chunk(image[:half], True, False, term=3))
+        deliver(node, leader, chunk(image[half:], False, False, term=3))
+        deliver(node, leader, chunk(b"", False, True, term=3))
+        assert node.snapshots_installed == 1 and bodies(node) == ["c2", "c3", "c4"]
+    finally:
+        node.destroy()
+
+
+def test_a_leader_restarts_a_transmission_the_follower_abandoned(
+    tmp_path: Path, addresses: list[str]
+) -> None:
+    node = make_node(addresses, fullDumpFile=str(tmp_path / "node.snapshot"))
+    try:
+        follower = peers(node)[0]
+        history = [(command(node, f"c{i}"), i, 1) for i in range(2, 5)]
+        deliver(node, follower, append_entries(1, (1, 0), history, 4))
+        node._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
+        node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]  # writes the snapshot
+        node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]  # compacts the journal
+        node._SyncObj__setCurrentTerm(3, node.selfNode.id)  # type: ignore[attr-defined]
+        node._SyncObj__onBecomeLeader()  # type: ignore[attr-defined]
+        serializer = node._SyncObj__serializer  # type: ignore[attr-defined]
+        assert serializer.getTransmissionData(follower)[1], "a transmission starts"
+        reset = {"type": "next_node_idx", "next_node_idx": 2, "reset": True, "success": False}
+        node._SyncObj__onMessageReceived(follower, {**reset, "term": 3})  # type: ignore[attr-defined]
+        assert serializer.getTransmissionData(follower)[1], "it starts again from the top"
+    finally:
+        node.destroy()
