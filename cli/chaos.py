@@ -69,7 +69,8 @@ def chaos(
 ) -> None:
     """Faults from a seeded schedule, a recorded history, independent checkers; exit status 1
     on any anomaly."""
-    totals = {"runs": 0, "anomalies": 0, "faults": 0, "snapshot_installs": 0}
+    totals = {"runs": 0, "anomalies": 0, "faults": 0, "snapshots_installed": 0}
+    totals |= {"snapshots_ignored": 0}
     for run_seed in range(seed, seed + seeds):
         folder = Path(out) / f"{workload}-seed{run_seed}"
         console.rule(f"chaos: {workload} workload, nemeses {nemeses}, seed {run_seed}, {net}")
@@ -95,9 +96,10 @@ def chaos(
         totals["runs"] += 1
         totals["anomalies"] += len(result.anomalies)
         totals["faults"] += result.faults_applied
-        totals["snapshot_installs"] += sum(
-            facts["snapshots"]["installed"] for facts in result.raft.values() if facts["snapshots"]
-        )
+        for kind in ("installed", "ignored"):
+            totals[f"snapshots_{kind}"] += sum(
+                facts["snapshots"][kind] for facts in result.raft.values() if facts["snapshots"]
+            )
     if seeds > 1:
         console.print(f"totals: {totals}")
     sys.exit(1 if totals["anomalies"] else 0)

@@ -15,6 +15,9 @@ from rich.table import Table
 
 from logact.jepsen_tests.history import fault_window, is_window_fault
 
+#: The snapshot counters a node reports (server/raft.py, status "snapshots").
+SNAPSHOT_FACTS = ("written", "installed", "ignored")
+
 
 def summary_tables(result: dict[str, Any]) -> list[Table]:
     ops = Table(title="operations")
@@ -64,11 +67,11 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     raft = result.get("raft", {})
     if raft:
         snapshots = ", ".join(
-            f"{node} {facts['snapshots']['written']}/{facts['snapshots']['installed']}"
+            f"{node} " + "/".join(str(facts["snapshots"].get(k, 0)) for k in SNAPSHOT_FACTS)
             for node, facts in sorted(raft.items())
             if facts.get("snapshots")
         )
-        console.print(f"snapshots written/installed per node: {snapshots}")
+        console.print(f"snapshots {'/'.join(SNAPSHOT_FACTS)} per node: {snapshots}")
     for note in result.get("notes", []):
         console.print(f"note: {note}")
 
