@@ -4,16 +4,23 @@ No sockets, threads, clocks or randomness: every input (including timestamps) ar
 command, so the same command sequence yields the same state on every replica, in the embedded
 store and under hypothesis. Commands are plain dicts built and validated by
 ``logact.server.commands``; ``apply`` returns a reply dict (``{"ok": True, ...}`` or
-``{"ok": False, "code": ..., "message": ...}``) and never raises for a well-formed command.
+``{"ok": False, "code": ..., "message": ...}``) and never raises, whatever the command: Raft
+retries a raising entry forever, so one bad command would stop the cluster for good.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from logact.client.errors import ErrorCode
+from logact.server.command_shape import malformed
+
+log = logging.getLogger(__name__)
+#: Exception types already logged by ``LogState.apply`` (each is logged once per process).
+_LOGGED: set[str] = set()
 
 # Entry as stored: (pos, ts, type, author, body, size). Tuples keep memory and snapshots small.
 StoredEntry = tuple[int, int, str, str, Any, int]
@@ -74,8 +81,22 @@ class LogState:
         self.dedup_max_clients = dedup_max_clients
 
     # ------------------------------------------------------------------ commands
-    def apply(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, cmd: Any) -> dict[str, Any]:
+        """The reply to ``cmd``; the same on every replica, and never an exception."""
         self.applied += 1
+        problem = malformed(cmd)
+        if problem is not None:
+            return fail(ErrorCode.BAD_REQUEST, f"malformed command: {problem}")
+        try:
+            return self._apply(cmd)
+        except Exception as exc:  # a bug: answer alike everywhere instead of wedging Raft
+            name = type(exc).__name__
+            if name not in _LOGGED:
+                _LOGGED.add(name)
+                log.error("a command could not be applied (%s); answered with an error", name)
+            return fail(ErrorCode.BAD_REQUEST, f"the command could not be applied ({name})")
+
+    def _apply(self, cmd: dict[str, Any]) -> dict[str, Any]:
         op = cmd["op"]
         if op == "append":
             return self._append(cmd)
@@ -83,11 +104,11 @@ class LogState:
             return self._trim(cmd)
         if op == "claim":
             return self._claim(cmd)
-        if op == "barrier":
-            return ok()
-        return fail(ErrorCode.BAD_REQUEST, f"unknown command {op!r}")
+        return ok()  # barrier
 
-    def apply_batch(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def apply_batch(self, cmds: Any) -> list[dict[str, Any]]:
+        if not isinstance(cmds, list):
+            return [fail(ErrorCode.BAD_REQUEST, "malformed command: a batch must be a list")]
         return [self.apply(cmd) for cmd in cmds]
 
     def _append(self, cmd: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ FENCE_NAMES = ("driver", "exec")
 bodies = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
+    st.integers(min_value=-(2**64), max_value=2**64 - 1),
     st.text(max_size=12),
     st.binary(max_size=12),
     st.lists(st.integers(min_value=0, max_value=1000), max_size=4),
