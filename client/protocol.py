@@ -7,6 +7,7 @@ encoding, incremental decoding and the entry shape shared by server and client.
 from __future__ import annotations
 
 import io
+import math
 import re
 import struct
 from collections.abc import Iterator
@@ -37,12 +38,73 @@ def encode(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
+#: Nesting of an entry body, and of a whole frame (request > entries > entry > body).
+MAX_BODY_DEPTH = 32
+MAX_DEPTH = MAX_BODY_DEPTH + 4
+#: Integers on the wire: CBOR's own (major types 0 and 1); bignums (tags 2, 3) are refused.
+INT_RANGE = (-(2**64), 2**64)
+#: Tags cbor2 decodes by itself, some at great cost (30: a fraction, 35: a regex, 28/29:
+#: shared references that expand exponentially); refused before any of that work.
+BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261)
+BUILTIN_TAGS += (1004, 43000, 55799)
+
+
+def _refuse_tag(*_: Any) -> Any:
+    raise ValueError("CBOR tags are not accepted")
+
+
+_STRICT: dict[str, Any] = {
+    "tag_hook": _refuse_tag,
+    "semantic_decoders": dict.fromkeys(BUILTIN_TAGS, _refuse_tag),
+    "max_depth": MAX_DEPTH,
+    "allow_indefinite": False,
+    "allow_duplicate_keys": False,
+    "strict_hashable_types": True,
+    "str_errors": "strict",
+}
+
+
+def unsupported(value: Any) -> str | None:
+    """Why ``value`` is outside the data model of entry bodies (JSON-like), or None.
+
+    Maps with text keys, arrays, text, bytes, booleans, null, integers in ``INT_RANGE`` and
+    finite floats. Anything else (``undefined``, simple values, NaN, objects) could not be
+    stored, compared, pickled or sent alike on every node. The decoder has already refused
+    tags, deep nesting and odd keys; this walk is the rest, for every body, on every path.
+    """
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bytes or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not INT_RANGE[0] <= item < INT_RANGE[1]:
+                return "integers must fit 64 bits"
+        elif kind is float:
+            if not math.isfinite(item):
+                return "floats must be finite"
+        elif kind is dict or kind is list:
+            if depth >= MAX_BODY_DEPTH:
+                return f"bodies nest at most {MAX_BODY_DEPTH} levels deep"
+            if kind is dict:
+                if any(type(key) is not str for key in item):
+                    return "map keys must be text"
+                item = item.values()
+            stack.extend((child, depth + 1) for child in item)
+        else:
+            return f"{kind.__name__} values are not accepted"
+    return None
+
+
 def decode_payload(payload: bytes) -> dict[str, Any]:
+    """One frame's CBOR map, decoded strictly: no tags, no indefinite lengths, no duplicate or
+    non-text/bytes keys, at most ``MAX_DEPTH`` deep (BadFrame otherwise)."""
     stream = io.BytesIO(payload)
     try:
-        message = cbor2.CBORDecoder(stream).decode()
-    except Exception as exc:  # cbor2 raises many types (incl. RecursionError) on garbage
-        raise BadFrame(f"payload is not valid CBOR: {exc}") from None
+        message = cbor2.CBORDecoder(stream, **_STRICT).decode()
+    except Exception as exc:  # cbor2 raises many types on garbage
+        raise BadFrame(f"payload is not valid CBOR of the accepted kinds: {exc}") from None
     if stream.tell() != len(payload):
         raise BadFrame(f"{len(payload) - stream.tell()} bytes follow the CBOR item in the frame")
     if not isinstance(message, dict):
@@ -56,6 +118,8 @@ class FrameDecoder:
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buffer = bytearray()
+        #: Payload size of the frame last yielded (what holding its message costs).
+        self.last_size = 0
 
     def feed(self, data: bytes) -> None:
         self._buffer += data
@@ -71,6 +135,7 @@ class FrameDecoder:
                 return
             payload = bytes(self._buffer[HEADER.size : end])
             del self._buffer[:end]
+            self.last_size = length
             try:
                 yield decode_payload(payload)
             except BadFrame as exc:

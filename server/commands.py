@@ -16,7 +16,8 @@ from typing import Any
 import cbor2
 
 from logact.client.errors import BadRequest, Forbidden, TooLarge
-from logact.client.protocol import BUS_ID
+from logact.client.protocol import BUS_ID, unsupported
+from logact.server.command_shape import INT_LIMIT
 
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
@@ -74,7 +75,7 @@ def bus_id(request: dict[str, Any]) -> str:
 
 def position(request: dict[str, Any], name: str, default: Any = ...) -> int:
     value = field(request, name, int, default)
-    if value is not None and not 0 <= value < 2**63:
+    if value is not None and not 0 <= value < INT_LIMIT:
         raise BadRequest(f"field {name!r} must be a position in [0, 2**63)")
     return value
 
@@ -167,6 +168,10 @@ def append_command(
             raise BadRequest(f"entry {index}: body cannot be encoded: {exc}") from None
         if size is None:
             raise TooLarge(f"entry {index} is over the limit of {limits.max_entry_bytes} bytes")
+        # Only now is the walk bounded: a body that encodes small holds few items.
+        problem = unsupported(raw["body"])
+        if problem is not None:
+            raise BadRequest(f"entry {index}: {problem}")
         total += size
         if total > limits.max_batch_bytes:
             raise TooLarge(f"batch is over the limit of {limits.max_batch_bytes} bytes")
@@ -186,7 +191,7 @@ def append_command(
             or not 1 <= len(key[0]) <= 128
             or isinstance(key[1], bool)
             or not isinstance(key[1], int)
-            or not 0 <= key[1] < 2**63
+            or not 0 <= key[1] < INT_LIMIT
         ):
             raise BadRequest("'key' must be [client_id (1-128 chars), sequence number >= 0]")
         cmd["key"] = (key[0], key[1])
@@ -201,9 +206,9 @@ def append_command(
             or not NAME.fullmatch(fence[0])
             or isinstance(fence[1], bool)
             or not isinstance(fence[1], int)
-            or fence[1] < 0
+            or not 0 <= fence[1] < INT_LIMIT
         ):
-            raise BadRequest("'fence' must be [name, epoch >= 0]")
+            raise BadRequest("'fence' must be [name, epoch in [0, 2**63)]")
         cmd["fence"] = (fence[0], fence[1])
     return cmd
 

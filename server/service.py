@@ -89,7 +89,8 @@ class LogService:
         op = request.get("op")
         handler = self._handlers.get(op) if isinstance(op, str) else None
         if handler is None:
-            raise BadRequest(f"unknown op {op!r}")
+            known = ", ".join(sorted(self._handlers))
+            raise BadRequest(f"'op' must be one of {known}")
         return await handler(self, principal, request)
 
     async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:

@@ -74,15 +74,18 @@ def test_author_comes_from_the_principal_not_the_request() -> None:
     assert cmd["author"] == "alice"
 
 
+WIRE_INT = st.integers(min_value=-(2**64), max_value=2**64 - 1)
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     bus=GOOD_BUS,
     etypes=st.lists(GOOD_TYPE, min_size=1, max_size=5),
-    body=st.none() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=5),
+    body=st.none() | WIRE_INT | st.text(max_size=30) | st.lists(WIRE_INT, max_size=5),
     seq=st.integers(min_value=0, max_value=2**63 - 1),
     expect=st.integers(min_value=0, max_value=2**63 - 1),
     fence_name=GOOD_NAME,
-    epoch=st.integers(min_value=0, max_value=2**70),
+    epoch=st.integers(min_value=0, max_value=2**63 - 1),
 )
 def test_every_well_formed_append_is_accepted(
     bus: str, etypes: list[str], body: Any, seq: int, expect: int, fence_name: str, epoch: int
