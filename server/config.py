@@ -99,6 +99,41 @@ class RaftTuning:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The [server] table: timeouts and the limits on what a client can make a node hold.
+
+    Every limit is listed with its error in docs/protocol.md, "Limits and hostile input".
+    """
+
+    #: Server-side timeout of one replicated operation before it is reported as ``timeout``.
+    request_timeout: float = 10.0
+    #: Bounded per-connection outbound queue (frames); a subscriber that falls this far behind
+    #: for ``slow_consumer_timeout`` seconds is cut off with ``overloaded``.
+    send_queue_frames: int = 256
+    slow_consumer_timeout: float = 10.0
+    #: A connection whose replies cannot be written for this long (its client reads nothing)
+    #: is closed.
+    write_timeout: float = 30.0
+    max_inflight_per_connection: int = 512
+    #: Until 'hello' succeeds: the largest frame, and how long a connection may take to say it.
+    preauth_max_frame: int = 64 * 1024
+    hello_timeout: float = 5.0
+    #: Open client connections per node (fitted under RLIMIT_NOFILE at start) and per peer IP.
+    max_connections: int = 4096
+    max_connections_per_peer: int = 1024
+    #: An authenticated connection with no request, subscription or reply in flight for this
+    #: long is closed.
+    idle_timeout: float = 600.0
+    #: Request frames in flight plus replies not yet sent: per connection and per node. Past
+    #: either, a node stops reading from the connection until its replies drain.
+    max_connection_bytes: int = 64 * 1024 * 1024
+    max_node_bytes: int = 512 * 1024 * 1024
+    #: A failed 'hello' is answered after this delay, doubled for each further failure from the
+    #: same address within a minute (at most 5 s).
+    failed_hello_delay: float = 0.1
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterConfig:
     mode: str  # "raft" or "embedded"
     nodes: tuple[NodeConfig, ...]
@@ -107,13 +142,7 @@ class ClusterConfig:
     tokens: dict[str, Principal]
     limits: Limits = field(default_factory=Limits)
     raft: RaftTuning = field(default_factory=RaftTuning)
-    #: Server-side timeout of one replicated operation before it is reported as ``timeout``.
-    request_timeout: float = 10.0
-    #: Bounded per-connection outbound queue (frames); a subscriber that falls this far behind
-    #: for ``slow_consumer_timeout`` seconds is cut off with ``overloaded``.
-    send_queue_frames: int = 256
-    slow_consumer_timeout: float = 10.0
-    max_inflight_per_connection: int = 512
+    server: ServerSettings = field(default_factory=ServerSettings)
     unsafe: Unsafe = field(default_factory=Unsafe)
 
     def node(self, node_id: str) -> NodeConfig:
@@ -200,14 +229,6 @@ def _check_raft_timing(raft: RaftTuning) -> None:
         raise ConfigError(f"[raft] settings must satisfy: {', '.join(broken)}")
 
 
-SERVER_DEFAULTS = {
-    "request_timeout": 10.0,
-    "slow_consumer_timeout": 10.0,
-    "send_queue_frames": 256,
-    "max_inflight_per_connection": 512,
-}
-
-
 def parse_config(data: dict[str, Any]) -> ClusterConfig:
     _reject_unknown(
         data,
@@ -270,10 +291,10 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
     _check_raft_timing(raft)
-    extra = _settings(SERVER_DEFAULTS, _table(data, "server"), "server")
+    server = _dataclass_from(ServerSettings, _table(data, "server"), "server")
     unsafe = _parse_unsafe(_table(data, "unsafe"))
     return ClusterConfig(
-        mode, tuple(nodes), durability, password, tokens, limits, raft, **extra, unsafe=unsafe
+        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe
     )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -18,6 +20,34 @@ from logact.server.service import LogService
 log = logging.getLogger(__name__)
 
 
+#: Descriptors kept free of client connections: Raft peers, journal, snapshots, logs.
+RESERVED_DESCRIPTORS = 256
+
+
+def fit_descriptors(config: ClusterConfig) -> ClusterConfig:
+    """Raise RLIMIT_NOFILE to its hard limit; keep the client connection cap well below it.
+
+    Run out of descriptors and PySyncObj's Raft listener closes for good (issue 13), so client
+    connections may use only what is left after ``RESERVED_DESCRIPTORS``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    room = max(16, soft - RESERVED_DESCRIPTORS)
+    settings = config.server
+    if settings.max_connections <= room:
+        return config
+    log.warning(
+        "max_connections %d lowered to %d: RLIMIT_NOFILE is %d",
+        settings.max_connections,
+        room,
+        soft,
+    )
+    fitted = dataclasses.replace(settings, max_connections=room)
+    return dataclasses.replace(config, server=fitted)
+
+
 def data_dir_for(config: ClusterConfig, node_id: str, run_dir: Path) -> Path:
     path = Path(config.node(node_id).data_dir)
     return path if path.is_absolute() else run_dir / path
@@ -28,6 +58,7 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     # PySyncObj's tick thread and the trio thread share the GIL: the default 5 ms switch
     # interval would add up to 5 ms to every hand-off between them.
     sys.setswitchinterval(0.0002)
+    config = fit_descriptors(config)
     node = config.node(node_id)
     data_dir = data_dir_for(config, node_id, run_dir)
     backend: RaftBackend | EmbeddedBackend
@@ -36,7 +67,7 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     else:
         backend = EmbeddedBackend(data_dir, durability=config.durability, node_id=node.id)
     service = LogService(
-        backend, config.limits, request_timeout=config.request_timeout, unsafe=config.unsafe
+        backend, config.limits, request_timeout=config.server.request_timeout, unsafe=config.unsafe
     )
     if config.unsafe.any:
         log.warning("node %s runs UNSAFE modes for chaos validation: %s", node.id, config.unsafe)

@@ -70,7 +70,7 @@ def test_repo_cluster_toml() -> None:
     assert config.limits == Limits(
         max_entry_bytes=1048576, max_batch_entries=1000, max_batch_bytes=4194304
     )
-    assert config.request_timeout == 10.0 and config.slow_consumer_timeout == 10.0
+    assert config.server.request_timeout == 10.0 and config.server.slow_consumer_timeout == 10.0
     admin = config.principal_for("admin-token-change-me")
     assert admin is not None and admin.name == "admin" and admin.admin
     observer = config.principal_for("observer-token-change-me")
@@ -96,7 +96,8 @@ def test_minimal_configs_and_defaults() -> None:
     assert config.node("n1").data_dir == "data/n1"
     assert config.node("n2").data_dir == "d/2"
     assert config.password == "long-enough-secret"
-    assert config.send_queue_frames == 256 and config.max_inflight_per_connection == 512
+    assert config.server.send_queue_frames == 256
+    assert config.server.max_inflight_per_connection == 512
     embedded = parse_config(EMBEDDED)
     assert embedded.durability == "fsync" and embedded.mode == "embedded"
     # mode defaults to raft, which needs Raft addresses
@@ -124,9 +125,9 @@ def test_tuning_sections_are_parsed_and_ints_widen_to_float() -> None:
     assert config.limits.max_read_limit == 10
     assert config.raft.raft_min_timeout == 1.0 and isinstance(config.raft.raft_min_timeout, float)
     assert config.raft.log_compaction_min_entries == 5
-    assert config.request_timeout == 2.0 and isinstance(config.request_timeout, float)
-    assert config.slow_consumer_timeout == 0.5
-    assert (config.send_queue_frames, config.max_inflight_per_connection) == (3, 4)
+    assert config.server.request_timeout == 2.0 and isinstance(config.server.request_timeout, float)
+    assert config.server.slow_consumer_timeout == 0.5
+    assert (config.server.send_queue_frames, config.server.max_inflight_per_connection) == (3, 4)
     assert config.durability == "os"
 
 
