@@ -26,6 +26,7 @@ import logging
 import os
 import pickle
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ import pysyncobj.syncobj as pysyncobj_module
 import trio
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 from pysyncobj.node import TCPNode
+from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
 from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
@@ -45,7 +47,10 @@ from logact.server.state import LogState
 from logact.server.storage import fsync_dir
 
 log = logging.getLogger(__name__)
-MAX_RAFT_MESSAGE = 32 * 1024 * 1024
+MAX_RAFT_MESSAGE = peer_transport.MAX_MESSAGE
+#: Incoming Raft connections not yet identified as a peer: how long, and how many at once.
+PEER_HELLO_TIMEOUT = 5.0
+MAX_UNKNOWN_PEERS = 16
 PEER_SOCKET_BUFFER = 4 * 1024 * 1024
 
 _FAILURES: dict[int, tuple[type[LogError], str]] = {
@@ -87,7 +92,17 @@ class PeerNode(TCPNode):
 
 
 class PeerTransport(TCPTransport):
-    """TCPTransport that tells peers apart by id, so dial addresses may differ from ids."""
+    """TCPTransport that tells peers apart by id, so dial addresses may differ from ids.
+
+    It also keeps its listener alive (PySyncObj never binds again once it unbound), and closes
+    incoming connections that have not identified as a peer within ``PEER_HELLO_TIMEOUT`` (the
+    oldest first beyond ``MAX_UNKNOWN_PEERS`` at once): idle strangers must not use up
+    descriptors.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._unknown_since: dict[Any, float] = {}
+        super().__init__(*args, **kwargs)
 
     def addNode(self, node: TCPNode) -> None:
         # A dialling peer announces its own address, which is its id here.
@@ -101,6 +116,33 @@ class PeerTransport(TCPTransport):
             and node not in self._preventConnectNodes
             and (self._selfIsReadonlyNode or self._selfNode.id > node.id)
         )
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        super()._onNewIncomingConnection(conn)
+        known = [c for c in self._unknown_since if c not in self._unknownConnections]
+        for identified in known:
+            del self._unknown_since[identified]
+        self._unknown_since[conn] = time.monotonic()
+        # Over the cap the oldest stranger goes: a real peer identifies within milliseconds.
+        while len(self._unknown_since) > MAX_UNKNOWN_PEERS:
+            oldest = next(iter(self._unknown_since))
+            del self._unknown_since[oldest]
+            oldest.disconnect()
+
+    def _onTick(self) -> None:
+        if self._ready and self._server is not None and not self._server_bound():
+            self._ready = False  # PySyncObj unbound it after an accept error: bind again
+        now = time.monotonic()
+        for conn, since in list(self._unknown_since.items()):
+            if conn not in self._unknownConnections:
+                del self._unknown_since[conn]
+            elif now - since > PEER_HELLO_TIMEOUT:
+                del self._unknown_since[conn]
+                conn.disconnect()
+        super()._onTick()
+
+    def _server_bound(self) -> bool:
+        return self._server._TcpServer__state == SERVER_STATE.BINDED  # type: ignore[union-attr]
 
 
 class LogSyncObj(SyncObj):
@@ -425,7 +467,7 @@ class RaftBackend:
         self.lock = threading.Lock()
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self._timeout = config.request_timeout
+        self._timeout = config.server.request_timeout
         self._by_raft = {n.raft_address: n for n in config.nodes}
         self._journal_holder: dict[str, FsyncJournal] = {}
         sync = config.durability == "fsync"
