@@ -32,10 +32,11 @@ class RawConnection:
         self.decoder = protocol.FrameDecoder()
 
     @classmethod
-    async def open(cls, address: str) -> RawConnection:
+    async def open(cls, address: str, *, local: str | None = None) -> RawConnection:
+        """Connected to ``address``, from ``local`` if given (e.g. another 127.x address)."""
         host, port = parse_address(address)
         with trio.fail_after(STEP_TIMEOUT):
-            return cls(await trio.open_tcp_stream(host, port))
+            return cls(await trio.open_tcp_stream(host, port, local_address=local))
 
     async def send_bytes(self, data: bytes) -> None:
         with trio.fail_after(STEP_TIMEOUT):
