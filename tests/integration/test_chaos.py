@@ -72,17 +72,24 @@ async def test_stale_reads_are_caught(tmp_path: Path) -> None:
 
 
 async def test_appends_without_dedup_are_caught_duplicating(tmp_path: Path) -> None:
-    result = await run_chaos(
-        ChaosOptions(
-            nemeses=["kill:leader"],
-            workload="log",
-            time_s=35,
-            seed=14,
-            out=tmp_path,
-            unsafe="no-dedup",
+    """A duplicate needs an append committed by a leader killed before it answered: likely in
+    one run, not certain (seen missing once on a loaded machine), so up to three seeds run."""
+    fired: set[str] = set()
+    for seed in (14, 17, 18):
+        result = await run_chaos(
+            ChaosOptions(
+                nemeses=["kill:leader"],
+                workload="log",
+                time_s=35,
+                seed=seed,
+                out=tmp_path / str(seed),
+                unsafe="no-dedup",
+            )
         )
-    )
-    assert checkers_that_fired(result) & {"total_order", "lost_writes"}
+        fired = checkers_that_fired(result) & {"total_order", "lost_writes"}
+        if fired:
+            break
+    assert fired
 
 
 @pytest.mark.skipif(netns_unavailable() is not None, reason=str(netns_unavailable()))
