@@ -5,7 +5,8 @@ How PySyncObj is used (see docs/durability.md):
 - our ``FsyncJournal`` replaces PySyncObj's journal, and we fsync it (group commit) at the start
   of every tick — before the leader counts itself towards a commit — and before a follower
   acknowledges appended entries, so an acknowledged append is on stable storage on a majority;
-- snapshots use our own serializer (CBOR state, fsync'd), not a pickle of the whole object;
+- snapshots are our own CBOR state, not a pickle of the whole object, written and fsync'd by a
+  worker thread (server/snapshot_writer.py) so that Raft's tick thread never waits for them;
 - on restart, loading the snapshot keeps the journal's entries after it when the journal holds
   the snapshot's last entry. PySyncObj clears the journal unless it was already compacted to
   that point, so a crash between writing a snapshot and compacting the journal lost every entry
@@ -35,7 +36,9 @@ import cbor2
 import pysyncobj.syncobj as pysyncobj_module
 import trio
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj.monotonic import monotonic as monotonicTime
 from pysyncobj.node import TCPNode
+from pysyncobj.serializer import SERIALIZER_STATE
 from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
@@ -43,6 +46,7 @@ from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unava
 from logact.server import peer_transport
 from logact.server.config import ClusterConfig, NodeConfig, RaftTuning
 from logact.server.journal import FsyncJournal
+from logact.server.snapshot_writer import Progress, SnapshotWriter
 from logact.server.state import LogState
 from logact.server.storage import fsync_dir
 
@@ -52,6 +56,18 @@ MAX_RAFT_MESSAGE = peer_transport.MAX_MESSAGE
 PEER_HELLO_TIMEOUT = 5.0
 MAX_UNKNOWN_PEERS = 16
 PEER_SOCKET_BUFFER = 4 * 1024 * 1024
+
+
+def _replaced(*_: Any) -> None:
+    raise RuntimeError("snapshots are written by LogSyncObj._start_snapshot")
+
+
+_PROGRESS = {
+    Progress.IDLE: SERIALIZER_STATE.NOT_SERIALIZING,
+    Progress.WRITING: SERIALIZER_STATE.SERIALIZING,
+    Progress.DONE: SERIALIZER_STATE.SUCCESS,
+    Progress.FAILED: SERIALIZER_STATE.FAILED,
+}
 
 _FAILURES: dict[int, tuple[type[LogError], str]] = {
     FAIL_REASON.QUEUE_FULL: (Overloaded, "the Raft command queue is full"),
@@ -177,10 +193,16 @@ class LogSyncObj(SyncObj):
         self.snapshots_written = 0
         self.snapshots_installed = 0
         self.snapshots_ignored = 0
+        self._writer = SnapshotWriter(durable)
         if conf.fullDumpFile is not None:
-            conf.serializer = self._write_snapshot
+            conf.useFork = False
+            # PySyncObj wants both hooks; ``serialize`` itself is replaced below.
+            conf.serializer = _replaced
             conf.deserializer = self._read_snapshot
+            conf.serializeChecker = self._snapshot_progress
         super().__init__(self_address, partners, conf, transportClass=PeerTransport)
+        if conf.fullDumpFile is not None:
+            self._SyncObj__serializer.serialize = self._start_snapshot  # type: ignore[attr-defined]
 
     @property
     def state(self) -> LogState:
@@ -201,19 +223,27 @@ class LogSyncObj(SyncObj):
         return []
 
     # ---- snapshots (PySyncObj's serializer hooks) -----------------------------------------
-    def _write_snapshot(self, path: str, raft_meta: Any) -> None:
-        """Called on the tick thread with the state exactly at the snapshot's log index."""
+    def _start_snapshot(self, data: Any, snapshot_id: int) -> None:
+        """PySyncObj's ``Serializer.serialize``, replaced (``server/snapshot_writer.py``).
+
+        Called on the tick thread with the state exactly at the snapshot's log index: the
+        image is taken now, the file is written by a worker thread.
+        """
         with self._lock:
             image = self.state.to_snapshot()
-        data = cbor2.dumps({"state": image, "raft": pickle.dumps(raft_meta)})
-        with open(path, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if self._durable:
-                os.fsync(handle.fileno())
-        if self._durable:
-            fsync_dir(Path(path).parent)
-        self.snapshots_written += 1
+        serializer = self._SyncObj__serializer  # type: ignore[attr-defined]
+        serializer._Serializer__currentID = snapshot_id
+        document = {"state": image, "raft": pickle.dumps(data[1:])}
+        self._writer.start(self._snapshot_path, document)
+
+    def _snapshot_progress(self) -> int:
+        """PySyncObj's ``serializeChecker``: where the snapshot being written stands."""
+        progress = self._writer.progress()
+        if progress is Progress.DONE:
+            self.snapshots_written += 1
+            # Transmissions still reading the previous file start again from this one.
+            self._SyncObj__serializer._Serializer__transmissions = {}  # type: ignore[attr-defined]
+        return _PROGRESS[progress]
 
     def _parse_snapshot(self, path: str) -> tuple[Any, tuple[Any, Any, Any]]:
         """(state image, (last entry, entry before it, cluster)) of a snapshot file."""
@@ -355,6 +385,9 @@ class LogSyncObj(SyncObj):
         if installing:
             self.snapshots_installed += 1
             self._install_reply = (True, loaded + 1)
+            # Loading a large snapshot takes a while: it is no sign that the leader is gone.
+            timeout = self._SyncObj__generateRaftTimeout()  # type: ignore[attr-defined]
+            self._SyncObj__raftElectionDeadline = monotonicTime() + timeout
 
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")

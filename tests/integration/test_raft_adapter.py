@@ -69,6 +69,13 @@ def deliver(node: LogSyncObj, sender: Any, message: dict[str, Any]) -> None:
     node._SyncObj__applyLogEntries()  # type: ignore[attr-defined]
 
 
+def write_snapshot(node: LogSyncObj) -> None:
+    """Start a snapshot and wait until its worker thread has written it (not compacted yet)."""
+    node._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
+    node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
+    node._writer.join(10)
+
+
 def bodies(node: LogSyncObj) -> list[str]:
     bus = node.state.buses.get("b")
     return [entry[4] for entry in bus.entries] if bus is not None else []
@@ -189,8 +196,7 @@ def leader_snapshot(tmp_path: Path, addresses: list[str], last: int) -> bytes:
     try:
         history = [(command(leader, f"c{i}"), i, 2) for i in range(2, last + 1)]
         deliver(leader, peers(leader)[0], append_entries(2, (1, 0), history, last))
-        leader._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
-        leader._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
+        write_snapshot(leader)
         return (tmp_path / "leader.snap").read_bytes()
     finally:
         leader.destroy()
@@ -344,9 +350,8 @@ def test_a_crash_between_snapshot_and_compaction_keeps_the_journal_suffix(
     leader = peers(node)[0]
     first = [(command(node, f"c{i}"), i, 1) for i in range(2, 11)]
     deliver(node, leader, append_entries(1, (1, 0), first, 10))
-    # The snapshot is written (synchronously: we have our own serializer) ...
-    node._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
-    node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]
+    # The snapshot is written ...
+    write_snapshot(node)
     assert Path(files["fullDumpFile"]).exists()
     # ... more entries are acknowledged and committed, and the node dies before the next tick
     # would have compacted its journal.
@@ -414,8 +419,7 @@ def test_a_leader_restarts_a_transmission_the_follower_abandoned(
         follower = peers(node)[0]
         history = [(command(node, f"c{i}"), i, 1) for i in range(2, 5)]
         deliver(node, follower, append_entries(1, (1, 0), history, 4))
-        node._SyncObj__forceLogCompaction = True  # type: ignore[attr-defined]
-        node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]  # writes the snapshot
+        write_snapshot(node)
         node._SyncObj__tryLogCompaction()  # type: ignore[attr-defined]  # compacts the journal
         node._SyncObj__setCurrentTerm(3, node.selfNode.id)  # type: ignore[attr-defined]
         node._SyncObj__onBecomeLeader()  # type: ignore[attr-defined]
