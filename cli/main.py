@@ -40,6 +40,7 @@ class LazyGroup(click.Group):
         "health": "logact.cli.health:health",
         "supervise": "logact.cli.supervise:supervise",
         "scenario": "logact.cli.scenario:scenario",
+        "bench-snapshots": "logact.benchmarks.snapshots:bench_snapshots",
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
