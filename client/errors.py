@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_BUS = "unknown_bus"
     TRIMMED = "trimmed"
     OVERLOADED = "overloaded"
+    QUOTA_EXCEEDED = "quota_exceeded"
 
 
 class LogError(Exception):
@@ -101,6 +102,12 @@ class Overloaded(LogError):
     retryable = True
 
 
+class QuotaExceeded(LogError):
+    """A quota of live bytes or subscriptions is used up: trim, or unsubscribe, first."""
+
+    code = ErrorCode.QUOTA_EXCEEDED
+
+
 ERROR_CLASSES: dict[ErrorCode, type[LogError]] = {
     cls.code: cls
     for cls in (
@@ -116,6 +123,7 @@ ERROR_CLASSES: dict[ErrorCode, type[LogError]] = {
         UnknownBus,
         Trimmed,
         Overloaded,
+        QuotaExceeded,
     )
 }
 

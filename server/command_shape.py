@@ -65,6 +65,11 @@ def _append(cmd: dict[str, Any]) -> str | None:
             return f"{name!r} must be (name, integer in [0, 2**63))"
     if "expect_tail" in cmd and not _int(cmd["expect_tail"]):
         return "'expect_tail' must be an integer in [0, 2**63)"
+    quota = cmd.get("quota")
+    if quota is not None and not (
+        isinstance(quota, tuple | list) and len(quota) == 3 and all(_int(q) for q in quota)
+    ):
+        return "'quota' must be (bus bytes, author bytes, log bytes)"
     return None
 
 

@@ -30,6 +30,11 @@ class Limits:
     max_batch_bytes: int = 4 * 1024 * 1024
     max_read_limit: int = 1000
     max_read_bytes: int = 4 * 1024 * 1024
+    #: Live (untrimmed) bytes of entry bodies: per bus, per author and in the whole log. The
+    #: log is held in memory: these bound what appends can make every node hold.
+    max_bus_bytes: int = 256 * 1024 * 1024
+    max_principal_bytes: int = 1024 * 1024 * 1024
+    max_log_bytes: int = 4 * 1024 * 1024 * 1024
 
     @property
     def max_frame(self) -> int:
@@ -182,6 +187,8 @@ def append_command(
         "entries": entries,
         "author": author,
         "ts": ts,
+        # In the command, so that every replica decides with the same numbers.
+        "quota": (limits.max_bus_bytes, limits.max_principal_bytes, limits.max_log_bytes),
     }
     key = field(request, "key", list, None)
     if key is not None:

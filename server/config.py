@@ -115,6 +115,9 @@ class ServerSettings:
     #: is closed.
     write_timeout: float = 30.0
     max_inflight_per_connection: int = 512
+    #: Open subscriptions per connection, and per principal on one node.
+    max_subscriptions_per_connection: int = 64
+    max_subscriptions_per_principal: int = 1024
     #: Until 'hello' succeeds: the largest frame, and how long a connection may take to say it.
     preauth_max_frame: int = 64 * 1024
     hello_timeout: float = 5.0

@@ -17,7 +17,7 @@ import contextlib
 import errno
 import logging
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +28,7 @@ from logact.client.errors import (
     BadRequest,
     LogError,
     Overloaded,
+    QuotaExceeded,
     TooLarge,
     Unauthorized,
     Unavailable,
@@ -149,6 +150,8 @@ class Front:
         self.admission = Admission(config.server)
         self.throttle = HelloThrottle(config.server.failed_hello_delay)
         self.events = RateLimitedLog(log, counts=service.counters)
+        #: Open subscriptions by principal name.
+        self.subscriptions: Counter[str] = Counter()
 
 
 class Connection:
@@ -315,7 +318,7 @@ class Connection:
             await self._start_subscription(request_id, message, nursery)
         elif op == "unsubscribe":
             sub = message.get("sub")
-            scope = self.subscriptions.get(sub) if isinstance(sub, int) else None
+            scope = self.subscriptions.pop(sub, None) if isinstance(sub, int) else None
             if scope is not None:
                 scope.cancel()
             await self._reply(ok_frame(request_id, {"cancelled": scope is not None}))
@@ -386,10 +389,26 @@ class Connection:
         if request_id in self.subscriptions:
             await self._reply(error_frame(request_id, BadRequest("subscription id in use")))
             return
+        refusal = self._subscription_quota()
+        if refusal is not None:
+            await self._reply(error_frame(request_id, QuotaExceeded(refusal)))
+            return
         scope = trio.CancelScope()
         self.subscriptions[request_id] = scope
         await self._reply(ok_frame(request_id, {"sub": request_id}))
+        assert self.principal is not None
+        self.front.subscriptions[self.principal.name] += 1  # given back by _subscription
         nursery.start_soon(self._subscription, request_id, scope, bus, start, types)
+
+    def _subscription_quota(self) -> str | None:
+        assert self.principal is not None
+        per_connection = self.settings.max_subscriptions_per_connection
+        if len(self.subscriptions) >= per_connection:
+            return f"a connection holds at most {per_connection} subscriptions"
+        per_principal = self.settings.max_subscriptions_per_principal
+        if self.front.subscriptions[self.principal.name] >= per_principal:
+            return f"{self.principal.name!r} holds {per_principal} subscriptions on this node"
+        return None
 
     async def _subscription(
         self,
@@ -399,23 +418,30 @@ class Connection:
         start: int,
         types: frozenset[str] | None,
     ) -> None:
+        assert self.principal is not None
+        held = self.front.subscriptions
         error: LogError | None = None
-        with scope:
-            try:
-                async for chunk in self.service.subscribe(bus, start, types):
-                    frame = protocol.encode({"id": sub, "event": "entries", "entries": chunk})
-                    with trio.move_on_after(self.settings.slow_consumer_timeout) as waited:
-                        await self._enqueue(frame)
-                    if waited.cancelled_caught:
-                        self.service.counters["subscribers_cut_off"] += 1
-                        raise Overloaded(
-                            "subscriber too slow: cut off; resume from the last position"
-                        )
-            except LogError as exc:
-                error = exc
-            except (trio.ClosedResourceError, trio.BrokenResourceError):
-                pass
-        self.subscriptions.pop(sub, None)
+        try:
+            with scope:
+                try:
+                    async for chunk in self.service.subscribe(bus, start, types):
+                        frame = protocol.encode({"id": sub, "event": "entries", "entries": chunk})
+                        with trio.move_on_after(self.settings.slow_consumer_timeout) as waited:
+                            await self._enqueue(frame)
+                        if waited.cancelled_caught:
+                            self.service.counters["subscribers_cut_off"] += 1
+                            raise Overloaded(
+                                "subscriber too slow: cut off; resume from the last position"
+                            )
+                except LogError as exc:
+                    error = exc
+                except (trio.ClosedResourceError, trio.BrokenResourceError):
+                    pass
+        finally:
+            held[self.principal.name] -= 1
+            if not held[self.principal.name]:
+                del held[self.principal.name]
+            self.subscriptions.pop(sub, None)
         if error is not None:
             await self._reply(
                 protocol.encode({"id": sub, "event": "error", "error": error.to_wire()})

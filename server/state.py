@@ -74,6 +74,9 @@ class LogState:
         dedup_max_clients: int = DEDUP_MAX_CLIENTS,
     ) -> None:
         self.buses: dict[str, BusState] = {}
+        #: Live bytes of entry bodies, by author and in all: derived from the buses.
+        self.author_bytes: dict[str, int] = {}
+        self.live_bytes = 0
         self.clients: OrderedDict[str, ClientRecord] = OrderedDict()
         self.applied = 0  # number of commands applied; a cheap change counter for readers
         self.dedup_window = dedup_window
@@ -152,19 +155,48 @@ class LogState:
                 f"expected tail {expect} but the tail of {bus_id!r} is {tail}",
                 tail=tail,
             )
+        author = cmd["author"]
+        added = sum(size for _etype, _body, size in cmd["entries"])
+        over = self._over_quota(cmd.get("quota"), bus, author, added)
+        if over is not None:
+            return fail(ErrorCode.QUOTA_EXCEEDED, over)
         if bus is None:
             bus = self.buses[bus_id] = BusState()
         entry_ts = max(ts, bus.last_ts)  # per-bus timestamps never go backwards
         bus.last_ts = entry_ts
-        author = cmd["author"]
         first = tail
         for etype, body, size in cmd["entries"]:
             bus.entries.append((bus.trim + len(bus.entries), entry_ts, etype, author, body, size))
-            bus.bytes += size
+        bus.bytes += added
+        self.author_bytes[author] = self.author_bytes.get(author, 0) + added
+        self.live_bytes += added
         reply = ok(first=first, last=bus.tail - 1, ts=entry_ts)
         if key is not None:
             self._remember(key, ts, reply)
         return reply
+
+    def _over_quota(self, quota: Any, bus: BusState | None, author: str, added: int) -> str | None:
+        """Why an append of ``added`` bytes would exceed the command's quotas, or None."""
+        if quota is None:
+            return None
+        bus_cap, author_cap, log_cap = quota
+        held = bus.bytes if bus is not None else 0
+        if held + added > bus_cap:
+            return f"the bus holds {held} of its {bus_cap} live bytes: trim it first"
+        mine = self.author_bytes.get(author, 0)
+        if mine + added > author_cap:
+            return f"{author!r} holds {mine} of its {author_cap} live bytes: trim first"
+        if self.live_bytes + added > log_cap:
+            return f"the log holds {self.live_bytes} of its {log_cap} live bytes: trim first"
+        return None
+
+    def _release(self, author: str, size: int) -> None:
+        left = self.author_bytes.get(author, 0) - size
+        if left > 0:
+            self.author_bytes[author] = left
+        else:
+            self.author_bytes.pop(author, None)
+        self.live_bytes -= size
 
     def _remember(self, key: tuple[str, int], ts: int, reply: dict[str, Any]) -> None:
         client_id, seq = key
@@ -199,6 +231,8 @@ class LogState:
             )
         if before > bus.trim:
             drop = before - bus.trim
+            for entry in bus.entries[:drop]:
+                self._release(entry[3], entry[5])
             bus.bytes -= sum(entry[5] for entry in bus.entries[:drop])
             del bus.entries[:drop]
             bus.trim = before
@@ -261,7 +295,7 @@ class LogState:
         return {
             "buses": len(self.buses),
             "entries": sum(len(bus.entries) for bus in self.buses.values()),
-            "bytes": sum(bus.bytes for bus in self.buses.values()),
+            "bytes": self.live_bytes,
             "dedup_clients": len(self.clients),
             "applied": self.applied,
         }
@@ -301,6 +335,10 @@ class LogState:
                 bytes=size,
                 epochs=dict(epochs),
             )
+            for entry in entries:
+                author, entry_size = entry[3], entry[5]
+                state.author_bytes[author] = state.author_bytes.get(author, 0) + entry_size
+                state.live_bytes += entry_size
         for cid, last_ts, floor, results in image["clients"]:
             state.clients[cid] = ClientRecord(
                 last_ts=last_ts, floor=floor, results=OrderedDict((s, r) for s, r in results)

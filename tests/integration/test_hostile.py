@@ -21,6 +21,7 @@ import trio
 
 from logact.cli.cluster import LocalCluster, agent_token, write_local_config
 from logact.client.client import Client, parse_address
+from logact.client.errors import QuotaExceeded
 from tests.conftest import start_cluster, stop_cluster, unique_bus
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection, error_code, wait_until
@@ -33,9 +34,15 @@ ELECTION_BOUND = 5.0
 RSS_BOUND_MB = 300
 PREAUTH_MAX_FRAME = 64 * 1024
 PER_PEER = 48
+SUBS_PER_CONNECTION = 5
+BUS_BYTES = 8_000_000
 HOSTILE = f"""
+[limits]
+max_bus_bytes = {BUS_BYTES}
+
 [server]
 hello_timeout = 1.0
+max_subscriptions_per_connection = {SUBS_PER_CONNECTION}
 max_connections_per_peer = {PER_PEER}
 max_connection_bytes = 4194304
 write_timeout = 3.0
@@ -417,3 +424,40 @@ async def test_seeded_frame_fuzzer_finds_no_internal_error(healthy: LocalCluster
         counters = (await log.status())["counters"]
     assert counters.get("bad_frames", 0) > 0, "the fuzzer sent nothing the node refused"
     assert counters.get("internal_errors", 0) == 0 and counters.get("connection_errors", 0) == 0
+
+
+# ---- quotas -----------------------------------------------------------------------------
+
+
+async def test_subscriptions_per_connection_are_capped(healthy: LocalCluster) -> None:
+    conn = await RawConnection.open(healthy.addresses[0])
+    try:
+        await conn.hello()
+        bus = unique_bus("subs")
+        replies = [
+            await conn.request({"id": 100 + n, "op": "subscribe", "bus": bus, "from": 0})
+            for n in range(SUBS_PER_CONNECTION + 3)
+        ]
+        codes = [error_code(reply) for reply in replies]
+        assert codes == [None] * SUBS_PER_CONNECTION + ["quota_exceeded"] * 3, codes
+        # Ending one makes room for another.
+        assert (await conn.request({"id": 1, "op": "unsubscribe", "sub": 100}))["ok"]
+        reply = await conn.request({"id": 999, "op": "subscribe", "bus": bus, "from": 0})
+        assert error_code(reply) is None, reply
+    finally:
+        await conn.aclose()
+
+
+async def test_live_bytes_per_bus_are_capped_until_trimmed(healthy: LocalCluster) -> None:
+    bus = unique_bus("quota")
+    async with Client(healthy.addresses, ADMIN_TOKEN, timeout=STEP_TIMEOUT) as log:
+        blob = "x" * 1_000_000
+        appended = 0
+        with pytest.raises(QuotaExceeded):
+            while True:
+                await log.append(bus, "note", blob)
+                appended += 1
+        assert appended == BUS_BYTES // 1_000_005  # each body encodes to 1,000,005 bytes
+        assert (await log.check_tail(bus)).tail == appended
+        await log.trim(bus, appended)
+        assert await log.append(bus, "note", blob) == appended

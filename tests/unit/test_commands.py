@@ -53,6 +53,7 @@ def test_minimal_append_command() -> None:
         "entries": [("a", None, 1), ("b", [1], 2)],
         "author": "alice",
         "ts": 1234,
+        "quota": (256 * 2**20, 2**30, 4 * 2**30),
     }
     assert types_of(cmd) == {"a", "b"}
 

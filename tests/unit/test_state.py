@@ -295,3 +295,25 @@ def test_dedup_keys_are_scoped_by_principal() -> None:
     theirs = s.apply(append(key=("shared", 0), author="other"))
     assert theirs["ok"] and not theirs.get("duplicate")
     assert theirs["first"] == mine["first"] + 1
+
+
+def test_quotas_of_live_bytes_per_bus_author_and_log() -> None:
+    s = LogState()
+
+    def sized(bus: str, author: str, size: int) -> dict[str, Any]:
+        return {**append(bus, author=author, size=size), "quota": (100, 150, 200)}
+
+    assert s.apply(sized("b", "x", 60))["ok"]
+    over_bus = s.apply(sized("b", "y", 50))
+    assert over_bus["code"] == "quota_exceeded" and "the bus holds 60" in over_bus["message"]
+    assert s.apply(sized("c", "x", 80))["ok"]  # x: 140 of 150
+    assert s.apply(sized("d", "x", 20))["code"] == "quota_exceeded"  # author
+    assert s.apply(sized("d", "y", 60))["ok"]  # log: 200 of 200
+    assert "the log holds 200" in s.apply(sized("e", "z", 1))["message"]
+    # Trimming frees bytes for everyone, by author; a snapshot keeps the accounting.
+    assert s.apply({"op": "trim", "bus": "b", "before": 1, "ts": 1})["ok"]
+    assert (s.author_bytes, s.live_bytes) == ({"x": 80, "y": 60}, 140)
+    restored = LogState.from_snapshot(s.to_snapshot())
+    assert (restored.author_bytes, restored.live_bytes) == ({"x": 80, "y": 60}, 140)
+    assert restored.apply(sized("e", "z", 60))["ok"]
+    assert restored.summary()["bytes"] == 200
