@@ -461,3 +461,28 @@ async def test_live_bytes_per_bus_are_capped_until_trimmed(healthy: LocalCluster
         assert (await log.check_tail(bus)).tail == appended
         await log.trim(bus, appended)
         assert await log.append(bus, "note", blob) == appended
+
+
+async def test_a_flood_of_bad_requests_leaves_a_few_log_lines(healthy: LocalCluster) -> None:
+    node = healthy.node_ids[0]
+    address = healthy.config.node(node).client_address
+    log_file = healthy.log_file(node)
+    before = log_file.read_text()
+    async with Client([address], ADMIN_TOKEN, prefer_leader=False) as log:
+        counted = (await log.status())["counters"].get("bad_frames", 0)
+    conn = await RawConnection.open(address)
+    try:
+        await conn.hello()
+        for index in range(300):  # an op that cannot even be printed (more than 4300 digits)
+            reply = await conn.request({"id": index, "op": 10**5000 + index})
+            assert error_code(reply) == "bad_request"
+        for _ in range(100):
+            await conn.send_bytes(frame(b"\xff\xfe"))
+            assert error_code(await conn.receive()) == "bad_request"
+    finally:
+        await conn.aclose()
+    async with Client([address], ADMIN_TOKEN, prefer_leader=False) as log:
+        assert (await log.status())["counters"]["bad_frames"] >= counted + 400
+    added = log_file.read_text()[len(before) :]
+    assert "Traceback" not in added
+    assert added.count("\n") <= 3, added

@@ -430,3 +430,19 @@ def test_a_leader_restarts_a_transmission_the_follower_abandoned(
         assert serializer.getTransmissionData(follower)[1], "it starts again from the top"
     finally:
         node.destroy()
+
+
+def test_a_journal_holding_a_poison_pill_is_applied_past_it(follower: LogSyncObj) -> None:
+    """An older version let a 5,000-digit fence epoch into the log, and its apply raised on
+    every node, forever. Replayed now, it is answered with an error and the next entry
+    applies."""
+    func_id = follower._methodToID[follower._getFuncName("apply_batch")]
+    poison = {"op": "append", "bus": "b", "entries": [("note", "p", 4)], "author": "t", "ts": 1}
+    poison["fence"] = ("driver", 10**5000)
+    pill = REGULAR_COMMAND + pickle.dumps((func_id, ([poison],)))
+    after = command(follower, "after")
+    deliver(
+        follower, peers(follower)[0], append_entries(1, (1, 0), [(pill, 2, 1), (after, 3, 1)], 3)
+    )
+    assert bodies(follower) == ["after"]
+    assert follower._SyncObj__raftLastApplied == 3  # type: ignore[attr-defined]
