@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import json
 import logging
@@ -255,7 +256,7 @@ def append(
 
 
 def _entry_json(entry: Any) -> str:
-    return json.dumps(entry.to_wire(), default=repr)
+    return json.dumps(dataclasses.asdict(entry), default=repr)
 
 
 def _entry_line(entry: Any) -> str:

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from logact.client.protocol import Entry
+from logact.client.errors import BadRequest
+from logact.client.protocol import BadBody, Entry, encode_body
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,13 @@ class BusInfo:
     bytes: int
 
 
+def _encoded(index: int, body: Any) -> bytes:
+    try:
+        return encode_body(body)
+    except BadBody as exc:
+        raise BadRequest(f"entry {index}: {exc}") from None
+
+
 def _append_request(
     bus: str,
     entries: Iterable[tuple[str, Any]],
@@ -49,7 +57,10 @@ def _append_request(
     request: dict[str, Any] = {
         "op": "append",
         "bus": bus,
-        "entries": [{"type": etype, "body": body} for etype, body in entries],
+        "entries": [
+            {"type": etype, "body": _encoded(index, body)}
+            for index, (etype, body) in enumerate(entries)
+        ],
         "key": list(key),
     }
     if expect_tail is not None:

@@ -54,7 +54,9 @@ class Connection:
         with trio.fail_after(timeout):
             stream = await trio.open_tcp_stream(host, port)
             conn = cls(stream, address)
-            await conn._send({"id": 0, "op": "hello", "token": token, "version": 1})
+            await conn._send(
+                {"id": 0, "op": "hello", "token": token, "version": protocol.PROTOCOL_VERSION}
+            )
             reply = await conn.receive()
         if not reply.get("ok"):
             await trio.aclose_forcefully(stream)

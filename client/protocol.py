@@ -16,7 +16,10 @@ from typing import Any
 
 import cbor2
 
-PROTOCOL_VERSION = 1
+from logact.client.cbor_items import item_count
+
+#: 2: entry bodies travel and are stored as CBOR byte strings holding one encoded item.
+PROTOCOL_VERSION = 2
 HEADER = struct.Struct(">I")
 #: Largest frame either side accepts; a larger length prefix means a corrupt or hostile stream.
 MAX_FRAME = 16 * 1024 * 1024
@@ -62,6 +65,7 @@ _STRICT: dict[str, Any] = {
     "strict_hashable_types": True,
     "str_errors": "strict",
 }
+_STRICT_BODY = {**_STRICT, "max_depth": MAX_BODY_DEPTH + 1}
 
 
 def unsupported(value: Any) -> str | None:
@@ -97,9 +101,57 @@ def unsupported(value: Any) -> str | None:
     return None
 
 
-def decode_payload(payload: bytes) -> dict[str, Any]:
+class BadBody(ValueError):
+    """Bytes that are not one CBOR item of the data model of entry bodies."""
+
+
+class TooManyItems(BadBody):
+    """A body holding more items than its reader allows (decoding it would cost too much)."""
+
+
+def encode_body(body: Any) -> bytes:
+    """A body as it travels and is stored: one CBOR item. The node checks the data model."""
+    try:
+        return cbor2.dumps(body)
+    except Exception as exc:  # cbor2 raises several types for unencodable values
+        raise BadBody(f"body cannot be encoded: {exc}") from None
+
+
+def decode_body(raw: bytes, max_items: int | None = None) -> Any:
+    """The value an encoded body holds, decoded as strictly as frames are (BadBody otherwise),
+    with at most ``max_items`` items if given, counted before decoding (TooManyItems)."""
+    if type(raw) is not bytes:
+        raise BadBody(f"a body must be a CBOR byte string, not {type(raw).__name__}")
+    if max_items is not None and len(raw) > max_items:  # else it cannot hold more
+        try:
+            count = item_count(raw, max_items)
+        except ValueError as exc:
+            raise BadBody(str(exc)) from None
+        if count > max_items:
+            raise TooManyItems(f"a body holds at most {max_items} items")
+    stream = io.BytesIO(raw)
+    try:
+        value = cbor2.CBORDecoder(stream, **_STRICT_BODY).decode()
+    except Exception as exc:  # cbor2 raises many types on garbage
+        raise BadBody(f"not valid CBOR of the accepted kinds: {exc}") from None
+    if stream.tell() != len(raw):
+        raise BadBody(f"{len(raw) - stream.tell()} bytes follow the body's CBOR item")
+    problem = unsupported(value)
+    if problem is not None:
+        raise BadBody(problem)
+    return value
+
+
+def decode_payload(payload: bytes, max_items: int | None = None) -> dict[str, Any]:
     """One frame's CBOR map, decoded strictly: no tags, no indefinite lengths, no duplicate or
-    non-text/bytes keys, at most ``MAX_DEPTH`` deep (BadFrame otherwise)."""
+    non-text/bytes keys, at most ``MAX_DEPTH`` deep and, if given, ``max_items`` items (keys
+    and values of any kind), counted before any decoding (BadFrame otherwise)."""
+    if max_items is not None and len(payload) > max_items:  # else it cannot hold more
+        try:
+            if item_count(payload, max_items) > max_items:
+                raise BadFrame(f"a frame holds at most {max_items} items")
+        except ValueError as exc:
+            raise BadFrame(f"payload is not valid CBOR of the accepted kinds: {exc}") from None
     stream = io.BytesIO(payload)
     try:
         message = cbor2.CBORDecoder(stream, **_STRICT).decode()
@@ -115,8 +167,10 @@ def decode_payload(payload: bytes) -> dict[str, Any]:
 class FrameDecoder:
     """Incremental decoder: feed bytes, iterate complete messages (or BadFrame instances)."""
 
-    def __init__(self, max_frame: int = MAX_FRAME) -> None:
+    def __init__(self, max_frame: int = MAX_FRAME, max_items: int | None = None) -> None:
         self.max_frame = max_frame
+        #: Items per frame; None trusts the peer (a client reading its node's replies).
+        self.max_items = max_items
         self._buffer = bytearray()
         #: Payload size of the frame last yielded (what holding its message costs).
         self.last_size = 0
@@ -137,7 +191,7 @@ class FrameDecoder:
             del self._buffer[:end]
             self.last_size = length
             try:
-                yield decode_payload(payload)
+                yield decode_payload(payload, self.max_items)
             except BadFrame as exc:
                 yield exc
 
@@ -162,9 +216,10 @@ class Entry:
             "ts": self.ts,
             "type": self.type,
             "author": self.author,
-            "body": self.body,
+            "body": encode_body(self.body),
         }
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> Entry:
-        return cls(wire["pos"], wire["ts"], wire["type"], wire["author"], wire["body"])
+        body = decode_body(wire["body"])
+        return cls(wire["pos"], wire["ts"], wire["type"], wire["author"], body)

@@ -46,9 +46,10 @@ def _entries(value: Any) -> str | None:
             isinstance(entry, tuple | list)
             and len(entry) == 3
             and _text(entry[0], MAX_TYPE)
+            and type(entry[1]) is bytes
             and _int(entry[2])
         ):
-            return "each entry must be (type, body, size)"
+            return "each entry must be (type, encoded body, size)"
     return None
 
 

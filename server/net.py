@@ -276,7 +276,9 @@ class Connection:
                 return None
 
     async def _reader(self, nursery: trio.Nursery) -> None:
-        decoder = protocol.FrameDecoder(self.settings.preauth_max_frame)
+        decoder = protocol.FrameDecoder(
+            self.settings.preauth_max_frame, self.config.limits.max_frame_items
+        )
         while True:
             data = await self._receive()
             if data is None:
@@ -344,6 +346,11 @@ class Connection:
             self.front.events.event("failed_hellos", f"{reason} from {self.peer}")
             await trio.sleep(delay)
             await self._reply(error_frame(request_id, Unauthorized(reason)))
+            return False
+        version = message.get("version", protocol.PROTOCOL_VERSION)
+        if version != protocol.PROTOCOL_VERSION:
+            problem = f"this node speaks protocol {protocol.PROTOCOL_VERSION}, not {version!r}"
+            await self._reply(error_frame(request_id, BadRequest(problem[:200])))
             return False
         self.principal = principal
         await self._reply(

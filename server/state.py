@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 #: Exception types already logged by ``LogState.apply`` (each is logged once per process).
 _LOGGED: set[str] = set()
 
+#: 2: entry bodies are stored encoded (bytes), as they travel.
+SNAPSHOT_VERSION = 2
+
 # Entry as stored: (pos, ts, type, author, body, size). Tuples keep memory and snapshots small.
-StoredEntry = tuple[int, int, str, str, Any, int]
+StoredEntry = tuple[int, int, str, str, bytes, int]
 
 #: Default bounds of the idempotency (dedup) state; see docs/protocol.md "Idempotent appends".
 DEDUP_WINDOW = 1024  # remembered sequence numbers per client
@@ -308,7 +311,7 @@ class LogState:
         as it was even if commands are applied before it is encoded.
         """
         return {
-            "v": 1,
+            "v": SNAPSHOT_VERSION,
             "applied": self.applied,
             "buses": {
                 bus_id: [bus.trim, bus.last_ts, bus.bytes, dict(bus.epochs), list(bus.entries)]
@@ -323,7 +326,7 @@ class LogState:
 
     @classmethod
     def from_snapshot(cls, image: dict[str, Any]) -> LogState:
-        if image.get("v") != 1:
+        if image.get("v") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported snapshot version {image.get('v')!r}")
         state = cls(*image["dedup"])
         state.applied = image["applied"]

@@ -43,7 +43,7 @@ async def test_bad_token_is_unauthorized(cluster: LocalCluster, bus: str) -> Non
         {"id": 1, "op": "hello", "token": ""},
         {"id": 1, "op": "hello", "token": 12345678},
         {"id": 1, "op": "hello"},
-        {"id": 1, "op": "append", "bus": "x", "entries": [{"type": "note", "body": 1}]},
+        {"id": 1, "op": "append", "bus": "x", "entries": [{"type": "note", "body": b"\x01"}]},
         {"id": 1, "op": "read", "bus": "x", "token": ADMIN_TOKEN},
     ],
     ids=["wrong", "empty", "not-a-string", "missing", "append-first", "read-first"],
@@ -76,6 +76,20 @@ async def test_hello_reports_the_principal(cluster: LocalCluster) -> None:
                 await conn.assert_usable()
             finally:
                 await conn.aclose()
+
+
+async def test_a_client_of_another_protocol_version_is_told_and_closed(
+    cluster: LocalCluster,
+) -> None:
+    with trio.fail_after(DEADLINE):
+        conn = await RawConnection.open(cluster.addresses[0])
+        try:
+            await conn.send({"id": 1, "op": "hello", "token": ADMIN_TOKEN, "version": 1})
+            frames = await conn.assert_closed()
+        finally:
+            await conn.aclose()
+    assert [error_code(frame) for frame in frames] == ["bad_request"]
+    assert "speaks protocol 2, not 1" in frames[0]["error"]["message"]
 
 
 async def test_reader_may_read_but_not_append(cluster: LocalCluster, bus: str) -> None:
@@ -134,8 +148,8 @@ async def test_author_is_the_authenticated_principal(cluster: LocalCluster, bus:
                     "author": "admin",
                     "principal": "admin",
                     "entries": [
-                        {"type": "note", "body": 1, "author": "admin"},
-                        {"type": "data", "body": 2, "author": "decider", "ts": 1},
+                        {"type": "note", "body": b"\x01", "author": "admin"},
+                        {"type": "data", "body": b"\x02", "author": "decider", "ts": 1},
                     ],
                 }
             )

@@ -93,7 +93,7 @@ async def test_truncated_frame_then_disconnect(cluster: LocalCluster, canary: st
     with trio.fail_after(DEADLINE):
         conn = await open_authenticated(cluster)
         frame = protocol.encode(
-            {"id": 1, "op": "append", "bus": canary, "entries": [{"type": "note", "body": 9}]}
+            {"id": 1, "op": "append", "bus": canary, "entries": [{"type": "note", "body": b"\x09"}]}
         )
         await conn.send_bytes(frame[:-3])
         await conn.aclose()
@@ -203,7 +203,7 @@ async def test_missing_or_non_integer_id(
                     **{k: v for k, v in message.items() if k != "op"},
                     "op": "append",
                     "bus": canary,
-                    "entries": [{"type": "note", "body": "no-id"}],
+                    "entries": [{"type": "note", "body": b"\xf6"}],
                 }
             )
             assert error_code(reply) == "bad_request"
@@ -216,7 +216,7 @@ def append(bus_value: Any, **fields: Any) -> dict[str, Any]:
     request: dict[str, Any] = {
         "op": "append",
         "bus": bus_value,
-        "entries": [{"type": "note", "body": 1}],
+        "entries": [{"type": "note", "body": b"\x01"}],
     }
     request.update(fields)
     return {k: v for k, v in request.items() if v is not MISSING}
@@ -238,16 +238,17 @@ BAD_REQUESTS: dict[str, Any] = {
     "append-bus-long": lambda b: append("x" * 257),
     "append-entries-missing": lambda b: append(b, entries=MISSING),
     "append-entries-string": lambda b: append(b, entries="note"),
-    "append-entries-map": lambda b: append(b, entries={"type": "note", "body": 1}),
+    "append-entries-map": lambda b: append(b, entries={"type": "note", "body": b"\x01"}),
     "append-entries-empty": lambda b: append(b, entries=[]),
     "append-entry-int": lambda b: append(b, entries=[1]),
-    "append-entry-type-int": lambda b: append(b, entries=[{"type": 1, "body": 1}]),
-    "append-entry-type-missing": lambda b: append(b, entries=[{"body": 1}]),
-    "append-entry-type-empty": lambda b: append(b, entries=[{"type": "", "body": 1}]),
-    "append-entry-type-chars": lambda b: append(b, entries=[{"type": "a b", "body": 1}]),
+    "append-entry-type-int": lambda b: append(b, entries=[{"type": 1, "body": b"\x01"}]),
+    "append-entry-type-missing": lambda b: append(b, entries=[{"body": b"\x01"}]),
+    "append-entry-type-empty": lambda b: append(b, entries=[{"type": "", "body": b"\x01"}]),
+    "append-entry-type-chars": lambda b: append(b, entries=[{"type": "a b", "body": b"\x01"}]),
     "append-entry-body-missing": lambda b: append(b, entries=[{"type": "note"}]),
+    "append-entry-body-not-bytes": lambda b: append(b, entries=[{"type": "note", "body": 1}]),
     "append-second-entry-bad": lambda b: append(
-        b, entries=[{"type": "note", "body": 1}, {"type": "note"}]
+        b, entries=[{"type": "note", "body": b"\x01"}, {"type": "note"}]
     ),
     "append-key-string": lambda b: append(b, key="k"),
     "append-key-short": lambda b: append(b, key=["client"]),
@@ -321,7 +322,8 @@ async def test_bodies_outside_the_data_model_are_refused_before_the_pipeline(
 ) -> None:
     """Values that could not be pickled or compared alike on every node; another client's
     reads, pipelined meanwhile, are all served."""
-    message = {"id": 13, "op": "append", "bus": canary, "entries": [{"type": "note", "body": body}]}
+    entries = [{"type": "note", "body": cbor2.dumps(body)}]
+    message = {"id": 13, "op": "append", "bus": canary, "entries": entries}
     with trio.fail_after(DEADLINE):
         conn = await open_authenticated(cluster)
         try:
@@ -379,7 +381,7 @@ async def test_oversized_entry_is_too_large(cluster: LocalCluster, canary: str) 
     with trio.fail_after(DEADLINE):
         conn = await open_authenticated(cluster)
         try:
-            body = b"x" * MAX_ENTRY_BYTES  # encodes to MAX_ENTRY_BYTES + 5 bytes
+            body = cbor2.dumps(b"x" * MAX_ENTRY_BYTES)  # MAX_ENTRY_BYTES + 5 bytes
             reply = await conn.request(
                 {
                     "id": 21,
@@ -389,10 +391,11 @@ async def test_oversized_entry_is_too_large(cluster: LocalCluster, canary: str) 
                 }
             )
             assert reply["id"] == 21 and error_code(reply) == "too_large", reply
-            big = [{"type": "note", "body": b"y" * (900 * 1024)} for _ in range(5)]
+            # Over max_batch_bytes, within the frame limit.
+            big = [{"type": "note", "body": cbor2.dumps(b"y" * (850 * 1024))} for _ in range(5)]
             reply = await conn.request({"id": 22, "op": "append", "bus": canary, "entries": big})
             assert reply["id"] == 22 and error_code(reply) == "too_large", reply
-            many = [{"type": "note", "body": i} for i in range(1001)]
+            many = [{"type": "note", "body": cbor2.dumps(i)} for i in range(1001)]
             reply = await conn.request({"id": 23, "op": "append", "bus": canary, "entries": many})
             assert reply["id"] == 23 and error_code(reply) == "too_large", reply
             await conn.assert_usable()
@@ -445,7 +448,7 @@ async def test_pipelined_good_and_bad_requests(cluster: LocalCluster, canary: st
     assert by_id[31][0]["result"]["tail"] == 3
     assert error_code(by_id[32][0]) == "bad_request"
     assert [error_code(r) for r in by_id[None]] == ["bad_request", "bad_request"]
-    assert [e["body"] for e in by_id[33][0]["result"]["entries"]] == [0, 1]
+    assert [cbor2.loads(e["body"]) for e in by_id[33][0]["result"]["entries"]] == [0, 1]
 
 
 async def test_hostile_connections_do_not_disturb_other_clients(

@@ -36,6 +36,7 @@ PREAUTH_MAX_FRAME = 64 * 1024
 PER_PEER = 48
 SUBS_PER_CONNECTION = 5
 BUS_BYTES = 8_000_000
+ENTRY_ITEMS = 65536
 HOSTILE = f"""
 [limits]
 max_bus_bytes = {BUS_BYTES}
@@ -110,7 +111,7 @@ async def test_a_huge_fence_epoch_from_the_least_privileged_writer_changes_nothi
     conn = await RawConnection.open(healthy.addresses[0])
     try:
         await conn.hello(agent_token("mailer"))
-        entries = [{"type": "mail", "body": {"text": "x" * 2000}}]
+        entries = [{"type": "mail", "body": cbor2.dumps({"text": "x" * 2000})}]
         bignum = {"id": 1, "op": "append", "bus": bus, "entries": entries, "fence": ["d", 10**5000]}
         reply = await conn.request(bignum)  # a CBOR bignum (tag 2): refused as a frame
         assert reply["id"] is None and error_code(reply) == "bad_request"
@@ -424,6 +425,71 @@ async def test_seeded_frame_fuzzer_finds_no_internal_error(healthy: LocalCluster
         counters = (await log.status())["counters"]
     assert counters.get("bad_frames", 0) > 0, "the fuzzer sent nothing the node refused"
     assert counters.get("internal_errors", 0) == 0 and counters.get("connection_errors", 0) == 0
+
+
+# ---- many tiny items ---------------------------------------------------------------------
+
+
+def tiny_items(count: int) -> bytes:
+    """CBOR of an array of ``count`` empty maps: one byte each on the wire, a dict in memory."""
+    return b"\x9a" + count.to_bytes(4, "big") + b"\xa0" * count
+
+
+async def test_a_frame_of_tiny_items_is_refused_before_it_is_decoded(
+    healthy: LocalCluster,
+) -> None:
+    """Four megabytes of empty maps would decode into four million dicts (~300 MB, ~0.5 s with
+    the interpreter lock held); counted from their headers they are refused after a few
+    thousand, and the connection goes on."""
+    conn = await RawConnection.open(healthy.addresses[0])
+    try:
+        await conn.hello()
+        payload = b"\xa3" + cbor2.dumps("id") + b"\x07" + cbor2.dumps("op") + cbor2.dumps("ping")
+        payload += cbor2.dumps("x") + tiny_items(4_000_000)
+        await conn.send_bytes(frame(payload))
+        reply = await conn.receive()
+        assert reply["id"] is None and error_code(reply) == "bad_request", reply
+        assert "items" in reply["error"]["message"], reply
+        await conn.assert_usable()
+    finally:
+        await conn.aclose()
+
+
+async def test_bodies_of_tiny_items_cost_the_nodes_what_they_encode_to(
+    healthy: LocalCluster,
+) -> None:
+    """A body of more than ``max_entry_items`` items is too large before it is decoded; within
+    the limit, nodes keep bodies encoded, so a bus filled to its quota with empty maps costs
+    each node about its quota in memory, not eighty times that (the health check bounds RSS).
+    """
+    bus = unique_bus("tiny")
+    conn = await RawConnection.open(healthy.addresses[0])
+    try:
+        await conn.hello()
+        entries = [{"type": "note", "body": tiny_items(1_000_000)}]
+        reply = await conn.request({"id": 1, "op": "append", "bus": bus, "entries": entries})
+        assert error_code(reply) == "too_large", reply
+        body = tiny_items(ENTRY_ITEMS - 1)
+        batch = [{"type": "note", "body": body}] * (3_000_000 // len(body))
+        appended = 0
+        for n in range(BUS_BYTES // (len(body) * len(batch)) + 1):
+            reply = await conn.request({"id": n, "op": "append", "bus": bus, "entries": batch})
+            if error_code(reply) == "quota_exceeded":
+                break
+            assert error_code(reply) is None, reply
+            appended += len(batch)
+    finally:
+        await conn.aclose()
+    assert appended * len(body) > BUS_BYTES - len(body) * len(batch)
+    async with Client(healthy.addresses, ADMIN_TOKEN, timeout=STEP_TIMEOUT) as log:
+        assert (await log.check_tail(bus)).tail == appended
+        assert (await log.read(bus, appended - 1, limit=1)).entries[0].body == [{}] * (
+            ENTRY_ITEMS - 1
+        )
+        for node in healthy.node_ids:
+            pid = healthy.pid(node)
+            assert pid is not None and rss_mb(pid) < RSS_BOUND_MB, node
+        await log.trim(bus, appended)
 
 
 # ---- quotas -----------------------------------------------------------------------------

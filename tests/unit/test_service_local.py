@@ -291,7 +291,7 @@ async def test_author_cannot_be_forged(memory_log: LocalLog) -> None:
                 "op": "append",
                 "bus": "b",
                 "author": "root",
-                "entries": [{"type": "vote", "body": 1, "author": "root"}],
+                "entries": [{"type": "vote", "body": b"\x01", "author": "root"}],
             }
         )
         [entry] = (await memory_log.read("b")).entries

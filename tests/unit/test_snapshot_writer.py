@@ -34,7 +34,7 @@ def test_pieces_join_to_what_cbor2_encodes(document: Any) -> None:
 def state_image() -> dict[str, Any]:
     state = LogState()
     for i in range(1000):
-        cmd = {"op": "append", "bus": f"b{i % 3}", "entries": [("t", {"i": i}, 9)]}
+        cmd = {"op": "append", "bus": f"b{i % 3}", "entries": [("t", cbor2.dumps({"i": i}), 9)]}
         state.apply({**cmd, "author": "a", "ts": i, "key": ("c", i)})
     return state.to_snapshot()
 

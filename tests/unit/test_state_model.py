@@ -123,7 +123,7 @@ class Model:
 
 
 def stored(pos: int, entry: ModelEntry) -> tuple[int, int, str, str, Any, int]:
-    return (pos, entry.ts, entry.type, entry.author, entry.body, entry.size)
+    return (pos, entry.ts, entry.type, entry.author, cbor2.dumps(entry.body), entry.size)
 
 
 def cbor_roundtrip(state: LogState) -> LogState:
@@ -184,7 +184,7 @@ class LogStateMachine(RuleBasedStateMachine):
         request: dict[str, Any] = {
             "op": "append",
             "bus": bus_id,
-            "entries": [{"type": etype, "body": body} for etype, body in batch],
+            "entries": [{"type": etype, "body": cbor2.dumps(body)} for etype, body in batch],
             # A forged author in the request must never be used: it comes from the principal.
             "author": "mallory",
         }

@@ -378,7 +378,7 @@ TestJournalMachine.settings = settings(
 def build(bus: str, *bodies: Any, key: tuple[str, int] | None = None) -> dict[str, Any]:
     request: dict[str, Any] = {
         "bus": bus,
-        "entries": [{"type": "t", "body": body} for body in bodies],
+        "entries": [{"type": "t", "body": cbor2.dumps(body)} for body in bodies],
     }
     if key is not None:
         request["key"] = list(key)
@@ -467,7 +467,7 @@ async def test_embedded_ignores_a_torn_wal_tail(tmp_path: Path) -> None:
     again.close()
     final = EmbeddedBackend(tmp_path)
     assert image(final.state) == expected
-    assert final.state.read("b", 0, 10, None, 10**6)["entries"][-1][4] == "new"
+    assert final.state.read("b", 0, 10, None, 10**6)["entries"][-1][4] == cbor2.dumps("new")
     final.close()
 
 
@@ -517,7 +517,8 @@ async def test_embedded_failed_wal_sync_is_unavailable_and_applies_nothing(
     backend.close()
     again = EmbeddedBackend(tmp_path)
     assert image(again.state) == expected
-    assert [e[4] for e in again.state.read("a", 0, 10, None, 10**6)["entries"]] == [1, 3]
+    entries = again.state.read("a", 0, 10, None, 10**6)["entries"]
+    assert [cbor2.loads(e[4]) for e in entries] == [1, 3]
     again.close()
 
 

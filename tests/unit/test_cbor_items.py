@@ -1,0 +1,79 @@
+"""Counting CBOR items from headers: exact for every value of the data model, and cut off at
+the limit however large the declared lengths are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cbor2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from logact.client.cbor_items import item_count
+from logact.client.protocol import BadBody, TooManyItems, decode_body
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40)
+    | st.binary(max_size=300),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=60,
+)
+
+
+def items_of(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + sum(items_of(v) for v in value)
+    if isinstance(value, dict):
+        return 1 + sum(1 + items_of(v) for v in value.values())
+    return 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(values, st.integers(min_value=0, max_value=400))
+def test_the_count_is_exact_up_to_the_limit(value: Any, limit: int) -> None:
+    true_count = items_of(value)
+    assert item_count(cbor2.dumps(value), limit) == min(true_count, limit + 1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, st.integers(min_value=0, max_value=200))
+def test_a_body_decodes_exactly_when_it_is_within_the_limit(value: Any, limit: int) -> None:
+    raw = cbor2.dumps(value)
+    if items_of(value) <= limit:
+        assert decode_body(raw, limit) == value
+    else:
+        with pytest.raises(TooManyItems):
+            decode_body(raw, limit)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=50))
+def test_any_bytes_are_counted_or_refused_within_the_limit(raw: bytes, limit: int) -> None:
+    try:
+        assert 0 <= item_count(raw, limit) <= limit + 1
+    except ValueError as exc:
+        assert "tags" in str(exc) or "indefinite" in str(exc)
+
+
+def test_declared_lengths_cost_nothing_beyond_the_limit() -> None:
+    huge_array = b"\x9b" + (2**64 - 1).to_bytes(8, "big") + b"\xa0" * 50
+    assert item_count(huge_array, 10) == 11
+    huge_map = b"\xbb" + (2**64 - 1).to_bytes(8, "big")
+    assert item_count(huge_map, 10) == 1  # truncated: what it holds
+
+
+@pytest.mark.parametrize(
+    "raw", [b"\xc2\x41\x01", b"\x9f\xff", b"\x82\x01\xd8\x1c\x00", b"\x1c"], ids=str
+)
+def test_tags_and_indefinite_lengths_are_refused_by_the_count(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        item_count(raw, 100)
+    with pytest.raises(BadBody):
+        decode_body(raw + b"\x00" * 10, 1)
