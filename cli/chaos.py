@@ -22,7 +22,7 @@ from logact.jepsen_tests.runner import UNSAFE_MODES, WORKLOADS, ChaosOptions, ru
     default="kill,pause,partition,restart-all",
     show_default=True,
     help="Comma-separated: kill, pause, partition, restart-all, targeted, "
-    "lose-unsynced (optionally kind:target, e.g. kill:leader), or all.",
+    "lose-unsynced, hostile (optionally kind:target, e.g. kill:leader), or all.",
 )
 @click.option("--workload", type=click.Choice(WORKLOADS), default="log", show_default=True)
 @click.option(

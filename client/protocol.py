@@ -7,7 +7,6 @@ encoding, incremental decoding and the entry shape shared by server and client.
 from __future__ import annotations
 
 import io
-import math
 import re
 import struct
 from collections.abc import Iterator
@@ -41,11 +40,9 @@ def encode(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-#: Nesting of an entry body, and of a whole frame (request > entries > entry > body).
+#: Nesting of an entry body, and of any frame.
 MAX_BODY_DEPTH = 32
 MAX_DEPTH = MAX_BODY_DEPTH + 4
-#: Integers on the wire: CBOR's own (major types 0 and 1); bignums (tags 2, 3) are refused.
-INT_RANGE = (-(2**64), 2**64)
 #: Tags cbor2 decodes by itself, some at great cost (30: a fraction, 35: a regex, 28/29:
 #: shared references that expand exponentially); refused before any of that work.
 BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261)
@@ -68,39 +65,6 @@ _STRICT: dict[str, Any] = {
 _STRICT_BODY = {**_STRICT, "max_depth": MAX_BODY_DEPTH + 1}
 
 
-def unsupported(value: Any) -> str | None:
-    """Why ``value`` is outside the data model of entry bodies (JSON-like), or None.
-
-    Maps with text keys, arrays, text, bytes, booleans, null, integers in ``INT_RANGE`` and
-    finite floats. Anything else (``undefined``, simple values, NaN, objects) could not be
-    stored, compared, pickled or sent alike on every node. The decoder has already refused
-    tags, deep nesting and odd keys; this walk is the rest, for every body, on every path.
-    """
-    stack = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        kind = type(item)
-        if kind is str or kind is bytes or kind is bool or item is None:
-            continue
-        if kind is int:
-            if not INT_RANGE[0] <= item < INT_RANGE[1]:
-                return "integers must fit 64 bits"
-        elif kind is float:
-            if not math.isfinite(item):
-                return "floats must be finite"
-        elif kind is dict or kind is list:
-            if depth >= MAX_BODY_DEPTH:
-                return f"bodies nest at most {MAX_BODY_DEPTH} levels deep"
-            if kind is dict:
-                if any(type(key) is not str for key in item):
-                    return "map keys must be text"
-                item = item.values()
-            stack.extend((child, depth + 1) for child in item)
-        else:
-            return f"{kind.__name__} values are not accepted"
-    return None
-
-
 class BadBody(ValueError):
     """Bytes that are not one CBOR item of the data model of entry bodies."""
 
@@ -117,18 +81,24 @@ def encode_body(body: Any) -> bytes:
         raise BadBody(f"body cannot be encoded: {exc}") from None
 
 
-def decode_body(raw: bytes, max_items: int | None = None) -> Any:
-    """The value an encoded body holds, decoded as strictly as frames are (BadBody otherwise),
-    with at most ``max_items`` items if given, counted before decoding (TooManyItems)."""
+def check_body(raw: Any, max_items: int) -> int:
+    """The items in ``raw`` if it is one body of the data model with at most ``max_items``:
+    its headers are read first (TooManyItems, or BadBody naming the problem), and only then is
+    it decoded, to check what headers do not show (UTF-8, duplicate keys, trailing bytes)."""
     if type(raw) is not bytes:
         raise BadBody(f"a body must be a CBOR byte string, not {type(raw).__name__}")
-    if max_items is not None and len(raw) > max_items:  # else it cannot hold more
-        try:
-            count = item_count(raw, max_items)
-        except ValueError as exc:
-            raise BadBody(str(exc)) from None
-        if count > max_items:
-            raise TooManyItems(f"a body holds at most {max_items} items")
+    try:
+        count = item_count(raw, max_items, body_depth=MAX_BODY_DEPTH)
+    except ValueError as exc:
+        raise BadBody(str(exc)) from None
+    if count > max_items:
+        raise TooManyItems(f"the bodies of one append hold at most {max_items} items in all")
+    decode_body(raw)
+    return count
+
+
+def decode_body(raw: bytes) -> Any:
+    """The value an encoded body holds, decoded as strictly as frames are (BadBody otherwise)."""
     stream = io.BytesIO(raw)
     try:
         value = cbor2.CBORDecoder(stream, **_STRICT_BODY).decode()
@@ -136,9 +106,6 @@ def decode_body(raw: bytes, max_items: int | None = None) -> Any:
         raise BadBody(f"not valid CBOR of the accepted kinds: {exc}") from None
     if stream.tell() != len(raw):
         raise BadBody(f"{len(raw) - stream.tell()} bytes follow the body's CBOR item")
-    problem = unsupported(value)
-    if problem is not None:
-        raise BadBody(problem)
     return value
 
 

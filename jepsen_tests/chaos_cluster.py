@@ -239,6 +239,10 @@ class ChaosCluster:
     def admin_token(self) -> str:
         return self.cluster.admin_token()
 
+    def raft_address(self, node_id: str) -> str:
+        """Where the node's Raft port listens (not the proxy its peers dial)."""
+        return self.cluster.config.node(node_id).raft_address
+
     def data_dir(self, node_id: str) -> Path:
         return data_dir_for(self.cluster.config, node_id, self.cluster.run_dir)
 

@@ -25,12 +25,14 @@ from typing import Any, Protocol
 
 import trio
 
+from logact.cli.cluster import agent_token
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.storage import synced_size_path
 
 from .chaos_cluster import ChaosCluster
 from .history import Op, make_op, now_ns
+from .hostile_input import Attacker
 from .schedule import Fault
 
 #: Runs load until the event is set (the targeted case passes ``>= 10 KB`` entries through it).
@@ -402,6 +404,27 @@ def _big_entry_load(cluster: ChaosCluster, writers: int = 4) -> Load:
     return run
 
 
+async def _hostile(
+    fault: Fault, cluster: ChaosCluster, fx: _Effects, rng: random.Random, load: Load | None
+) -> None:
+    """Hostile input at one node for the fault's duration (``hostile_input.Attacker``).
+
+    Nothing is left to undo: the attack ends with its connections. ``sent`` in the record
+    counts what was sent and answered, so a run shows the attack happened.
+    """
+    node = await _node(cluster, fault.target, rng)
+    fx.targets = [node]
+    attacker = Attacker(
+        cluster.client_address(node),
+        cluster.raft_address(node),
+        agent_token("mailer"),
+        seed=f"{fault.at_s!r}/{node}",
+    )
+    fx.began()
+    fx.details["sent"] = await attacker.run(fault.duration_s)
+    fx.healed()
+
+
 _KINDS: dict[
     str,
     Callable[[Fault, ChaosCluster, _Effects, random.Random, Load | None], Awaitable[None]],
@@ -412,4 +435,5 @@ _KINDS: dict[
     "restart-all": _restart_all,
     "lose-unsynced": _lose_unsynced,
     "targeted": _targeted,
+    "hostile": _hostile,
 }

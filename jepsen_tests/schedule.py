@@ -25,6 +25,8 @@ NEMESES: dict[str, tuple[str, ...]] = {
     # Kill a node (or all: a cluster-wide power loss), cut its record files back to their last
     # fsync'd size, restart it.
     "lose-unsynced": ("random", "follower", "leader", "all"),
+    # Fuzzed frames, decoding bombs, idle connections and Raft-port junk at one node.
+    "hostile": ("leader", "follower"),
 }
 
 #: (shortest, longest) time a fault of each kind stays in effect, in seconds.
@@ -35,6 +37,7 @@ DURATIONS: dict[str, tuple[float, float]] = {
     "restart-all": (0.0, 2.0),
     "targeted": (2.0, 5.0),
     "lose-unsynced": (0.5, 3.0),
+    "hostile": (3.0, 8.0),
 }
 
 DEFAULT_QUIET_S = 5.0

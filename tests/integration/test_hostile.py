@@ -13,7 +13,6 @@ import random
 import struct
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import cbor2
 import pytest
@@ -22,6 +21,7 @@ import trio
 from logact.cli.cluster import LocalCluster, agent_token, write_local_config
 from logact.client.client import Client, parse_address
 from logact.client.errors import QuotaExceeded
+from logact.jepsen_tests.hostile_input import frame, fuzz_payload, tiny_items
 from tests.conftest import start_cluster, stop_cluster, unique_bus
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection, error_code, wait_until
@@ -36,7 +36,7 @@ PREAUTH_MAX_FRAME = 64 * 1024
 PER_PEER = 48
 SUBS_PER_CONNECTION = 5
 BUS_BYTES = 8_000_000
-ENTRY_ITEMS = 65536
+BATCH_ITEMS = 65536
 HOSTILE = f"""
 [limits]
 max_bus_bytes = {BUS_BYTES}
@@ -86,10 +86,6 @@ async def healthy(hostile_cluster: LocalCluster) -> AsyncIterator[LocalCluster]:
             with trio.fail_after(2.0):
                 assert await log.append(canary, "note", 3) == 3
             assert [e.body for e in await log.read_all(canary)] == [0, 1, 2, 3]
-
-
-def frame(payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + payload
 
 
 async def open_many(address: str, count: int) -> list[RawConnection]:
@@ -347,53 +343,6 @@ async def test_running_out_of_descriptors_never_cuts_raft_off(
 #: Frames per phase (before and after hello); LOGACT_FUZZ_FRAMES=100000 for a long run.
 FUZZ_FRAMES = int(os.environ.get("LOGACT_FUZZ_FRAMES", "300"))
 FUZZ_SEED = int(os.environ.get("LOGACT_FUZZ_SEED", "1313"))
-OPS = ["hello", "append", "read", "tail", "trim", "claim", "buses", "status", "ping", "subscribe"]
-
-
-def fuzz_value(rng: random.Random, depth: int = 0) -> Any:
-    kind = rng.randrange(14 if depth < 4 else 9)
-    if kind == 0:
-        return rng.choice([0, -1, 2**63 - 1, 2**63, 2**64 - 1, -(2**64), 10**30, 10**400])
-    if kind == 1:
-        return rng.choice(["", "b", "x" * rng.randrange(300), "\u2603", "a/b/c"])
-    if kind == 2:
-        return rng.randbytes(rng.randrange(40))
-    if kind == 3:
-        return rng.choice([None, True, False, cbor2.undefined, cbor2.CBORSimpleValue(99)])
-    if kind == 4:
-        return rng.choice([0.5, float("nan"), float("inf"), -0.0])
-    if kind == 5:
-        return rng.choice(OPS)
-    if kind in (6, 7, 8):
-        return rng.randrange(-5, 1000)
-    if kind in (9, 10):
-        return [fuzz_value(rng, depth + 1) for _ in range(rng.randrange(4))]
-    if kind in (11, 12):
-        keys = ["id", "op", "bus", "entries", "type", "body", "start", "key", "fence", "token"]
-        return {rng.choice(keys): fuzz_value(rng, depth + 1) for _ in range(rng.randrange(5))}
-    return cbor2.CBORTag(rng.choice([0, 2, 24, 28, 29, 30, 35, 258, 99999]), fuzz_value(rng, 4))
-
-
-def fuzz_payload(rng: random.Random, token: str) -> bytes:
-    request = {"id": rng.randrange(-3, 2**20), "op": rng.choice(OPS), "token": token}
-    extra = fuzz_value(rng, 1)
-    if isinstance(extra, dict):
-        request.update(extra)
-    try:
-        payload = cbor2.dumps(request if rng.random() < 0.8 else fuzz_value(rng))
-    except (TypeError, ValueError, OverflowError):
-        payload = rng.randbytes(rng.randrange(64))
-    for _ in range(rng.randrange(3)):  # a few bit flips or a cut
-        if payload and rng.random() < 0.5:
-            index = rng.randrange(len(payload))
-            payload = (
-                payload[:index]
-                + bytes([payload[index] ^ (1 << rng.randrange(8))])
-                + payload[index + 1 :]
-            )
-        elif payload:
-            payload = payload[: rng.randrange(len(payload))]
-    return payload
 
 
 async def test_seeded_frame_fuzzer_finds_no_internal_error(healthy: LocalCluster) -> None:
@@ -430,11 +379,6 @@ async def test_seeded_frame_fuzzer_finds_no_internal_error(healthy: LocalCluster
 # ---- many tiny items ---------------------------------------------------------------------
 
 
-def tiny_items(count: int) -> bytes:
-    """CBOR of an array of ``count`` empty maps: one byte each on the wire, a dict in memory."""
-    return b"\x9a" + count.to_bytes(4, "big") + b"\xa0" * count
-
-
 async def test_a_frame_of_tiny_items_is_refused_before_it_is_decoded(
     healthy: LocalCluster,
 ) -> None:
@@ -458,10 +402,10 @@ async def test_a_frame_of_tiny_items_is_refused_before_it_is_decoded(
 async def test_bodies_of_tiny_items_cost_the_nodes_what_they_encode_to(
     healthy: LocalCluster,
 ) -> None:
-    """A body of more than ``max_entry_items`` items is too large before it is decoded; within
-    the limit, nodes keep bodies encoded, so a bus filled to its quota with empty maps costs
-    each node about its quota in memory, not eighty times that (the health check bounds RSS).
-    """
+    """Bodies of more than ``max_batch_items`` items are too large before they are decoded;
+    within the limit, nodes keep bodies encoded, so a bus filled to its quota with empty maps
+    costs each node about its quota in memory, not eighty times that (the health check bounds
+    RSS)."""
     bus = unique_bus("tiny")
     conn = await RawConnection.open(healthy.addresses[0])
     try:
@@ -469,22 +413,22 @@ async def test_bodies_of_tiny_items_cost_the_nodes_what_they_encode_to(
         entries = [{"type": "note", "body": tiny_items(1_000_000)}]
         reply = await conn.request({"id": 1, "op": "append", "bus": bus, "entries": entries})
         assert error_code(reply) == "too_large", reply
-        body = tiny_items(ENTRY_ITEMS - 1)
-        batch = [{"type": "note", "body": body}] * (3_000_000 // len(body))
+        body = tiny_items(BATCH_ITEMS - 1)
+        entries = [{"type": "note", "body": body}]
         appended = 0
-        for n in range(BUS_BYTES // (len(body) * len(batch)) + 1):
-            reply = await conn.request({"id": n, "op": "append", "bus": bus, "entries": batch})
+        for n in range(BUS_BYTES // len(body) + 1):
+            reply = await conn.request({"id": n, "op": "append", "bus": bus, "entries": entries})
             if error_code(reply) == "quota_exceeded":
                 break
             assert error_code(reply) is None, reply
-            appended += len(batch)
+            appended += 1
     finally:
         await conn.aclose()
-    assert appended * len(body) > BUS_BYTES - len(body) * len(batch)
+    assert appended == BUS_BYTES // len(body)
     async with Client(healthy.addresses, ADMIN_TOKEN, timeout=STEP_TIMEOUT) as log:
         assert (await log.check_tail(bus)).tail == appended
         assert (await log.read(bus, appended - 1, limit=1)).entries[0].body == [{}] * (
-            ENTRY_ITEMS - 1
+            BATCH_ITEMS - 1
         )
         for node in healthy.node_ids:
             pid = healthy.pid(node)

@@ -369,6 +369,32 @@ async def test_restart_all_keeps_acknowledged_appends(tmp_path: Path, bus: str) 
 
 
 @pytest.mark.cluster
+async def test_hostile_input_at_the_leader_keeps_acknowledged_appends(
+    tmp_path: Path, bus: str
+) -> None:
+    """Every kind of hostile input at once, at the leader, while a workload writes: every
+    acknowledged append is kept, every node still runs, and the cluster is whole after."""
+    history = History()
+    records: list[dict[str, Any]] = []
+    with trio.fail_after(DEADLINE):
+        async with ChaosCluster(tmp_path) as cluster:
+            pids = {n: cluster.cluster.pid(n) for n in cluster.node_ids}
+            fault = Fault(0.0, "hostile", 4.0, "leader")
+            await under_load(
+                cluster, bus, history, partial(nemesis.apply, fault, cluster, records.append)
+            )
+            final = await converge(cluster, bus)
+            assert {n: cluster.cluster.pid(n) for n in cluster.node_ids} == pids
+    history.check(final)
+    (record,) = records
+    assert record["outcome"] == "ok" and "settle_error" not in record, record
+    sent = record["sent"]
+    for kind in ("unauthenticated_frames", "authenticated_frames", "raft_junk"):
+        assert sent.get(kind, 0) > 0, sent
+    assert sent.get("authenticated_answers", 0) > 0 and sent.get("idle_connections", 0) > 0
+
+
+@pytest.mark.cluster
 async def test_targeted_follower_truncation_case(tmp_path: Path, bus: str) -> None:
     """Pause a follower, load with >= 10 KB entries, kill the leader, resume the follower."""
     history = History()

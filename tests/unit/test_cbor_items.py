@@ -3,6 +3,7 @@ the limit however large the declared lengths are."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import cbor2
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logact.client.cbor_items import item_count
-from logact.client.protocol import BadBody, TooManyItems, decode_body
+from logact.client.protocol import MAX_BODY_DEPTH, BadBody, TooManyItems, check_body, decode_body
 
 values = st.recursive(
     st.none()
@@ -47,10 +48,65 @@ def test_the_count_is_exact_up_to_the_limit(value: Any, limit: int) -> None:
 def test_a_body_decodes_exactly_when_it_is_within_the_limit(value: Any, limit: int) -> None:
     raw = cbor2.dumps(value)
     if items_of(value) <= limit:
-        assert decode_body(raw, limit) == value
+        check_body(raw, limit)
+        assert decode_body(raw) == value
     else:
         with pytest.raises(TooManyItems):
-            decode_body(raw, limit)
+            check_body(raw, limit)
+
+
+def outside_the_model(value: Any, depth: int = 0) -> bool:
+    """The data model of bodies, by the definition (a tree walk): the oracle for the scan."""
+    if isinstance(value, bool) or value is None or isinstance(value, str | bytes | int):
+        return False
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | dict):
+        if depth >= MAX_BODY_DEPTH:
+            return True
+        if isinstance(value, dict):
+            if any(not isinstance(key, str) for key in value):
+                return True
+            value = list(value.values())
+        return any(outside_the_model(child, depth + 1) for child in value)
+    return True  # undefined, other simple values
+
+
+keys = st.text(max_size=3) | st.binary(max_size=2) | st.integers()
+anything = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**64), max_value=2**64 - 1)
+    | st.floats()
+    | st.text(max_size=5)
+    | st.binary(max_size=5)
+    | st.sampled_from([cbor2.undefined, cbor2.CBORSimpleValue(99), cbor2.CBORSimpleValue(0)]),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.text(max_size=3) | st.binary(max_size=2) | st.integers(), children, max_size=3
+        )
+    ),
+    max_leaves=20,
+)
+
+
+def nested(value: Any, depth: int) -> Any:
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@settings(max_examples=400, deadline=None)
+@given(anything, st.integers(min_value=0, max_value=40))
+def test_the_scan_accepts_exactly_the_data_model(value: Any, depth: int) -> None:
+    value = nested(value, depth)
+    raw = cbor2.dumps(value)
+    if outside_the_model(value):
+        with pytest.raises(BadBody):
+            check_body(raw, 10**6)
+    else:
+        check_body(raw, 10**6)
 
 
 @settings(max_examples=300, deadline=None)
@@ -76,4 +132,4 @@ def test_tags_and_indefinite_lengths_are_refused_by_the_count(raw: bytes) -> Non
     with pytest.raises(ValueError):
         item_count(raw, 100)
     with pytest.raises(BadBody):
-        decode_body(raw + b"\x00" * 10, 1)
+        check_body(raw + b"\x00" * 10, 1)
