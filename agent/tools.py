@@ -8,11 +8,15 @@ outcomes with a readable error. Only cancellation (``trio.Cancelled``) propagate
 
 ``standard_tools(workspace)`` builds a registry with the built-in tools:
 
-- ``shell``: ``/bin/sh -c COMMAND`` in a directory inside the workspace, with an environment
-  limited to an allow-list, a timeout that kills the whole process group, and stdout+stderr
-  captured together and capped (head and tail kept);
+- ``shell``: ``/bin/sh -c COMMAND`` in a directory inside the workspace, in a bubblewrap
+  sandbox (``agent/sandbox.py``: the workspace is the only writable path, no network, no view
+  of the executor) with an environment limited to an allow-list, a timeout that kills the
+  whole sandbox, and stdout+stderr captured together and capped (head and tail kept); without
+  a working sandbox it refuses to run, unless explicitly built with ``sandbox=None``;
 - ``read_file`` / ``write_file`` / ``list_dir``: paths resolved against the workspace root;
-  anything that resolves outside it (``..``, absolute paths, symlinks) is refused.
+  anything that resolves outside it (``..``, absolute paths, symlinks) is refused, the file is
+  then opened one component at a time without following any symlink (so a path swapped for a
+  symlink meanwhile is refused too), and a file with several hard links is refused.
 
 The application adds its own Python functions with ``register``. ``describe()`` gives the
 OpenAI-style tool definitions the driver passes to the model.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import inspect
 import json
 import os
@@ -43,6 +48,7 @@ from typing import Any
 import trio
 
 from logact.agent.entries import MAX_OUTPUT_CHARS, Result, ToolCall, cap_output
+from logact.agent.sandbox import Sandbox, SandboxUnavailable, probe
 
 #: Variables the executor sets for the action it runs (``LOGACT_BUS``, ``LOGACT_INTENT_ID``),
 #: passed to shell commands so a side effect can carry its intent's identity (an idempotency
@@ -346,6 +352,10 @@ def _describe_status(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+#: Shell commands run in this sandbox unless a caller explicitly passes another (or None).
+DEFAULT_SANDBOX = Sandbox()
+
 _PATH_PROP = {"type": "string", "description": "a path relative to the workspace root"}
 
 
@@ -362,6 +372,7 @@ class Workspace:
         env_allow: Iterable[str] = DEFAULT_ENV_ALLOW,
         max_read_bytes: int = DEFAULT_MAX_READ_BYTES,
         max_write_bytes: int = DEFAULT_MAX_WRITE_BYTES,
+        sandbox: Sandbox | None = DEFAULT_SANDBOX,
     ) -> None:
         self.root = Path(root).resolve(strict=True)
         if not self.root.is_dir():
@@ -374,6 +385,8 @@ class Workspace:
         self.env_allow = tuple(env_allow)
         self.max_read_bytes = max_read_bytes
         self.max_write_bytes = max_write_bytes
+        #: None runs commands unconfined (only by explicit choice: ``--unsafe-no-sandbox``).
+        self.sandbox = sandbox
 
     def resolve(self, path: str) -> Path:
         """``path`` resolved (symlinks followed) against the root; ToolError if outside it."""
@@ -408,6 +421,7 @@ class Workspace:
             raise ToolError(f"timeout must be in (0, {self.max_shell_timeout:g}] seconds")
         env = {k: os.environ[k] for k in self.env_allow if k in os.environ}
         env.update(ACTION_ENV.get())
+        argv, env, preexec = await self._confined(["/bin/sh", "-c", command], workdir, env)
         capture = _Capture(self.output_cap)
         proc: trio.Process | None = None
         with trio.move_on_after(limit) as scope:
@@ -415,7 +429,7 @@ class Workspace:
                 proc = await nursery.start(
                     partial(
                         trio.run_process,
-                        ["/bin/sh", "-c", command],
+                        argv,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,
@@ -423,6 +437,7 @@ class Workspace:
                         env=env,
                         check=False,
                         start_new_session=True,
+                        preexec_fn=preexec,
                         deliver_cancel=_deliver_kill,
                     )
                 )
@@ -438,6 +453,19 @@ class Workspace:
             raise ToolError(_describe_status(proc.returncode), output)
         return output
 
+    async def _confined(
+        self, command: list[str], workdir: Path, env: dict[str, str]
+    ) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
+        """(argv, environment, pre-exec hook) that run ``command`` in the sandbox."""
+        if self.sandbox is None:
+            return command, env, None
+        try:
+            bwrap = await trio.to_thread.run_sync(probe, self.sandbox.bwrap)
+        except SandboxUnavailable as exc:
+            raise ToolError(f"refused to run: {exc}") from None
+        sandbox = dataclasses.replace(self.sandbox, bwrap=bwrap)
+        return sandbox.argv(command, self.root, workdir, env), {}, sandbox.preexec
+
     @staticmethod
     async def _reap_group(proc: trio.Process) -> None:
         await proc.wait()
@@ -445,14 +473,38 @@ class Workspace:
 
     # files
 
-    def _read(self, path: str) -> str:
+    def _open(self, path: str, flags: int, *, make_parents: bool = False) -> int:
+        """``path`` opened inside the root, one component at a time, following no symlink.
+
+        ``resolve`` has already followed symlinks (and refused any that leave the root), so
+        the resolved path holds none: meeting one now means the path changed meanwhile.
+        """
         target = self.resolve(path)
+        *parents, name = target.relative_to(self.root).parts or (".",)
+        directory = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW)
+            for part in parents:
+                if make_parents:
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o755, dir_fd=directory)
+                inner = os.open(part, _DIR_FLAGS, dir_fd=directory)
+                os.close(directory)
+                directory = inner
+            fd = os.open(name, flags | os.O_NOFOLLOW, 0o644, dir_fd=directory)
         except FileNotFoundError:
             raise ToolError(f"no such file: {path!r}") from None
         except OSError as e:
-            raise ToolError(f"cannot open {path!r}: {e.strerror}") from None
+            raise ToolError(f"cannot open {path!r}: {e.strerror or e}") from None
+        finally:
+            os.close(directory)
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            os.close(fd)
+            raise ToolError(f"{path!r} has {st.st_nlink} hard links; only single files are used")
+        return fd
+
+    def _read(self, path: str) -> str:
+        fd = self._open(path, os.O_RDONLY)
         with os.fdopen(fd, "rb") as f:
             st = os.fstat(f.fileno())
             if not stat.S_ISREG(st.st_mode):
@@ -474,25 +526,29 @@ class Workspace:
         target = self.resolve(path)
         if target == self.root or target.is_dir():
             raise ToolError(f"{path!r} is a directory")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, flags, 0o644)
-        except OSError as e:
-            raise ToolError(f"cannot write {path!r}: {e.strerror or e}") from None
+        # Truncated only after the checks of _open: a hard-linked file is left as it was.
+        fd = self._open(
+            path, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else 0), make_parents=True
+        )
         with os.fdopen(fd, "wb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise ToolError(f"{path!r} is not a regular file")
+            if not append:
+                f.truncate(0)
             f.write(data)
         verb = "appended" if append else "wrote"
         return f"{verb} {len(data)} bytes to {self._rel(target)}"
 
     def _list(self, path: str) -> str:
-        target = self.resolve(path)
-        if not target.is_dir():
+        if not self.resolve(path).is_dir():
             raise ToolError(f"{path!r} is not a directory in the workspace")
+        fd = self._open(path, _DIR_FLAGS)
         try:
-            entries = sorted(os.scandir(target), key=lambda e: e.name)
+            entries = sorted(os.scandir(fd), key=lambda e: e.name)
         except OSError as e:
             raise ToolError(f"cannot list {path!r}: {e.strerror}") from None
+        finally:
+            os.close(fd)
         lines = []
         for entry in entries[:MAX_LIST_ENTRIES]:
             if entry.is_symlink():
@@ -583,6 +639,7 @@ def standard_tools(
     max_read_bytes: int = DEFAULT_MAX_READ_BYTES,
     max_write_bytes: int = DEFAULT_MAX_WRITE_BYTES,
     max_shell_timeout: float | None = None,
+    sandbox: Sandbox | None = DEFAULT_SANDBOX,
 ) -> ToolRegistry:
     """A registry holding the built-in tools for ``workspace``; register app functions on it."""
     registry = ToolRegistry(output_cap=output_cap)
@@ -596,5 +653,6 @@ def standard_tools(
         env_allow=env_allow,
         max_read_bytes=max_read_bytes,
         max_write_bytes=max_write_bytes,
+        sandbox=sandbox,
     ).register_into(registry)
     return registry

@@ -29,7 +29,8 @@ from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
 from logact.agent.runner import Component, read_state, run_agent, run_component
-from logact.agent.tools import standard_tools
+from logact.agent.sandbox import unavailable as sandbox_unavailable
+from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Judge, Voter, llm_judge, provenance_judge, rule_judge
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
@@ -46,6 +47,27 @@ DEFAULT_SYSTEM_PROMPT = (
 
 def _bus_option(func: Any) -> Any:
     return click.option("--bus", required=True, help="The agent's bus.")(func)
+
+
+def _sandbox_option(func: Any) -> Any:
+    return click.option(
+        "--unsafe-no-sandbox",
+        is_flag=True,
+        help="Run actions without the bubblewrap sandbox: they can read and change everything "
+        "this process can (its token, the config, the network).",
+    )(func)
+
+
+def executor_tools(workspace: Path, unsafe_no_sandbox: bool, **options: Any) -> ToolRegistry:
+    """The built-in tools in ``workspace``, sandboxed unless told otherwise; a sandbox that
+    cannot be set up is reported now (every shell action will be refused, with the reason)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    if unsafe_no_sandbox:
+        click.echo("executor: actions run WITHOUT a sandbox (--unsafe-no-sandbox)", err=True)
+        return standard_tools(workspace, sandbox=None, **options)
+    if (problem := sandbox_unavailable()) is not None:
+        click.echo(f"executor: shell actions will be refused: {problem}", err=True)
+    return standard_tools(workspace, **options)
 
 
 def model_options(func: Any) -> Any:
@@ -293,6 +315,7 @@ def decider(
 @_bus_option
 @click.option("--workspace", type=click.Path(file_okay=False), required=True)
 @click.option("--shell-timeout", type=float, default=30.0, show_default=True)
+@_sandbox_option
 def executor(
     config_path: str,
     nodes: str | None,
@@ -301,12 +324,12 @@ def executor(
     bus: str,
     workspace: str,
     shell_timeout: float,
+    unsafe_no_sandbox: bool,
 ) -> None:
     """Run committed intents in the workspace, at most once each."""
 
     async def main() -> None:
-        Path(workspace).mkdir(parents=True, exist_ok=True)
-        tools = standard_tools(Path(workspace), shell_timeout=shell_timeout)
+        tools = executor_tools(Path(workspace), unsafe_no_sandbox, shell_timeout=shell_timeout)
         async with _log(config_path, nodes, token, timeout, "executor") as log:
             await _run_component(Executor(log, bus, tools))
 
@@ -535,6 +558,7 @@ def policy(
 )
 @click.option("--policy", "policy_text", default=None, help="Default decider policy (JSON).")
 @click.option("--max-steps", type=int, default=30, show_default=True)
+@_sandbox_option
 def run_all(
     config_path: str,
     nodes: str | None,
@@ -552,6 +576,7 @@ def run_all(
     scripted_deny: tuple[str, ...],
     policy_text: str | None,
     max_steps: int,
+    unsafe_no_sandbox: bool,
 ) -> None:
     """Every component of one agent in this process (each with its role's principal); exits
     when the task is done and prints the timeline."""
@@ -561,8 +586,7 @@ def run_all(
         if policy_text
         else Policy("veto", {"kinds": kinds}, deadline_ms=120_000)
     )
-    Path(workspace).mkdir(parents=True, exist_ok=True)
-    tools = standard_tools(Path(workspace))
+    tools = executor_tools(Path(workspace), unsafe_no_sandbox)
 
     async def main() -> None:
         async with AsyncExitStack() as stack:

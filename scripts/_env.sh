@@ -2,6 +2,20 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# The executor runs actions in a bubblewrap sandbox (agent/sandbox.py) and refuses to run them
+# without one: install it when missing and we may (root with apt); otherwise say how.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing bubblewrap (the executor's sandbox; log: /tmp/logact-apt.log)" >&2
+    if ! { apt-get install -y -q bubblewrap || { apt-get update -q && apt-get install -y -q bubblewrap; }; } >/tmp/logact-apt.log 2>&1; then
+      tail -20 /tmp/logact-apt.log >&2
+      echo "could not install bubblewrap: shell actions will be refused" >&2
+    fi
+  else
+    echo "bubblewrap (bwrap) is missing: install it (e.g. sudo apt-get install bubblewrap)," \
+      "or shell actions will be refused" >&2
+  fi
+fi
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then

@@ -31,7 +31,8 @@ from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import TIMEOUT_REASON, Policy
 from logact.agent.rules import RuleSet
 from logact.agent.runner import Component, run_agent, run_component
-from logact.agent.tools import ToolRegistry
+from logact.agent.sandbox import unavailable as sandbox_unavailable
+from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Voter, provenance_judge, rule_judge
 from logact.client.errors import Fenced, Forbidden
 from logact.server.config import Principal, load_config
@@ -40,6 +41,8 @@ from logact.server.local import LocalLog, open_memory
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "cluster.toml")
 PRINCIPALS: dict[str, Principal] = {p.name: p for p in CONFIG.tokens.values()}
 BUS = "agent/inprocess"
+
+SANDBOX_MISSING = sandbox_unavailable()
 SYSTEM = "You are a test agent."
 #: Bound on every test; nothing here should come near it.
 DEADLINE = 20.0
@@ -507,6 +510,37 @@ async def test_a_restarted_executor_reports_an_interrupted_run_in_doubt_and_does
     assert rig.calls == []
     assert counts(state, e.ExecStart) == counts(state, e.Result) == {intent_id: 1}
     assert tool_text(rig, "c1") == f"IN DOUBT: {INTERRUPTED}"
+
+
+@pytest.mark.skipif(SANDBOX_MISSING is not None, reason=f"no sandbox: {SANDBOX_MISSING}")
+async def test_a_committed_shell_action_cannot_read_the_executors_secrets(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The voters let a shell action through; it runs in the sandbox, where neither the
+    executor's environment nor its config file exists."""
+    secret = "s3cret-of-the-executor"
+    monkeypatch.setenv("LOGACT_TOKEN", secret)
+    config = tmp_path / "cluster.toml"
+    config.write_text(f'token = "{secret}"\n')
+    command = f"cat /proc/$PPID/environ /proc/*/environ {config}; echo done"
+    client = rig.model([call("shell", "c1", command=command), {"content": "looked"}])
+    rules = RuleSet.from_doc(
+        {"default": "deny", "rules": [{"effect": "allow", "reason": "ok", "tool": "shell"}]}
+    )
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    with trio.fail_after(DEADLINE):
+        await give_task(rig.as_("user"), rig.bus, "look around")
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_component, rig.rule_voter(rules))
+            nursery.start_soon(run_component, rig.decider())
+            nursery.start_soon(run_component, rig.executor(standard_tools(workspace)))
+            nursery.start_soon(run_component, rig.driver(client))
+            state = await rig.wait_for(finished)
+            nursery.cancel_scope.cancel()
+    [record] = state.intents.values()
+    assert record.committed and record.result is not None
+    assert "done" in record.result.output and secret not in record.result.output
 
 
 async def test_an_interrupted_transfer_gets_a_recovery_brief_and_is_examined_not_redone(

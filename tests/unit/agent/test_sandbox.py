@@ -1,0 +1,171 @@
+"""The escapes of issue 14, each tried by a real shell action in the real bubblewrap sandbox
+(through the executor's tool registry), and each closed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import trio
+
+from logact.agent.entries import ToolCall
+from logact.agent.sandbox import ResourceLimits, Sandbox, unavailable
+from logact.agent.tools import ToolOutcome, ToolRegistry, standard_tools
+
+UNAVAILABLE = unavailable()
+
+pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no sandbox: {UNAVAILABLE}")
+
+SECRET = "s3cret-token-of-the-executor"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def tools(ws: Path) -> ToolRegistry:
+    return standard_tools(ws, shell_timeout=10, env_allow=("PATH", "LOGACT_TOKEN"))
+
+
+async def shell(tools: ToolRegistry, command: str, **arguments: object) -> ToolOutcome:
+    with trio.fail_after(30):
+        return await tools.run(ToolCall("shell", {"command": command, **arguments}))
+
+
+async def test_the_executors_environment_and_command_line_are_out_of_sight(
+    tools: ToolRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    out = await shell(
+        tools,
+        "cat /proc/$PPID/environ /proc/*/environ /proc/*/cmdline 2>/dev/null | tr '\\0' ' '; "
+        "ls /proc | grep -c '^[0-9]'",
+    )
+    assert out.ok, out
+    assert SECRET not in out.output
+    own_command_line = Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert own_command_line.strip() not in out.output
+    assert int(out.output.split()[-1]) <= 5  # only the sandbox's few processes exist
+
+
+async def test_only_allow_listed_variables_reach_the_action(
+    tools: ToolRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("LOGACT_TOKEN", "allowed-by-this-registry")
+    out = await shell(tools, "env")
+    assert out.ok and SECRET not in out.output
+    assert "LOGACT_TOKEN=allowed-by-this-registry" in out.output
+
+
+async def test_files_outside_the_workspace_cannot_be_read_or_written(
+    tools: ToolRegistry, tmp_path: Path
+) -> None:
+    config = tmp_path / "cluster.toml"
+    config.write_text(f'token = "{SECRET}"\n')
+    out = await shell(
+        tools, f"cat {config}; cat /etc/shadow; echo pwned > {config}; touch /usr/pwned; true"
+    )
+    assert out.ok and SECRET not in out.output
+    assert config.read_text() == f'token = "{SECRET}"\n'
+    assert not Path("/usr/pwned").exists()
+    out = await shell(tools, "echo here > /tmp/private && cat /tmp/private")
+    assert out.output.strip() == "here" and not Path("/tmp/private").exists()
+
+
+async def test_the_workspace_is_writable(tools: ToolRegistry, ws: Path) -> None:
+    out = await shell(tools, "mkdir -p sub && echo made > sub/file && python3 -c 'print(6*7)'")
+    assert out.ok and out.output.strip() == "42"
+    assert (ws / "sub" / "file").read_text() == "made\n"
+
+
+async def test_the_network_is_off(tools: ToolRegistry) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        out = await shell(
+            tools,
+            f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 3)\"",
+        )
+        assert not out.ok, out
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing ever connected
+
+
+async def test_every_capability_is_dropped(tools: ToolRegistry) -> None:
+    out = await shell(tools, "grep CapEff /proc/self/status")
+    assert out.ok and out.output.split()[-1] == "0000000000000000", out
+
+
+def running(marker: str) -> bool:
+    for pid in os.listdir("/proc"):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+async def gone(marker: str) -> None:
+    """Wait (bounded) until no process on the host has ``marker`` in its command line."""
+    with trio.fail_after(10):
+        while running(marker):
+            await trio.sleep(0.05)
+
+
+async def test_setsid_children_die_with_the_action(tools: ToolRegistry, ws: Path) -> None:
+    # Finished normally: what it left behind in the background is killed with the sandbox.
+    out = await shell(tools, "setsid sleep 31.3371 & nohup sleep 31.3372 & echo started")
+    assert out.ok and "started" in out.output
+    await gone("31.337")
+    # Timed out: the whole sandbox is killed, a new session's children included.
+    out = await shell(
+        tools, "setsid sh -c 'sleep 31.3373; touch escaped' & sleep 31.3374", timeout=1
+    )
+    assert not out.ok and "timed out" in (out.error or "")
+    await gone("31.337")
+    assert not (ws / "escaped").exists()
+
+
+async def test_rlimits_bind_the_action(ws: Path) -> None:
+    limits = ResourceLimits(file_bytes=1 << 20, open_files=64)
+    tools = standard_tools(ws, sandbox=Sandbox(limits=limits))
+    out = await shell(tools, "ulimit -n; head -c 3000000 /dev/zero > big")
+    assert not out.ok  # SIGXFSZ: file size limit exceeded
+    assert out.output.split()[0] == "64"
+    assert (ws / "big").stat().st_size <= 1 << 20
+
+
+async def test_without_a_sandbox_nothing_runs_and_the_reason_says_how_to_fix_it(
+    ws: Path,
+) -> None:
+    tools = standard_tools(ws, sandbox=Sandbox(bwrap="no-such-bubblewrap"))
+    out = await shell(tools, "touch ran")
+    assert not out.ok and "apt-get install bubblewrap" in (out.error or ""), out
+    assert not (ws / "ran").exists()
+
+
+async def test_file_tools_refuse_hard_links_to_files_outside(
+    tools: ToolRegistry, ws: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text(SECRET)
+    os.link(outside, ws / "linked.txt")
+    for call in (
+        ToolCall("read_file", {"path": "linked.txt"}),
+        ToolCall("write_file", {"path": "linked.txt", "content": "pwned"}),
+        ToolCall("write_file", {"path": "linked.txt", "content": "pwned", "append": True}),
+    ):
+        out = await tools.run(call)
+        assert not out.ok and "hard links" in (out.error or ""), out
+        assert SECRET not in out.output
+    assert outside.read_text() == SECRET
