@@ -13,10 +13,13 @@ See ``docs/hooks.md`` for the settings snippets and protocol sources.
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import trio
@@ -37,6 +40,9 @@ from logact.server.config import ConfigError, load_config
 MAX_STDIN_BYTES = 8 * 1024 * 1024
 #: A harness always closes stdin after the payload; this only guards against a stuck pipe.
 STDIN_TIMEOUT = 5.0
+#: Whatever happens, the hook answers (a deny) within --decision-timeout plus this many
+#: seconds: a harness that times the hook out first would run the tool.
+ANSWER_SLACK = 20
 
 
 class HookSetupError(Exception):
@@ -105,15 +111,35 @@ async def _invoke(harness: Harness, opener: LogOpener | Exception, **kwargs: Any
     return await run_hook(harness, stdin, opener, **kwargs)
 
 
-def _emit(response: HookResponse) -> None:
-    if response.stdout:
-        click.echo(response.stdout)
-    if response.stderr:
-        click.echo(response.stderr, err=True, nl=False)
-    sys.exit(response.exit_code)
+def _emit(response: HookResponse) -> NoReturn:
+    """Write the answer and end the process at once.
+
+    ``os._exit`` skips interpreter shutdown: a thread still blocked reading a stuck stdin
+    would make it abort (exit 134), which both harnesses take as "hook failed, run the tool".
+    """
+    try:
+        if response.stdout:
+            sys.stdout.write(response.stdout + "\n")
+        if response.stderr:
+            sys.stderr.write(response.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(response.exit_code)
+
+
+def _answer_in_time(harness: Harness, seconds: float) -> None:
+    """A deny after ``seconds``, from a signal handler, even if something below hangs."""
+
+    def give_up(_signum: int, _frame: Any) -> None:
+        _emit(deny_unavailable(harness, RuntimeError(f"no answer within {seconds:.0f}s")))
+
+    signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(math.ceil(seconds))
 
 
 def _run(harness: Harness, options: dict[str, Any]) -> None:
+    _answer_in_time(harness, options["decision_timeout"] + ANSWER_SLACK)
     try:
         opener: LogOpener | Exception = client_opener(
             options["config_path"], options["nodes"], options["token"], options["timeout"]

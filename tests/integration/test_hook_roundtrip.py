@@ -9,6 +9,9 @@ function. It is a test double, not a policy.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,12 +22,10 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from click.testing import CliRunner
 
 from logact.agent import entries as e
 from logact.agent.hooks import Harness, HookResponse, LogOpener, parse_payload, run_hook
 from logact.cli.cluster import LocalCluster, agent_token, free_ports
-from logact.cli.hook import hook as hook_group
 from logact.client.api import LogAPI
 from logact.client.client import Client
 from logact.client.errors import Unavailable
@@ -359,33 +360,84 @@ async def test_cli_codex_fails_closed_without_a_decider(cluster: LocalCluster) -
 # --- the click commands' own fail-closed paths (no cluster needed) ------------------------------
 
 
-def test_cli_denies_when_no_node_is_reachable() -> None:
-    [port] = free_ports(1)
-    data = json.dumps(payload(Harness.CLAUDE_CODE, "pre_bash"))
-    args = ["claude-code", "--nodes", f"127.0.0.1:{port}", "--token", "t", "--timeout", "1"]
-    result = CliRunner().invoke(hook_group, args, input=data)
-    assert result.exit_code == 0
+def hook_process(
+    args: list[str], stdin: bytes | None, *, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    """The hook as a harness runs it: a process, a payload on stdin (None: stdin stays open
+    and silent, as a stuck pipe would), its answer on stdout and its exit code."""
+    argv = [sys.executable, "-m", "logact.cli.main", "hook", *args]
+    if stdin is not None:
+        return subprocess.run(argv, input=stdin, capture_output=True, timeout=120, env=env)
+    with subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.wait(timeout=120)  # stdin stays open meanwhile; the answers are a few KB
+        return subprocess.CompletedProcess(
+            argv, proc.returncode, proc.stdout.read(), proc.stderr.read()
+        )
+
+
+def denial(result: subprocess.CompletedProcess[bytes]) -> str:
+    """The reason of a deny that both harnesses honour (JSON on stdout, exit code 0)."""
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     verdict = json.loads(result.stdout)["hookSpecificOutput"]
-    assert verdict["permissionDecision"] == "deny"
-    assert "no node reachable" in verdict["permissionDecisionReason"]
+    assert verdict["permissionDecision"] == "deny", verdict
+    return str(verdict["permissionDecisionReason"])
+
+
+@pytest.mark.parametrize("harness", ["claude-code", "codex"])
+def test_cli_denies_when_no_node_is_reachable(harness: str) -> None:
+    [port] = free_ports(1)
+    data = json.dumps(payload(Harness(harness.replace("-", "_")), "pre_bash")).encode()
+    args = [harness, "--nodes", f"127.0.0.1:{port}", "--token", "t", "--timeout", "1"]
+    assert "no node reachable" in denial(hook_process(args, data))
+
+
+@pytest.mark.parametrize("harness", ["claude-code", "codex"])
+def test_cli_denies_when_stdin_stays_open(harness: str, tmp_path: Path) -> None:
+    """The payload never ends: after its stdin guard the hook denies and exits 0 (it used to
+    abort with 134 at shutdown, which both harnesses take as "run the tool")."""
+    args = [harness, "--config", str(tmp_path / "missing.toml")]
+    assert "could not read stdin" in denial(hook_process(args, None))
+
+
+def test_cli_denies_when_the_node_never_answers() -> None:
+    with socket.socket() as silent:  # accepts connections, never answers a byte
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        host, port = silent.getsockname()
+        data = json.dumps(payload(Harness.CLAUDE_CODE, "pre_bash")).encode()
+        args = ["claude-code", "--nodes", f"{host}:{port}", "--token", "t", "--timeout", "600"]
+        assert "not running this tool" in denial(
+            hook_process([*args, "--decision-timeout", "1"], data)
+        )
+
+
+def test_the_hook_answers_a_deny_even_if_everything_below_it_hangs() -> None:
+    """The last resort: the alarm set at start answers for a hook stuck anywhere."""
+    program = (
+        "import threading\n"
+        "from logact.agent.hooks import Harness\n"
+        "from logact.cli.hook import _answer_in_time\n"
+        "_answer_in_time(Harness.CODEX, 1)\n"
+        "threading.Event().wait()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, timeout=60)
+    assert "no answer within 1s" in denial(result)
 
 
 def test_cli_denies_without_a_usable_config(tmp_path: Path) -> None:
-    data = json.dumps(payload(Harness.CODEX, "pre_bash"))
+    data = json.dumps(payload(Harness.CODEX, "pre_bash")).encode()
+    env = {k: v for k, v in os.environ.items() if k != "LOGACT_TOKEN"}
     args = ["codex", "--config", str(tmp_path / "missing.toml")]
-    result = CliRunner(env={"LOGACT_TOKEN": None}).invoke(hook_group, args, input=data)
-    assert result.exit_code == 0
-    verdict = json.loads(result.stdout)["hookSpecificOutput"]
-    assert verdict["permissionDecision"] == "deny"
-    assert "missing.toml" in verdict["permissionDecisionReason"]
+    assert "missing.toml" in denial(hook_process(args, data, env=env))
 
 
 def test_cli_denies_garbage_and_only_reports_a_lost_post(tmp_path: Path) -> None:
     args = ["claude-code", "--config", str(tmp_path / "missing.toml")]
-    garbage = CliRunner().invoke(hook_group, args, input="{not json")
-    assert garbage.exit_code == 0
-    assert json.loads(garbage.stdout)["hookSpecificOutput"]["permissionDecision"] == "deny"
-    post = json.dumps(payload(Harness.CLAUDE_CODE, "post_bash"))
-    lost = CliRunner().invoke(hook_group, args, input=post)
-    assert lost.exit_code == 0 and lost.stdout == ""
-    assert "result not recorded" in lost.stderr
+    assert "cannot read" in denial(hook_process(args, b"{not json"))
+    post = json.dumps(payload(Harness.CLAUDE_CODE, "post_bash")).encode()
+    lost = hook_process(args, post)
+    assert lost.returncode == 0 and lost.stdout == b""
+    assert b"result not recorded" in lost.stderr
