@@ -590,6 +590,14 @@ ROLE_CLAIMS: dict[str, frozenset[str]] = {
     "executor": frozenset({"executor"}),
 }
 
+#: What each fencing name guards (``[auth.fences]``): once a driver or executor has claimed a
+#: bus, only appends carrying its current fence may add these types there, so neither a stale
+#: instance nor another principal with the same rights can write them past it.
+FENCED_TYPES: dict[str, frozenset[str]] = {
+    "driver": frozenset({"inf_in", "inf_out", "intent", "agent_output"}),
+    "executor": frozenset({"exec_start", "result"}),
+}
+
 
 def parse(entry_type: str, body: Any) -> Entry:
     """The typed entry for a body read from the log; EntryError if it is not valid."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from logact.agent.entries import ROLE_CLAIMS, ROLE_TYPES
+from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config
@@ -253,6 +253,9 @@ def agent_auth_lines() -> list[str]:
         if role in ROLE_CLAIMS:
             lines.append(f"claim = {json.dumps(sorted(ROLE_CLAIMS[role]))}")
         lines.append("")
+    lines.append("[auth.fences]")
+    lines += [f"{name} = {json.dumps(sorted(types))}" for name, types in FENCED_TYPES.items()]
+    lines.append("")
     for role in ROLE_TYPES:
         lines += [
             "[[auth.principals]]",

@@ -2,8 +2,9 @@
 
 Every agent runs a driver (scripted model over real HTTP), a rule voter that vetoes a known
 subset of actions, a decider and an executor, each a separate ``logact agent`` process with its
-own principal. Each action is a side effect outside the cluster: a line appended to one shared
-ledger file, carrying the bus and intent id the executor ran it for. The chaos runner kills and
+own principal. Each action is a side effect outside the cluster: a line appended to the ledger
+file in the agent's workspace (the only place its sandboxed actions may write), carrying the
+bus and intent id the executor ran it for. The chaos runner kills and
 restarts random components while the agents work; at the end the buses and the ledger are
 recorded for the agent checkers (docs/chaos.md).
 """
@@ -43,12 +44,16 @@ POLICY = json.dumps({"kind": "veto", "params": {"kinds": ["rule"]}})
 COMPONENTS = ("driver", "voter", "decider", "executor")
 
 
-def script(steps: int, ledger: Path, veto_every: int = 3) -> list[dict[str, Any]]:
+#: The ledger's name in each agent's workspace (shell actions run in the workspace root).
+LEDGER = "ledger.txt"
+
+
+def script(steps: int, veto_every: int = 3) -> list[dict[str, Any]]:
     """``steps`` side effects (every ``veto_every``-th one marked for veto), then an answer."""
     replies: list[dict[str, Any]] = []
     for step in range(steps):
         mark = f" {VETO_MARK}" if step % veto_every == veto_every - 1 else ""
-        command = f'echo "$LOGACT_BUS $LOGACT_INTENT_ID step-{step}{mark}" >> {ledger}'
+        command = f'echo "$LOGACT_BUS $LOGACT_INTENT_ID step-{step}{mark}" >> {LEDGER}'
         replies.append({"tool_calls": [tool_call("shell", {"command": command}, f"c{step}")]})
     replies.append({"content": "done"})
     return replies
@@ -69,15 +74,19 @@ class AgentWorkload:
     run_id: str = "run"
     members: list[Agent] = field(default_factory=list)
 
-    @property
-    def ledger(self) -> Path:
-        return self.directory / "ledger.txt"
+    def workspace(self, index: int) -> Path:
+        return self.directory / f"ws-{index}"
+
+    def ledger_lines(self) -> list[str]:
+        """Every agent's ledger, agent by agent (each line names its bus and intent)."""
+        ledgers = [self.workspace(i) / LEDGER for i in range(len(self.members))]
+        return [line for path in ledgers if path.exists() for line in path.read_text().splitlines()]
 
     def _agent(self, index: int) -> Agent:
         bus = f"chaos-agent/{self.run_id}-{index}"
         rules = self.directory / "rules.toml"
         rules.write_text(RULES)
-        workspace = self.directory / f"ws-{index}"
+        workspace = self.workspace(index)
         workspace.mkdir(parents=True, exist_ok=True)
         common = ["--config", str(self.cluster.config_path), "--bus", bus]
         args = {
@@ -175,7 +184,7 @@ class AgentWorkload:
                         ],
                     }
                 )
-        lines = self.ledger.read_text().splitlines() if self.ledger.exists() else []
+        lines = self.ledger_lines()
         now = time.monotonic_ns()
         record(
             {

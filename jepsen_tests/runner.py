@@ -127,7 +127,7 @@ async def _agent_run(
     directory = options.out / "agents"
     directory.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
-    with serve(script(options.agent_steps, directory / "ledger.txt")) as endpoint:
+    with serve(script(options.agent_steps)) as endpoint:
         workload = AgentWorkload(
             cluster.cluster, directory, endpoint.env(), options.agents, f"s{options.seed}"
         )

@@ -28,6 +28,10 @@ def _text(value: Any, limit: int) -> bool:
     return type(value) is str and 0 < len(value) <= limit
 
 
+#: Fencing names one append may need (one per guarded entry type at most).
+MAX_GUARDS = 16
+
+
 def _pair(value: Any, limit: int) -> bool:
     """A (name, integer) pair, as idempotency keys and fences are."""
     return (
@@ -61,6 +65,13 @@ def _append(cmd: dict[str, Any]) -> str | None:
         return problem
     if not _text(cmd.get("author"), MAX_AUTHOR):
         return "'author' must be a name"
+    guards = cmd.get("guards", ())
+    if not (
+        isinstance(guards, tuple | list)
+        and len(guards) <= MAX_GUARDS
+        and all(_text(g, MAX_NAME) for g in guards)
+    ):
+        return f"'guards' must be at most {MAX_GUARDS} fencing names"
     for name in ("key", "fence"):
         if name in cmd and not _pair(cmd[name], MAX_NAME):
             return f"{name!r} must be (name, integer in [0, 2**63))"

@@ -8,7 +8,7 @@ here ever reaches the log.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,8 +114,13 @@ def append_command(
     ts: int,
     limits: Limits,
     may_append: Callable[[str], bool],
+    fences: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Build an append command; the ACL is checked before any body is examined."""
+    """Build an append command; the ACL is checked before any body is examined.
+
+    ``fences`` maps entry types to the fencing name guarding them: the command carries the
+    names its types need (``guards``), and the state machine requires their fence once claimed.
+    """
     bus = bus_id(request)
     raw_entries = field(request, "entries", list)
     if not raw_entries:
@@ -164,6 +169,9 @@ def append_command(
         # In the command, so that every replica decides with the same numbers.
         "quota": (limits.max_bus_bytes, limits.max_principal_bytes, limits.max_log_bytes),
     }
+    guards = sorted({fences[t] for t in types if t in fences}) if fences else []
+    if guards:
+        cmd["guards"] = tuple(guards)
     key = field(request, "key", list, None)
     if key is not None:
         if (

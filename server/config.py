@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logact.server import bus_patterns
+from logact.server.command_shape import MAX_GUARDS
 from logact.server.commands import Limits
 
 
@@ -25,6 +27,9 @@ class Role:
     append: frozenset[str]  # entry types this role may append; "*" means any
     admin: bool = False  # may trim, and claim any fencing name
     claim: frozenset[str] = frozenset()  # fencing names this role may claim (e.g. "driver")
+    #: Buses the rights above apply to, and buses the role may read (``bus_patterns``).
+    buses: tuple[str, ...] = bus_patterns.ANY
+    read: tuple[str, ...] = bus_patterns.ANY
 
     def may_append(self, etype: str) -> bool:
         return "*" in self.append or etype in self.append
@@ -36,6 +41,7 @@ class Principal:
     roles: tuple[Role, ...]
 
     def may_append(self, etype: str) -> bool:
+        """Whether some role grants ``etype`` (on some bus)."""
         return any(role.may_append(etype) for role in self.roles)
 
     @property
@@ -44,6 +50,23 @@ class Principal:
 
     def may_claim(self, name: str) -> bool:
         return any(role.admin or name in role.claim for role in self.roles)
+
+    def _on(self, role: Role, bus: str) -> bool:
+        return bus_patterns.matches(role.buses, bus, self.name)
+
+    def may_append_on(self, etype: str, bus: str) -> bool:
+        return any(role.may_append(etype) and self._on(role, bus) for role in self.roles)
+
+    def may_claim_on(self, name: str, bus: str) -> bool:
+        return any(
+            (role.admin or name in role.claim) and self._on(role, bus) for role in self.roles
+        )
+
+    def may_trim(self, bus: str) -> bool:
+        return any(role.admin and self._on(role, bus) for role in self.roles)
+
+    def may_read(self, bus: str) -> bool:
+        return any(bus_patterns.matches(role.read, bus, self.name) for role in self.roles)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +170,9 @@ class ClusterConfig:
     raft: RaftTuning = field(default_factory=RaftTuning)
     server: ServerSettings = field(default_factory=ServerSettings)
     unsafe: Unsafe = field(default_factory=Unsafe)
+    #: Entry type -> the fencing name that guards it (``[auth.fences]``): once that name is
+    #: claimed on a bus, appends of the type there must carry its current fence.
+    fences: dict[str, str] = field(default_factory=dict)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -290,15 +316,30 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     password = cluster.get("password")
     if mode == "raft" and (not isinstance(password, str) or len(password) < 8):
         raise ConfigError("[cluster] password (8+ characters) is required: Raft peers unpickle")
-    tokens = _parse_auth(_table(data, "auth"))
+    auth = _table(data, "auth")
+    tokens = _parse_auth(auth)
+    fences = _parse_fences(_table(auth, "fences", "auth.fences"))
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
     _check_raft_timing(raft)
     server = _dataclass_from(ServerSettings, _table(data, "server"), "server")
     unsafe = _parse_unsafe(_table(data, "unsafe"))
     return ClusterConfig(
-        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe
+        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe, fences
     )
+
+
+def _parse_fences(data: dict[str, Any]) -> dict[str, str]:
+    guarded: dict[str, str] = {}
+    for name, types in data.items():
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            raise ConfigError(f"[auth.fences] {name} must be a list of entry types")
+        for etype in types:
+            if guarded.setdefault(etype, name) != name:
+                raise ConfigError(f"[auth.fences] {etype!r} is guarded by two names")
+    if len(data) > MAX_GUARDS:
+        raise ConfigError(f"[auth.fences] names at most {MAX_GUARDS} fencing names")
+    return guarded
 
 
 def _parse_unsafe(data: dict[str, Any]) -> Unsafe:
@@ -309,13 +350,25 @@ def _parse_unsafe(data: dict[str, Any]) -> Unsafe:
     return Unsafe(**data)
 
 
+def _patterns(raw: dict[str, Any], key: str, role: str) -> tuple[str, ...]:
+    patterns = raw.get(key, list(bus_patterns.ANY))
+    if not isinstance(patterns, list) or not all(
+        isinstance(p, str) and bus_patterns.valid(p) for p in patterns
+    ):
+        raise ConfigError(
+            f"[auth.roles.{role}] {key} must be a list of bus patterns "
+            "(bus id characters, '*', '**', '{principal}')"
+        )
+    return tuple(patterns)
+
+
 def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
-    _reject_unknown(auth, {"roles", "principals"}, "[auth]")
+    _reject_unknown(auth, {"roles", "principals", "fences"}, "[auth]")
     roles: dict[str, Role] = {}
     for name, raw in _table(auth, "roles", "auth.roles").items():
         if not isinstance(raw, dict):
             raise ConfigError(f"[auth.roles.{name}] must be a table")
-        _reject_unknown(raw, {"append", "admin", "claim"}, f"[auth.roles.{name}]")
+        _reject_unknown(raw, {"append", "admin", "claim", "buses", "read"}, f"[auth.roles.{name}]")
         append = raw.get("append", [])
         if not isinstance(append, list) or not all(isinstance(t, str) for t in append):
             raise ConfigError(f"[auth.roles.{name}] append must be a list of entry types")
@@ -325,7 +378,9 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
         claim = raw.get("claim", [])
         if not isinstance(claim, list) or not all(isinstance(c, str) for c in claim):
             raise ConfigError(f"[auth.roles.{name}] claim must be a list of fencing names")
-        roles[name] = Role(name, frozenset(append), admin, frozenset(claim))
+        buses = _patterns(raw, "buses", name)
+        read = _patterns(raw, "read", name)
+        roles[name] = Role(name, frozenset(append), admin, frozenset(claim), buses, read)
     principals = auth.get("principals", [])
     if not isinstance(principals, list) or not principals:
         raise ConfigError("at least one [[auth.principals]] entry is required")
@@ -342,6 +397,8 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
             raise ConfigError(f"{where} needs a 'token' of 8+ characters")
         if token in tokens:
             raise ConfigError(f"{where}: token is shared with another principal")
+        if any(p.name == name for p in tokens.values()):
+            raise ConfigError(f"{where}: name {name!r} is taken by another principal")
         if (
             not isinstance(role_names, list)
             or not role_names

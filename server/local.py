@@ -49,7 +49,7 @@ class LocalLog(LogAPI):
         request: dict[str, Any] = {"bus": bus, "from": start}
         if types is not None:
             request["types"] = types
-        bus, start, type_set = self.service.validate_subscription(request)
+        bus, start, type_set = self.service.validate_subscription(self.principal, request)
         async for chunk in self.service.subscribe(bus, start, type_set):
             for wire in chunk:
                 yield Entry.from_wire(wire)
@@ -60,8 +60,10 @@ class LocalLog(LogAPI):
 
 
 @asynccontextmanager
-async def open_local(backend: Backend, limits: Limits | None = None) -> AsyncIterator[LocalLog]:
-    service = LogService(backend, limits)
+async def open_local(
+    backend: Backend, limits: Limits | None = None, fences: dict[str, str] | None = None
+) -> AsyncIterator[LocalLog]:
+    service = LogService(backend, limits, fences=fences)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         try:
@@ -71,8 +73,10 @@ async def open_local(backend: Backend, limits: Limits | None = None) -> AsyncIte
 
 
 @asynccontextmanager
-async def open_memory(limits: Limits | None = None) -> AsyncIterator[LocalLog]:
-    async with open_local(MemoryBackend(), limits) as log:
+async def open_memory(
+    limits: Limits | None = None, fences: dict[str, str] | None = None
+) -> AsyncIterator[LocalLog]:
+    async with open_local(MemoryBackend(), limits, fences) as log:
         yield log
 
 

@@ -388,8 +388,9 @@ class Connection:
     async def _start_subscription(
         self, request_id: int, message: dict[str, Any], nursery: trio.Nursery
     ) -> None:
+        assert self.principal is not None
         try:
-            bus, start, types = self.service.validate_subscription(message)
+            bus, start, types = self.service.validate_subscription(self.principal, message)
         except LogError as exc:
             await self._reply(error_frame(request_id, exc))
             return

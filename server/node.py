@@ -67,7 +67,11 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     else:
         backend = EmbeddedBackend(data_dir, durability=config.durability, node_id=node.id)
     service = LogService(
-        backend, config.limits, request_timeout=config.server.request_timeout, unsafe=config.unsafe
+        backend,
+        config.limits,
+        request_timeout=config.server.request_timeout,
+        unsafe=config.unsafe,
+        fences=config.fences,
     )
     if config.unsafe.any:
         log.warning("node %s runs UNSAFE modes for chaos validation: %s", node.id, config.unsafe)

@@ -47,8 +47,10 @@ class LogService:
         request_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         unsafe: Unsafe | None = None,
+        fences: dict[str, str] | None = None,
     ) -> None:
         self.backend = backend
+        self.fences = fences or {}
         self.unsafe = unsafe or Unsafe()
         self.limits = limits or Limits()
         self.clock = clock
@@ -96,29 +98,38 @@ class LogService:
     async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         if self.unsafe.no_dedup:
             request = {k: v for k, v in request.items() if k != "key"}
+        bus = commands.bus_id(request)
         cmd = commands.append_command(
-            request, principal.name, self._now_ms(), self.limits, principal.may_append
+            request,
+            principal.name,
+            self._now_ms(),
+            self.limits,
+            lambda etype: principal.may_append_on(etype, bus),
+            self.fences,
         )
         return _reply(await self.committer.submit(cmd))
 
     async def _trim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.trim_command(request, self._now_ms())
-        self._require_admin(principal, "trim")
+        if not principal.may_trim(cmd["bus"]):
+            raise Forbidden(
+                f"principal {principal.name!r} may not trim {cmd['bus']!r}: "
+                "needs an admin role whose buses include it"
+            )
         return _reply(await self.committer.submit(cmd))
 
     async def _claim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.claim_command(request, self._now_ms())
-        if not principal.may_claim(cmd["name"]):
+        if not principal.may_claim_on(cmd["name"], cmd["bus"]):
             raise Forbidden(
-                f"principal {principal.name!r} may not claim {cmd['name']!r}: "
-                "needs a role with that name in 'claim', or admin"
+                f"principal {principal.name!r} may not claim {cmd['name']!r} on {cmd['bus']!r}: "
+                "needs a role with that name in 'claim' (or admin) whose buses include it"
             )
         return _reply(await self.committer.submit(cmd))
 
-    @staticmethod
-    def _require_admin(principal: Principal, what: str) -> None:
-        if not principal.admin:
-            raise Forbidden(f"principal {principal.name!r} may not {what}: admin role required")
+    def require_read(self, principal: Principal, bus: str) -> None:
+        if not principal.may_read(bus):
+            raise Forbidden(f"principal {principal.name!r} may not read {bus!r}")
 
     async def _sync(self, request: dict[str, Any]) -> None:
         """Linearizable unless the caller explicitly asked for a possibly stale local read."""
@@ -132,6 +143,7 @@ class LogService:
         if not 1 <= limit <= self.limits.max_read_limit:
             raise BadRequest(f"'limit' must be in [1, {self.limits.max_read_limit}]")
         types = commands.types_filter(request)
+        self.require_read(principal, bus)
         await self._sync(request)
         with self.backend.lock:
             reply = self.backend.state.read(bus, start, limit, types, self.limits.max_read_bytes)
@@ -141,6 +153,7 @@ class LogService:
 
     async def _tail(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         bus = commands.bus_id(request)
+        self.require_read(principal, bus)
         await self._sync(request)
         with self.backend.lock:
             return _reply(self.backend.state.tail(bus))
@@ -148,7 +161,8 @@ class LogService:
     async def _buses(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         await self._sync(request)
         with self.backend.lock:
-            return {"buses": self.backend.state.list_buses()}
+            buses = self.backend.state.list_buses()
+        return {"buses": [b for b in buses if principal.may_read(b["bus"])]}
 
     async def _status(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         with self.backend.lock:
@@ -180,13 +194,13 @@ class LogService:
 
     # ---------------------------------------------------------------- subscriptions
     def validate_subscription(
-        self, request: dict[str, Any]
+        self, principal: Principal, request: dict[str, Any]
     ) -> tuple[str, int, frozenset[str] | None]:
-        return (
-            commands.bus_id(request),
-            commands.position(request, "from", 0),
-            commands.types_filter(request),
-        )
+        bus = commands.bus_id(request)
+        start = commands.position(request, "from", 0)
+        types = commands.types_filter(request)
+        self.require_read(principal, bus)
+        return bus, start, types
 
     async def subscribe(
         self, bus: str, start: int, types: frozenset[str] | None

@@ -151,6 +151,15 @@ class LogState:
                     f"epoch {epoch} for {name!r} on {bus_id!r} is not the current epoch {current}",
                     current_epoch=current,
                 )
+        for name in cmd.get("guards", ()):
+            claimed = bus.epochs.get(name) if bus is not None else None
+            if claimed is not None and (fence is None or fence[0] != name):
+                return fail(
+                    ErrorCode.FENCED,
+                    f"{name!r} is claimed on {bus_id!r} (epoch {claimed}): appending "
+                    f"what it guards needs its fence",
+                    current_epoch=claimed,
+                )
         expect = cmd.get("expect_tail")
         if expect is not None and expect != tail:
             return fail(

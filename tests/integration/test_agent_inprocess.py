@@ -149,7 +149,7 @@ class Rig:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    async with open_memory() as log:
+    async with open_memory(fences=CONFIG.fences) as log:
         yield Rig(log)
 
 
@@ -834,6 +834,7 @@ async def test_mail_racing_the_inference_append_reaches_the_model(rig: Rig) -> N
 
 
 async def test_commit_intention_returns_the_decision_and_its_reason(rig: Rig) -> None:
+    rig.bus = "claude_code.tester.session-1"  # the hook principal may only write its own buses
     hook = rig.as_("hook")
     with trio.fail_after(DEADLINE):
         async with trio.open_nursery() as nursery:
@@ -864,6 +865,7 @@ async def test_commit_intention_times_out_to_not_approved(
     rig: Rig, autojump_clock: trio.testing.MockClock
 ) -> None:
     """No decider runs: after the timeout (virtual time) the answer is "do not run it"."""
+    rig.bus = "codex.tester.session-2"
     with trio.fail_after(DEADLINE):
         start = trio.current_time()
         decision = await commit_intention(
@@ -878,6 +880,34 @@ async def test_commit_intention_times_out_to_not_approved(
 
 
 # --- roles -------------------------------------------------------------------------------------
+
+
+async def test_the_hook_may_not_write_an_agents_bus_nor_an_app_its_control_entries(
+    rig: Rig,
+) -> None:
+    intent = e.Intent(e.ToolCall("echo", {"text": "x"}))
+    with pytest.raises(Forbidden, match="'hook' may not append"):
+        await rig.as_("hook").append(rig.bus, *intent.to_entry())
+    with pytest.raises(Forbidden, match="'hook' may not append"):
+        await rig.as_("hook").append(rig.bus, *e.Result(0, ok=True).to_entry())
+    for forged in (e.Commit(0, "forged"), e.Vote(0, "human", "human", "forged", True)):
+        with pytest.raises(Forbidden, match="'app' may not append"):
+            await rig.as_("app").append(rig.bus, *forged.to_entry())
+    assert await rig.as_("hook").append("claude_code.u.s", *intent.to_entry()) == 0
+
+
+async def test_a_claimed_executor_fences_unfenced_results_from_anyone(rig: Rig) -> None:
+    """Once an executor holds the bus, a result without its fence is refused, even from a
+    principal with the executor's rights (a stale or rogue executor)."""
+    epoch = await rig.as_("executor").claim(rig.bus, "executor")
+    with pytest.raises(Fenced):
+        await rig.as_("executor").append(rig.bus, *e.Result(0, ok=True).to_entry())
+    position = await rig.as_("executor").append(
+        rig.bus, *e.Result(0, ok=True).to_entry(), fence=("executor", epoch)
+    )
+    assert position == 0
+    # Types no fencing name guards are not affected.
+    assert await rig.as_("user").append(rig.bus, *e.AgentInput("hi").to_entry()) == 1
 
 
 async def test_roles_limit_what_each_component_may_append(rig: Rig) -> None:

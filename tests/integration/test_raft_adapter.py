@@ -47,7 +47,8 @@ def follower() -> Iterator[LogSyncObj]:
 def command(node: LogSyncObj, body: str) -> bytes:
     """The journal form of ``apply_batch([append body to bus 'b'])``."""
     func_id = node._methodToID[node._getFuncName("apply_batch")]
-    cmd = {"op": "append", "bus": "b", "entries": [("note", body, 4)], "author": "t", "ts": 1}
+    entries = [("note", cbor2.dumps(body), 4)]
+    cmd = {"op": "append", "bus": "b", "entries": entries, "author": "t", "ts": 1}
     return REGULAR_COMMAND + pickle.dumps((func_id, ([cmd],)))
 
 
@@ -78,7 +79,7 @@ def write_snapshot(node: LogSyncObj) -> None:
 
 def bodies(node: LogSyncObj) -> list[str]:
     bus = node.state.buses.get("b")
-    return [entry[4] for entry in bus.entries] if bus is not None else []
+    return [cbor2.loads(entry[4]) for entry in bus.entries] if bus is not None else []
 
 
 def peers(node: LogSyncObj) -> list[Any]:
@@ -437,7 +438,8 @@ def test_a_journal_holding_a_poison_pill_is_applied_past_it(follower: LogSyncObj
     every node, forever. Replayed now, it is answered with an error and the next entry
     applies."""
     func_id = follower._methodToID[follower._getFuncName("apply_batch")]
-    poison = {"op": "append", "bus": "b", "entries": [("note", "p", 4)], "author": "t", "ts": 1}
+    entries = [("note", cbor2.dumps("p"), 4)]
+    poison = {"op": "append", "bus": "b", "entries": entries, "author": "t", "ts": 1}
     poison["fence"] = ("driver", 10**5000)
     pill = REGULAR_COMMAND + pickle.dumps((func_id, ([poison],)))
     after = command(follower, "after")

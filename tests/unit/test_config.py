@@ -276,7 +276,45 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         variant(RAFT, lambda d: d.update(server={"max_inflight_per_connection": -3})),
         "max_inflight_per_connection",
     ),
+    (
+        "bus pattern chars",
+        variant(RAFT, lambda d: d["auth"]["roles"]["voter"].update(buses=["a b"])),
+        r"voter\] buses must be a list of bus patterns",
+    ),
+    (
+        "read pattern type",
+        variant(RAFT, lambda d: d["auth"]["roles"]["voter"].update(read="agent/**")),
+        r"voter\] read must be a list",
+    ),
+    (
+        "same name twice",
+        variant(RAFT, lambda d: d["auth"]["principals"][1].update(name="root")),
+        "name 'root' is taken",
+    ),
+    (
+        "fences not lists",
+        variant(RAFT, lambda d: d["auth"].update(fences={"driver": "intent"})),
+        r"\[auth.fences\] driver must be a list",
+    ),
+    (
+        "type guarded twice",
+        variant(RAFT, lambda d: d["auth"].update(fences={"a": ["intent"], "b": ["intent"]})),
+        "guarded by two names",
+    ),
 ]
+
+
+def test_bus_patterns_and_fences_are_parsed() -> None:
+    def change(d: dict[str, Any]) -> None:
+        d["auth"]["roles"]["voter"].update(buses=["agent/{principal}/**"], read=["agent/**"])
+        d["auth"]["fences"] = {"executor": ["exec_start", "result"]}
+
+    config = parse_config(variant(RAFT, change))
+    voter = config.principal_for("voter-token-1")
+    assert voter is not None
+    assert voter.may_append_on("vote", "agent/v/1") and not voter.may_append_on("vote", "agent/w/1")
+    assert voter.may_read("agent/w/1") and not voter.may_read("other/1")
+    assert config.fences == {"exec_start": "executor", "result": "executor"}
 
 
 @pytest.mark.parametrize(("label", "data", "message"), BAD, ids=[b[0] for b in BAD])

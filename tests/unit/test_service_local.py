@@ -628,3 +628,39 @@ async def test_local_call_timeout_is_a_typed_timeout(
         with pytest.raises(errors.Timeout):
             await log.append("b", "t", 1, timeout=1.0)
         backend.release.set()
+
+
+# ---------------------------------------------------------------- rights per bus
+
+OWN = ("agent/{principal}/**",)
+ALICE = Principal(
+    "alice", (Role("agent", frozenset({"note"}), claim=frozenset({"driver"}), buses=OWN, read=OWN),)
+)
+ALICE_ADMIN = Principal("alice", (Role("admin", frozenset({"*"}), admin=True, buses=OWN),))
+
+
+async def test_rights_apply_only_on_the_buses_of_the_role(memory_log: LocalLog) -> None:
+    alice = memory_log.as_principal(ALICE)
+    assert await alice.append("agent/alice/1", "note", "mine") == 0
+    await memory_log.append("agent/bob/1", "note", "bob's")
+    with pytest.raises(errors.Forbidden, match="'alice' may not append"):
+        await alice.append("agent/bob/1", "note", "forged")
+    with pytest.raises(errors.Forbidden, match="may not claim 'driver' on 'agent/bob/1'"):
+        await alice.claim("agent/bob/1", "driver")
+    assert await alice.claim("agent/alice/1", "driver") == 1
+    for read in (alice.read("agent/bob/1"), alice.check_tail("agent/bob/1")):
+        with pytest.raises(errors.Forbidden, match="may not read 'agent/bob/1'"):
+            await read
+    with pytest.raises(errors.Forbidden):
+        await collect(alice.subscribe("agent/bob/1"), 1)
+    assert [b.bus for b in await alice.list_buses()] == ["agent/alice/1"]
+    assert [e.body for e in await alice.read_all("agent/alice/1")] == ["mine"]
+
+
+async def test_trim_needs_an_admin_role_on_that_bus(memory_log: LocalLog) -> None:
+    await memory_log.append("agent/alice/1", "note", 1)
+    await memory_log.append("agent/bob/1", "note", 1)
+    admin = memory_log.as_principal(ALICE_ADMIN)
+    await admin.trim("agent/alice/1", 1)
+    with pytest.raises(errors.Forbidden, match="may not trim 'agent/bob/1'"):
+        await admin.trim("agent/bob/1", 1)

@@ -97,6 +97,18 @@ def test_fence_is_checked_before_expect_tail() -> None:
     assert reply["details"]["current_epoch"] == 1
 
 
+def test_guarded_types_need_the_fence_once_their_name_is_claimed() -> None:
+    s = LogState()
+    guarded = {**append(types=("result",)), "guards": ("executor",)}
+    assert s.apply(guarded)["ok"]  # nobody holds the bus: nothing to enforce
+    s.apply({"op": "claim", "bus": "b", "name": "executor", "ts": 0})
+    refused = s.apply(guarded)
+    assert refused["code"] == "fenced" and refused["details"]["current_epoch"] == 1
+    assert s.apply({**guarded, "fence": ("driver", 0)})["code"] == "fenced"  # another name's
+    assert s.apply({**guarded, "fence": ("executor", 1)})["ok"]
+    assert s.apply(append(types=("note",)))["ok"]  # unguarded types are not affected
+
+
 def test_claim_increments_epochs_per_bus_and_name() -> None:
     s = LogState()
     assert s.apply({"op": "claim", "bus": "b", "name": "d"})["epoch"] == 1

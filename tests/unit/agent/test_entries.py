@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from logact.agent.entries import (
     ENTRY_TYPES,
+    FENCED_TYPES,
     MAX_OUTPUT_CHARS,
     ROLE_CLAIMS,
     ROLE_TYPES,
@@ -332,6 +333,11 @@ def test_role_types_match_the_cluster_configuration() -> None:
         assert not principal.admin
         claims = ROLE_CLAIMS.get(role, frozenset())
         assert {name for name in ("driver", "executor") if principal.may_claim(name)} == claims
+
+
+def test_the_shipped_fences_are_the_runtimes() -> None:
+    config = load_config(CLUSTER_TOML)
+    assert config.fences == {t: name for name, types in FENCED_TYPES.items() for t in types}
 
 
 def test_generated_configs_carry_the_same_agent_roles(tmp_path: Path) -> None:
