@@ -75,6 +75,8 @@ class BusState:
         self.voter_policies: list[tuple[int, e.VoterPolicy]] = []  # accepted, ascending version
         self.decisions = DecisionLog()
         self.orphans: list[Entry] = []  # votes/decisions/results naming no intent
+        #: Votes and decisions whose author the intent's policy does not accept, with why.
+        self.forged: list[tuple[Entry, str]] = []
 
     def apply(self, raw: Entry) -> e.Entry | None:
         """Fold one entry (positions must come in order); returns it typed, or None if invalid."""
@@ -116,7 +118,14 @@ class BusState:
         return True
 
     def _fold_about(self, raw: Entry, entry: e.Entry, record: IntentRecord) -> None:
+        policy = self.decider_policies.policy_for(record.position)
         match entry:
+            case e.Vote() if not policy.counts_vote(entry.kind, raw.author):
+                signer = policy.signers.get(entry.kind)
+                why = f"a {entry.kind!r} vote counts only from {signer!r}, not {raw.author!r}"
+                self.forged.append((raw, why if signer else f"no signer for {entry.kind!r}"))
+            case e.Commit() | e.Abort() if not policy.counts_decision(raw.author):
+                self.forged.append((raw, f"{raw.author!r} is not a decider of this bus"))
             case e.Vote():
                 record.votes.append((raw.pos, entry))
             case e.Commit() | e.Abort():

@@ -582,7 +582,19 @@ ROLE_TYPES: dict[str, frozenset[str]] = {
     "supervisor": frozenset({"health"}),
     "user": frozenset({"agent_input", "mail"}),
     "hook": frozenset({"intent", "result"}),
+    "human": frozenset({"vote"}),
 }
+
+#: Who signs each voter kind, and who decides, in the shipped configurations (whose agent
+#: principals are named after their roles): the ``signers`` and ``deciders`` of the default
+#: decider policies, so a vote or decision from anyone else is ignored (agent/policy.py).
+VOTE_SIGNERS: dict[str, str] = {
+    "rule": "voter",
+    "llm": "voter",
+    "provenance": "voter",
+    "human": "human",
+}
+DECIDERS: tuple[str, ...] = ("decider",)
 
 #: Fencing names each role may claim: one active driver and one active executor per bus.
 ROLE_CLAIMS: dict[str, frozenset[str]] = {

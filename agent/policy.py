@@ -99,7 +99,7 @@ _ALLOWED_PARAMS: dict[str, frozenset[str]] = {
     "k_of_n": frozenset(("k", "n", "voters", "kinds", *_THRESHOLD)),
     "weighted": frozenset(("voter_weights", "kind_weights", "threshold")),
 }
-_DOC_KEYS = frozenset(("kind", "params", "deadline_ms", "version"))
+_DOC_KEYS = frozenset(("kind", "params", "deadline_ms", "version", "signers", "deciders"))
 
 
 class PolicyError(ValueError):
@@ -293,6 +293,12 @@ class Policy:
     params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     deadline_ms: int | None = None
     version: int = 0
+    #: Voter kind -> the principal whose votes of that kind count. When set, a vote counts
+    #: only if the log's author of it (stamped by the server) is the principal named for its
+    #: kind; any other vote is forged: ignored, and reported by the bus fold.
+    signers: Mapping[str, str] = field(default_factory=dict, hash=False)
+    #: Principals whose commit/abort count (when set); others' are ignored and reported.
+    deciders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
@@ -307,6 +313,25 @@ class Policy:
             raise PolicyError(f"version must be an integer >= 0, got {self.version!r}")
         params = _normalize_params(self.kind, self.params)
         object.__setattr__(self, "params", MappingProxyType(params))
+        signers = self.signers
+        if not isinstance(signers, Mapping) or not all(
+            isinstance(k, str) and k and isinstance(v, str) and v for k, v in signers.items()
+        ):
+            raise PolicyError("signers must map voter kinds to principal names")
+        object.__setattr__(self, "signers", MappingProxyType(dict(signers)))
+        deciders = self.deciders
+        if not isinstance(deciders, list | tuple) or not all(
+            isinstance(d, str) and d for d in deciders
+        ):
+            raise PolicyError("deciders must be a list of principal names")
+        object.__setattr__(self, "deciders", tuple(deciders))
+
+    def counts_vote(self, kind: str, author: str) -> bool:
+        """Whether a vote of ``kind`` appended by principal ``author`` counts."""
+        return not self.signers or self.signers.get(kind) == author
+
+    def counts_decision(self, author: str) -> bool:
+        return not self.deciders or author in self.deciders
 
     @classmethod
     def from_doc(cls, doc: object) -> Policy:
@@ -325,6 +350,8 @@ class Policy:
             params=doc.get("params") or {},
             deadline_ms=doc.get("deadline_ms"),
             version=doc["version"],
+            signers=doc.get("signers") or {},
+            deciders=doc.get("deciders") or (),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -332,6 +359,10 @@ class Policy:
         doc: dict[str, Any] = {"kind": self.kind, "params": _plain(self.params)}
         if self.deadline_ms is not None:
             doc["deadline_ms"] = self.deadline_ms
+        if self.signers:
+            doc["signers"] = dict(self.signers)
+        if self.deciders:
+            doc["deciders"] = list(self.deciders)
         doc["version"] = self.version
         return doc
 

@@ -137,4 +137,8 @@ def summary(state: BusState) -> dict[str, int]:
         ),
         "in_doubt": sum(bool(r.result and r.result.in_doubt) for r in records),
         "undecided": len(state.undecided),
+        # Entries skipped: malformed bodies, and votes/decisions from principals the bus's
+        # policies do not accept (agent/bus.py).
+        "invalid": len(state.invalid),
+        "forged": len(state.forged),
     }

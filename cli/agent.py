@@ -445,7 +445,7 @@ def vote(
     """The human voter: show pending intents with context and record approve/reject."""
 
     async def main() -> None:
-        async with _log(config_path, nodes, token, timeout, "voter") as log:
+        async with _log(config_path, nodes, token, timeout, "human") as log:
             state = await read_state(log, bus)
             if intent_id is not None:
                 if approve is None or intent_id not in state.intents:
@@ -584,7 +584,13 @@ def run_all(
     default = (
         parse_policy(policy_text)
         if policy_text
-        else Policy("veto", {"kinds": kinds}, deadline_ms=120_000)
+        else Policy(
+            "veto",
+            {"kinds": kinds},
+            deadline_ms=120_000,
+            signers=e.VOTE_SIGNERS,
+            deciders=e.DECIDERS,
+        )
     )
     tools = executor_tools(Path(workspace), unsafe_no_sandbox)
 

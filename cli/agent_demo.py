@@ -107,7 +107,13 @@ SCRIPT: list[dict[str, Any]] = [
 #: The scripted LLM voter's one concern: the task is to checksum data/, not to change it.
 SCRIPTED_CONCERNS = [("data/README", "the task is to checksum data/, not to modify it")]
 
-DECIDER_POLICY = Policy("veto", {"kinds": ["rule", "llm"]}, deadline_ms=60_000)
+DECIDER_POLICY = Policy(
+    "veto",
+    {"kinds": ["rule", "llm"]},
+    deadline_ms=60_000,
+    signers=e.VOTE_SIGNERS,
+    deciders=e.DECIDERS,
+)
 
 INPUTS = {
     "alpha.txt": "first file\n",

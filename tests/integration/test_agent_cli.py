@@ -521,6 +521,8 @@ def test_timeline_json_summarises_the_bus(cluster: LocalCluster, agent_run: Agen
         "failed": 0,
         "in_doubt": 0,
         "undecided": 0,
+        "invalid": 0,
+        "forged": 0,
     }
 
 

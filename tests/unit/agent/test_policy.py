@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from fractions import Fraction
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -683,3 +684,27 @@ def test_policy_error_is_a_value_error() -> None:
 def test_invalid_votes(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Vote(**kwargs)  # type: ignore[arg-type]
+
+
+def test_signers_and_deciders_round_trip_and_decide_who_counts() -> None:
+    policy = Policy("veto", {"kinds": ["human"]}, signers={"human": "alice"}, deciders=["d"])
+    assert Policy.from_doc(policy.to_doc()) == policy
+    assert policy.counts_vote("human", "alice") and not policy.counts_vote("human", "voter")
+    assert not policy.counts_vote("rule", "alice")  # a kind nobody signs never counts
+    assert policy.counts_decision("d") and not policy.counts_decision("root")
+    open_policy = Policy("veto", {"kinds": ["human"]})
+    assert open_policy.counts_vote("human", "anyone") and open_policy.counts_decision("anyone")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"kind": "veto", "params": {"kinds": ["h"]}, "version": 1, "signers": ["h"]},
+        {"kind": "veto", "params": {"kinds": ["h"]}, "version": 1, "signers": {"h": ""}},
+        {"kind": "veto", "params": {"kinds": ["h"]}, "version": 1, "deciders": "d"},
+        {"kind": "veto", "params": {"kinds": ["h"]}, "version": 1, "deciders": [3]},
+    ],
+)
+def test_bad_signers_or_deciders_are_policy_errors(doc: dict[str, Any]) -> None:
+    with pytest.raises(PolicyError):
+        Policy.from_doc(doc)
