@@ -273,8 +273,8 @@ def test_vote_on_an_intent_records_a_human_vote(cluster: LocalCluster) -> None:
         for raw, parsed in typed(read_bus(cluster, bus), e.Vote)
     }
     assert votes == {
-        approved: ("voter", e.Vote(approved, "human", "human", "harmless listing", True)),
-        rejected: ("voter", e.Vote(rejected, "human", "human", "rejected by a person", False)),
+        approved: ("human", e.Vote(approved, "human", "human", "harmless listing", True)),
+        rejected: ("human", e.Vote(rejected, "human", "human", "rejected by a person", False)),
     }
 
 
@@ -317,7 +317,7 @@ def test_interactive_vote_shows_the_context_and_records_the_answer(
     assert f"#{pending}: approved" in ran.stdout
     entries = read_bus(cluster, bus)
     assert [(raw.author, vote) for raw, vote in typed(entries, e.Vote)] == [
-        ("voter", e.Vote(pending, "human", "human", "looks fine", True))
+        ("human", e.Vote(pending, "human", "human", "looks fine", True))
     ]
 
     again = cli(cluster, "vote", "--bus", bus)
