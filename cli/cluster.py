@@ -78,8 +78,10 @@ class LocalCluster:
         if self.pid(node_id) is not None:
             raise RuntimeError(f"node {node_id} is already running")
         for sub in ("pids", "logs"):
-            (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
-        with open(self.log_file(node_id), "ab") as log:
+            (self.run_dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Node logs name principals and peers: readable by this user only.
+        log_fd = os.open(self.log_file(node_id), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(log_fd, "ab") as log:
             proc = subprocess.Popen(
                 [
                     *self.prefix(node_id),

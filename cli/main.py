@@ -7,6 +7,7 @@ import dataclasses
 import importlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +76,25 @@ def main(verbose: bool) -> None:
 )
 def node(config_path: str, node_id: str, run_dir: str) -> None:
     """Run one log node in the foreground."""
+    from logact.server import secrets_check
     from logact.server.node import run_node
 
     logging.getLogger().setLevel(logging.INFO)
     try:
         config = load_config(config_path)
-        config.node(node_id)
+        this = config.node(node_id)
     except ConfigError as exc:
         _fail(str(exc))
+    weak = secrets_check.findings(config)
+    if weak and secrets_check.exposed(this) and not config.unsafe.weak_secrets:
+        _fail(
+            f"node {node_id} listens beyond loopback with weak secrets: {'; '.join(weak)}. "
+            "Use long random secrets (e.g. `python3 -c 'import secrets; "
+            "print(secrets.token_urlsafe(32))'`)."
+        )
+    for finding in weak:
+        logging.getLogger("logact.node").warning("%s (acceptable on loopback only)", finding)
+    os.umask(0o077)  # data, snapshots and logs: readable by this user only
     trio.run(run_node, config, node_id, Path(run_dir).resolve())
 
 

@@ -82,6 +82,14 @@ def rewrite_nodes(
     return "\n".join(out) + "\n"
 
 
+def allow_weak_secrets(text: str) -> str:
+    """The config, with nodes allowed to listen beyond loopback with the fixed test tokens (the
+    private addresses of network namespaces)."""
+    if "\n[unsafe]\n" in text:
+        return text.replace("\n[unsafe]\n", "\n[unsafe]\nweak_secrets = true\n", 1)
+    return text + "\n[unsafe]\nweak_secrets = true\n"
+
+
 class ChaosCluster:
     """Nodes, network mode and teardown of one chaos run; see the module docstring."""
 
@@ -182,7 +190,8 @@ class ChaosCluster:
                 n: {"client": netns.client_address(n), "raft": netns.raft_address(n)}
                 for n in self._node_ids
             }
-            path.write_text(rewrite_nodes(path.read_text(), addresses=addresses))
+            text = rewrite_nodes(path.read_text(), addresses=addresses)
+            path.write_text(allow_weak_secrets(text))
             dial = {}
             prefix = netns.prefix
         self._check_config(path, dial)

@@ -79,10 +79,13 @@ class Unsafe:
 
     stale_reads: bool = False
     no_dedup: bool = False
+    #: Start beyond loopback with weak secrets: only test clusters in network namespaces,
+    #: whose private addresses carry the fixed test tokens.
+    weak_secrets: bool = False
 
     @property
     def any(self) -> bool:
-        return self.stale_reads or self.no_dedup
+        return self.stale_reads or self.no_dedup or self.weak_secrets
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,15 +3,20 @@ reads on any node right after an acknowledgement, subscriptions on each node."""
 
 from __future__ import annotations
 
+import stat
+import subprocess
+import sys
 from contextlib import aclosing
+from pathlib import Path
 
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
+from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.client.protocol import Entry
+from logact.server.node import data_dir_for
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, WRITER_TOKEN, read_node, wait_until
 
@@ -93,3 +98,28 @@ async def test_subscriptions_on_each_node(cluster: LocalCluster, bus: str) -> No
     assert len(expected) == count
     assert all(view == expected for view in views.values())
     assert set(views) == set(cluster.addresses)
+
+
+async def test_data_and_logs_are_readable_by_their_owner_only(cluster: LocalCluster) -> None:
+    await cluster.wait_for_leader(30)
+    for node_id in cluster.node_ids:
+        data = data_dir_for(cluster.config, node_id, cluster.run_dir)
+        files = [p for p in data.rglob("*") if p.is_file()]
+        assert files, f"{node_id} wrote nothing"
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert all(stat.S_IMODE(p.stat().st_mode) & 0o077 == 0 for p in files), files
+        assert stat.S_IMODE(cluster.log_file(node_id).stat().st_mode) == 0o600
+
+
+def test_a_node_off_loopback_with_weak_secrets_refuses_to_start(tmp_path: Path) -> None:
+    """It stops before binding anything (so this test binds nothing beyond 127.0.0.1)."""
+    config = write_local_config(tmp_path)
+    text = config.read_text().replace("127.0.0.1", "0.0.0.0", 1)
+    config.write_text(text)
+    argv = [sys.executable, "-m", "logact.cli.main", "node", "--config", str(config), "--id", "n1"]
+    done = subprocess.run(argv, capture_output=True, timeout=60, cwd=tmp_path)
+    said = " ".join((done.stdout + done.stderr).decode().split())  # the console wraps lines
+    assert done.returncode == 1
+    assert "listens beyond loopback with weak secrets" in said
+    assert "token of principal 'admin'" in said
+    assert not (tmp_path / "data").exists()
