@@ -7,9 +7,11 @@ with its pid in ``RUN_DIR/pids/ID.pid``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config
+from logact.server.tls import client_context_for
 
 
 class LocalCluster:
@@ -60,6 +63,11 @@ class LocalCluster:
             if principal.admin:
                 return token
         raise LookupError("the configuration has no admin principal")
+
+    @functools.cached_property
+    def tls(self) -> ssl.SSLContext | None:
+        """How this supervisor's own clients reach the nodes (the config's [tls])."""
+        return client_context_for(self.config.tls)
 
     def pid_file(self, node_id: str) -> Path:
         return self.run_dir / "pids" / f"{node_id}.pid"
@@ -171,7 +179,7 @@ class LocalCluster:
         address = self.config.node(node_id).client_address
         try:
             async with Client(
-                [address], self.admin_token(), timeout=timeout, prefer_leader=False
+                [address], self.admin_token(), timeout=timeout, prefer_leader=False, tls=self.tls
             ) as c:
                 return await c.status()
         except (LogError, OSError):

@@ -13,6 +13,7 @@ from rich.console import Console
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
+from logact.server.tls import TlsSettings, client_context_for
 
 E = TypeVar("E", bound=BaseException)
 
@@ -43,7 +44,29 @@ def client_options(func: Any) -> Any:
         help="Auth token (default: $LOGACT_TOKEN, else the config's principal for the command).",
     )(func)
     func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
+    for name, env, what in (
+        ("--cacert", "LOGACT_CACERT", "CA of the nodes' certificates (default: [tls] ca)"),
+        ("--cert", "LOGACT_CERT", "client certificate, when the nodes require one"),
+        ("--key", "LOGACT_KEY", "the client certificate's key"),
+    ):
+        func = click.option(
+            name,
+            envvar=env,
+            type=click.Path(dir_okay=False, exists=True),
+            default=None,
+            expose_value=False,
+            callback=_remember_tls,
+            help=f"TLS: {what}; ${env}.",
+        )(func)
     return func
+
+
+def _remember_tls(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """TLS files go to ``make_client`` through the context, not through every command."""
+    ctx.meta.setdefault(TLS_META, {})[param.name] = value
+
+
+TLS_META = "logact.tls"
 
 
 def token_for_role(config: ClusterConfig, role: str | None) -> str | None:
@@ -79,7 +102,13 @@ def make_client(
         token = token_for_role(config, role)
         if token is None:
             fail(f"no --token given and the config has no principal for {role or 'admin'}")
-    return Client(addresses, token, timeout=timeout)
+    files = click.get_current_context(silent=True)
+    given = files.meta.get(TLS_META, {}) if files is not None else {}
+    try:
+        tls = client_context_for(config.tls if config else TlsSettings(), **given)
+    except (OSError, ValueError) as exc:
+        fail(f"TLS files: {exc}")
+    return Client(addresses, token, timeout=timeout, tls=tls)
 
 
 def find_error(exc: BaseException, kind: type[E]) -> E | None:

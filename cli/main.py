@@ -226,7 +226,9 @@ def status(
         out: dict[str, Any] = {}
         for address in client.addresses:
             try:
-                async with Client([address], client.token, timeout=2.0, prefer_leader=False) as c:
+                async with Client(
+                    [address], client.token, timeout=2.0, prefer_leader=False, tls=client.tls
+                ) as c:
                     out[address] = await c.status()
             except (LogError, OSError):
                 out[address] = None
@@ -237,6 +239,8 @@ def status(
         click.echo(json.dumps(statuses, indent=2, default=str))
     else:
         _print_status_table(statuses)
+    if not any(statuses.values()):
+        _fail("no node answered (down, unreachable, or a TLS or token problem)")
 
 
 @main.command()

@@ -7,6 +7,7 @@ Use as ``async with Client(["127.0.0.1:7101", ...], token) as log: ...``.
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -35,10 +36,23 @@ def parse_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+async def _handshake(
+    stream: trio.abc.Stream, tls: ssl.SSLContext, host: str, address: str
+) -> trio.SSLStream[trio.abc.Stream]:
+    """``stream`` in TLS, the node's certificate verified for ``host``."""
+    wrapped = trio.SSLStream(stream, tls, server_hostname=host)
+    try:
+        await wrapped.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        raise ConnectionError(f"TLS with {address} failed: {exc.__cause__ or exc}") from None
+    return wrapped
+
+
 class Connection:
     """One authenticated TCP connection with pipelined requests."""
 
-    def __init__(self, stream: trio.SocketStream, address: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, address: str) -> None:
         self.stream = stream
         self.address = address
         self.decoder = protocol.FrameDecoder()
@@ -49,10 +63,14 @@ class Connection:
         self._send_lock = trio.Lock()
 
     @classmethod
-    async def open(cls, address: str, token: str, timeout: float) -> Connection:
+    async def open(
+        cls, address: str, token: str, timeout: float, tls: ssl.SSLContext | None = None
+    ) -> Connection:
         host, port = parse_address(address)
         with trio.fail_after(timeout):
-            stream = await trio.open_tcp_stream(host, port)
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+            if tls is not None:
+                stream = await _handshake(stream, tls, host, address)
             conn = cls(stream, address)
             await conn._send(
                 {"id": 0, "op": "hello", "token": token, "version": protocol.PROTOCOL_VERSION}
@@ -145,7 +163,9 @@ class Client(LogAPI):
         attempt_timeout: float = 3.0,
         client_id: str | None = None,
         prefer_leader: bool = True,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """``tls``: talk TLS to the nodes (``server.tls.client_context``); None: plain TCP."""
         super().__init__(client_id)
         if not addresses:
             raise ValueError("at least one node address is required")
@@ -157,6 +177,7 @@ class Client(LogAPI):
         #: or partitioned node keeps its TCP connection open) and retries elsewhere.
         self.attempt_timeout = attempt_timeout
         self.prefer_leader = prefer_leader
+        self.tls = tls
         self._conn: Connection | None = None
         self._next_index = 0
         self._connect_lock = trio.Lock()
@@ -201,7 +222,7 @@ class Client(LogAPI):
             address = self.addresses[self._next_index % len(self.addresses)]
             self._next_index += 1
             try:
-                conn = await Connection.open(address, self.token, self.connect_timeout)
+                conn = await Connection.open(address, self.token, self.connect_timeout, self.tls)
             except Unauthorized:
                 raise
             except (*CONNECTION_ERRORS, LogError, trio.TooSlowError) as exc:
@@ -210,7 +231,9 @@ class Client(LogAPI):
             leader = conn.hello.get("node", {}).get("leader_client")
             if self.prefer_leader and leader and leader != address and leader in self.addresses:
                 try:
-                    leader_conn = await Connection.open(leader, self.token, self.connect_timeout)
+                    leader_conn = await Connection.open(
+                        leader, self.token, self.connect_timeout, self.tls
+                    )
                 except (*CONNECTION_ERRORS, LogError, trio.TooSlowError):
                     return conn
                 await conn.close()

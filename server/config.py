@@ -15,6 +15,7 @@ from typing import Any
 from logact.server import bus_patterns
 from logact.server.command_shape import MAX_GUARDS
 from logact.server.commands import Limits
+from logact.server.tls import TlsSettings
 
 
 class ConfigError(ValueError):
@@ -176,6 +177,7 @@ class ClusterConfig:
     #: Entry type -> the fencing name that guards it (``[auth.fences]``): once that name is
     #: claimed on a bus, appends of the type there must carry its current fence.
     fences: dict[str, str] = field(default_factory=dict)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -261,10 +263,22 @@ def _check_raft_timing(raft: RaftTuning) -> None:
         raise ConfigError(f"[raft] settings must satisfy: {', '.join(broken)}")
 
 
-def parse_config(data: dict[str, Any]) -> ClusterConfig:
+def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfig:
+    """``base``: the directory relative paths (TLS files) are resolved against."""
     _reject_unknown(
         data,
-        {"mode", "durability", "nodes", "cluster", "auth", "limits", "raft", "server", "unsafe"},
+        {
+            "mode",
+            "durability",
+            "nodes",
+            "cluster",
+            "auth",
+            "limits",
+            "raft",
+            "server",
+            "unsafe",
+            "tls",
+        },
         "the top level",
     )
     mode = data.get("mode", "raft")
@@ -327,9 +341,30 @@ def parse_config(data: dict[str, Any]) -> ClusterConfig:
     _check_raft_timing(raft)
     server = _dataclass_from(ServerSettings, _table(data, "server"), "server")
     unsafe = _parse_unsafe(_table(data, "unsafe"))
+    tls = _parse_tls(_table(data, "tls"), base or Path.cwd())
     return ClusterConfig(
-        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe, fences
+        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe, fences, tls
     )
+
+
+def _parse_tls(data: dict[str, Any], base: Path) -> TlsSettings:
+    keys = ("cert", "key", "client_ca", "ca", "client_cert", "client_key")
+    _reject_unknown(data, set(keys), "[tls]")
+    paths: dict[str, Path] = {}
+    for key in keys:
+        value = data.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"[tls] {key} must be a file path")
+        paths[key] = base / value
+    if ("cert" in paths) != ("key" in paths):
+        raise ConfigError("[tls] cert and key go together")
+    if "client_ca" in paths and "cert" not in paths:
+        raise ConfigError("[tls] client_ca needs the node's own cert and key")
+    if ("client_cert" in paths) != ("client_key" in paths):
+        raise ConfigError("[tls] client_cert and client_key go together")
+    return TlsSettings(**paths)
 
 
 def _parse_fences(data: dict[str, Any]) -> dict[str, str]:
@@ -425,4 +460,4 @@ def load_config(path: str | Path) -> ClusterConfig:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the configuration: {exc}") from None
-    return parse_config(data)
+    return parse_config(data, Path(path).resolve().parent)

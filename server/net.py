@@ -36,6 +36,7 @@ from logact.client.errors import (
 from logact.server.config import ClusterConfig, Principal, ServerSettings
 from logact.server.ratelog import RateLimitedLog
 from logact.server.service import LogService
+from logact.server.tls import server_context
 
 log = logging.getLogger(__name__)
 READ_CHUNK = 256 * 1024
@@ -479,6 +480,22 @@ async def serve(
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     front = Front(service, config, describe)
+    tls = server_context(config.tls) if config.tls.enabled else None
+
+    async def secured(stream: trio.SocketStream, peer: str) -> trio.abc.Stream | None:
+        """The stream itself, or wrapped in TLS once its handshake is done in time."""
+        if tls is None:
+            return stream
+        wrapped = trio.SSLStream(stream, tls, server_side=True)
+        with trio.move_on_after(config.server.hello_timeout):
+            try:
+                await wrapped.do_handshake()
+                return wrapped
+            except trio.BrokenResourceError as exc:
+                front.events.event("tls_failures", f"{peer}: {exc.__cause__ or exc}"[:200])
+                return None
+        front.events.event("tls_failures", f"{peer}: no handshake in time")
+        return None
 
     async def handle(stream: trio.SocketStream) -> None:
         peer = _peer(stream)
@@ -489,11 +506,13 @@ async def serve(
             return
         front.admission.open(peer)
         try:
-            await Connection(stream, front, peer).run()
+            channel = await secured(stream, peer)
+            if channel is not None:
+                await Connection(channel, front, peer).run()
         except Exception:  # a bug in one connection must never take the node down
             front.events.event("connection_errors", "handler failed", exc_info=True)
-            await trio.aclose_forcefully(stream)
         finally:
+            await trio.aclose_forcefully(stream)
             front.admission.close(peer)
 
     async def accept_loop(listener: trio.SocketListener, nursery: trio.Nursery) -> None:
