@@ -6,7 +6,10 @@ inside a running node.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +181,15 @@ class ClusterConfig:
     #: claimed on a bus, appends of the type there must carry its current fence.
     fences: dict[str, str] = field(default_factory=dict)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    #: SHA-256 (hex) of every principal's token, including those only given as a hash
+    #: (``token_sha256``): what nodes authenticate against. ``tokens`` holds the plain ones
+    #: this file knows, for clients (the CLI) that read it.
+    token_hashes: dict[str, Principal] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.token_hashes:
+            hashes = {token_digest(t): p for t, p in self.tokens.items()}
+            object.__setattr__(self, "token_hashes", hashes)
 
     def node(self, node_id: str) -> NodeConfig:
         for node in self.nodes:
@@ -186,7 +198,7 @@ class ClusterConfig:
         raise ConfigError(f"no node {node_id!r} in the configuration")
 
     def principal_for(self, token: str) -> Principal | None:
-        return self.tokens.get(token)
+        return self.token_hashes.get(token_digest(token))
 
 
 def _address(value: Any, where: str) -> tuple[str, int]:
@@ -334,7 +346,7 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfi
     if mode == "raft" and (not isinstance(password, str) or len(password) < 8):
         raise ConfigError("[cluster] password (8+ characters) is required: Raft peers unpickle")
     auth = _table(data, "auth")
-    tokens = _parse_auth(auth)
+    tokens, token_hashes = _parse_auth(auth, base or Path.cwd())
     fences = _parse_fences(_table(auth, "fences", "auth.fences"))
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
@@ -343,7 +355,18 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfi
     unsafe = _parse_unsafe(_table(data, "unsafe"))
     tls = _parse_tls(_table(data, "tls"), base or Path.cwd())
     return ClusterConfig(
-        mode, tuple(nodes), durability, password, tokens, limits, raft, server, unsafe, fences, tls
+        mode,
+        tuple(nodes),
+        durability,
+        password,
+        tokens,
+        limits,
+        raft,
+        server,
+        unsafe,
+        fences,
+        tls,
+        token_hashes,
     )
 
 
@@ -400,7 +423,45 @@ def _patterns(raw: dict[str, Any], key: str, role: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
-def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+_TOKEN_SOURCES = ("token", "token_sha256", "token_file", "token_env")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _token(raw: dict[str, Any], where: str, base: Path) -> tuple[str | None, str]:
+    """(the plain token if this file can know it, its SHA-256 hex) from exactly one source."""
+    given = [key for key in _TOKEN_SOURCES if key in raw]
+    if len(given) != 1:
+        raise ConfigError(f"{where} needs exactly one of {', '.join(_TOKEN_SOURCES)}")
+    (source,) = given
+    value = raw[source]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} {source} must be a non-empty string")
+    if source == "token_sha256":
+        if not _SHA256.fullmatch(value):
+            raise ConfigError(f"{where} token_sha256 must be 64 lowercase hex digits")
+        return None, value
+    if source == "token_file":
+        try:
+            value = (base / value).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where} token_file: {exc}") from None
+    elif source == "token_env":
+        if raw[source] not in os.environ:
+            raise ConfigError(f"{where}: environment variable {raw[source]} is not set")
+        value = os.environ[raw[source]].strip()
+    if len(value) < 8:
+        raise ConfigError(f"{where} needs a token of 8+ characters")
+    return value, token_digest(value)
+
+
+def _parse_auth(
+    auth: dict[str, Any], base: Path
+) -> tuple[dict[str, Principal], dict[str, Principal]]:
+    """(plain token -> principal, token SHA-256 -> principal)."""
     _reject_unknown(auth, {"roles", "principals", "fences"}, "[auth]")
     roles: dict[str, Role] = {}
     for name, raw in _table(auth, "roles", "auth.roles").items():
@@ -423,19 +484,19 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
     if not isinstance(principals, list) or not principals:
         raise ConfigError("at least one [[auth.principals]] entry is required")
     tokens: dict[str, Principal] = {}
+    hashes: dict[str, Principal] = {}
     for index, raw in enumerate(principals):
         where = f"auth.principals[{index}]"
         if not isinstance(raw, dict):
             raise ConfigError(f"{where} must be a table")
-        _reject_unknown(raw, {"name", "token", "roles"}, where)
-        name, token, role_names = raw.get("name"), raw.get("token"), raw.get("roles", [])
+        _reject_unknown(raw, {"name", "roles", *_TOKEN_SOURCES}, where)
+        name, role_names = raw.get("name"), raw.get("roles", [])
         if not isinstance(name, str) or not name:
             raise ConfigError(f"{where} needs a 'name'")
-        if not isinstance(token, str) or len(token) < 8:
-            raise ConfigError(f"{where} needs a 'token' of 8+ characters")
-        if token in tokens:
+        token, digest = _token(raw, where, base)
+        if digest in hashes:
             raise ConfigError(f"{where}: token is shared with another principal")
-        if any(p.name == name for p in tokens.values()):
+        if any(p.name == name for p in hashes.values()):
             raise ConfigError(f"{where}: name {name!r} is taken by another principal")
         if (
             not isinstance(role_names, list)
@@ -446,8 +507,11 @@ def _parse_auth(auth: dict[str, Any]) -> dict[str, Principal]:
         unknown = [r for r in role_names if r not in roles]
         if unknown:
             raise ConfigError(f"{where} names unknown roles {unknown}")
-        tokens[token] = Principal(name, tuple(roles[r] for r in role_names))
-    return tokens
+        principal = Principal(name, tuple(roles[r] for r in role_names))
+        hashes[digest] = principal
+        if token is not None:
+            tokens[token] = principal
+    return tokens, hashes
 
 
 def load_config(path: str | Path) -> ClusterConfig:

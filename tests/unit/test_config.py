@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -197,7 +198,23 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     (
         "int token",
         variant(RAFT, lambda d: d["auth"]["principals"][0].update(token=12345678)),
-        "'token'",
+        "token must be a non-empty string",
+    ),
+    (
+        "two token sources",
+        variant(RAFT, lambda d: d["auth"]["principals"][0].update(token_env="X")),
+        "exactly one of token, token_sha256",
+    ),
+    (
+        "bad token hash",
+        variant(
+            RAFT,
+            lambda d: (
+                d["auth"]["principals"][0].pop("token")
+                and d["auth"]["principals"][0].update(token_sha256="abc")
+            ),
+        ),
+        "64 lowercase hex",
     ),
     (
         "shared token",
@@ -302,6 +319,35 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
         "guarded by two names",
     ),
 ]
+
+
+def test_tokens_from_a_hash_a_file_or_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A node needs only hashes; a plain token stays out of the file that clients read."""
+    (tmp_path / "voter.token").write_text("voter-token-from-a-file\n")
+    monkeypatch.setenv("ROOT_TOKEN", "root-token-from-the-env")
+
+    def change(d: dict[str, Any]) -> None:
+        root, voter = d["auth"]["principals"]
+        root.pop("token")
+        root["token_env"] = "ROOT_TOKEN"
+        voter.pop("token")
+        voter["token_file"] = "voter.token"
+        d["auth"]["principals"].append(
+            {
+                "name": "hashed",
+                "token_sha256": hashlib.sha256(b"only-the-hash-is-stored").hexdigest(),
+                "roles": ["voter"],
+            }
+        )
+
+    config = parse_config(variant(RAFT, change), tmp_path)
+    assert config.principal_for("root-token-from-the-env").name == "root"  # type: ignore[union-attr]
+    assert config.principal_for("voter-token-from-a-file").name == "v"  # type: ignore[union-attr]
+    assert config.principal_for("only-the-hash-is-stored").name == "hashed"  # type: ignore[union-attr]
+    assert config.principal_for("guess") is None
+    assert set(config.tokens) == {"root-token-from-the-env", "voter-token-from-a-file"}
 
 
 def test_bus_patterns_and_fences_are_parsed() -> None:
