@@ -611,6 +611,19 @@ FENCED_TYPES: dict[str, frozenset[str]] = {
 }
 
 
+def validate(entry_type: str, body: Any) -> str | None:
+    """Why ``body`` is not a valid entry of ``entry_type`` (None if it is, or if the type is
+    not an agent entry): the server's edge check (``[auth] validator``), so no writer can
+    append an agent entry its readers would have to skip."""
+    if entry_type not in ENTRY_TYPES:
+        return None
+    try:
+        parse(entry_type, body)
+    except EntryError as exc:
+        return str(exc)
+    return None
+
+
 def parse(entry_type: str, body: Any) -> Entry:
     """The typed entry for a body read from the log; EntryError if it is not valid."""
     cls = ENTRY_TYPES.get(entry_type)

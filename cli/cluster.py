@@ -250,6 +250,10 @@ def free_ports(count: int) -> list[int]:
             sock.close()
 
 
+#: Agent entries are checked at the edge: no writer can append one its readers must skip.
+AGENT_VALIDATOR = "logact.agent.entries:validate"
+
+
 def agent_token(role: str) -> str:
     """The token of the principal for agent role ``role`` in configs from write_local_config."""
     return f"{role}-token-0000"
@@ -311,6 +315,9 @@ def write_local_config(
             "",
         ]
     lines += [
+        "[auth]",
+        f'validator = "{AGENT_VALIDATOR}"',
+        "",
         "[auth.roles.admin]",
         'append = ["*"]',
         "admin = true",

@@ -77,12 +77,13 @@ def main(verbose: bool) -> None:
 def node(config_path: str, node_id: str, run_dir: str) -> None:
     """Run one log node in the foreground."""
     from logact.server import secrets_check
-    from logact.server.node import run_node
+    from logact.server.node import load_validator, run_node
 
     logging.getLogger().setLevel(logging.INFO)
     try:
         config = load_config(config_path)
         this = config.node(node_id)
+        load_validator(config.validator)
     except ConfigError as exc:
         _fail(str(exc))
     weak = secrets_check.findings(config)

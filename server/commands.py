@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from logact.client.errors import BadRequest, Forbidden, TooLarge
-from logact.client.protocol import BUS_ID, BadBody, TooManyItems, check_body
+from logact.client.protocol import BUS_ID, BadBody, TooManyItems, check_body, decode_body
 from logact.server.command_shape import INT_LIMIT
 
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -115,6 +115,7 @@ def append_command(
     limits: Limits,
     may_append: Callable[[str], bool],
     fences: Mapping[str, str] | None = None,
+    validate: Callable[[str, Any], str | None] | None = None,
 ) -> dict[str, Any]:
     """Build an append command; the ACL is checked before any body is examined.
 
@@ -159,6 +160,8 @@ def append_command(
             raise TooLarge(f"entry {index}: {exc}") from None
         except BadBody as exc:
             raise BadRequest(f"entry {index}: {exc}") from None
+        if validate is not None and (problem := validate(etype, decode_body(body))):
+            raise BadRequest(f"entry {index}: {problem[:500]}")
         entries.append((etype, body, size))
     cmd: dict[str, Any] = {
         "op": "append",

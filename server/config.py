@@ -185,6 +185,8 @@ class ClusterConfig:
     #: (``token_sha256``): what nodes authenticate against. ``tokens`` holds the plain ones
     #: this file knows, for clients (the CLI) that read it.
     token_hashes: dict[str, Principal] = field(default_factory=dict)
+    #: ``module:function`` checking bodies of typed entries at the edge (``[auth] validator``).
+    validator: str | None = None
 
     def __post_init__(self) -> None:
         if not self.token_hashes:
@@ -348,6 +350,11 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfi
     auth = _table(data, "auth")
     tokens, token_hashes = _parse_auth(auth, base or Path.cwd())
     fences = _parse_fences(_table(auth, "fences", "auth.fences"))
+    validator = auth.get("validator")
+    if validator is not None and (
+        not isinstance(validator, str) or not re.fullmatch(r"[\w.]+:\w+", validator)
+    ):
+        raise ConfigError("[auth] validator must be 'package.module:function'")
     limits = _dataclass_from(Limits, _table(data, "limits"), "limits")
     raft = _dataclass_from(RaftTuning, _table(data, "raft"), "raft")
     _check_raft_timing(raft)
@@ -367,6 +374,7 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfi
         fences,
         tls,
         token_hashes,
+        validator,
     )
 
 
@@ -462,7 +470,7 @@ def _parse_auth(
     auth: dict[str, Any], base: Path
 ) -> tuple[dict[str, Principal], dict[str, Principal]]:
     """(plain token -> principal, token SHA-256 -> principal)."""
-    _reject_unknown(auth, {"roles", "principals", "fences"}, "[auth]")
+    _reject_unknown(auth, {"roles", "principals", "fences", "validator"}, "[auth]")
     roles: dict[str, Role] = {}
     for name, raw in _table(auth, "roles", "auth.roles").items():
         if not isinstance(raw, dict):

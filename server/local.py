@@ -6,7 +6,7 @@ conformance suite exercises identical validation, ACL and subscription logic.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -61,9 +61,12 @@ class LocalLog(LogAPI):
 
 @asynccontextmanager
 async def open_local(
-    backend: Backend, limits: Limits | None = None, fences: dict[str, str] | None = None
+    backend: Backend,
+    limits: Limits | None = None,
+    fences: dict[str, str] | None = None,
+    validate: Callable[[str, Any], str | None] | None = None,
 ) -> AsyncIterator[LocalLog]:
-    service = LogService(backend, limits, fences=fences)
+    service = LogService(backend, limits, fences=fences, validate=validate)
     async with trio.open_nursery() as nursery:
         await nursery.start(service.run)
         try:
@@ -74,9 +77,11 @@ async def open_local(
 
 @asynccontextmanager
 async def open_memory(
-    limits: Limits | None = None, fences: dict[str, str] | None = None
+    limits: Limits | None = None,
+    fences: dict[str, str] | None = None,
+    validate: Callable[[str, Any], str | None] | None = None,
 ) -> AsyncIterator[LocalLog]:
-    async with open_local(MemoryBackend(), limits, fences) as log:
+    async with open_local(MemoryBackend(), limits, fences, validate) as log:
         yield log
 
 

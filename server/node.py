@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
 import resource
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import trio
 
-from logact.server.config import ClusterConfig
+from logact.server.config import ClusterConfig, ConfigError
 from logact.server.embedded import EmbeddedBackend
 from logact.server.net import serve
 from logact.server.raft import RaftBackend
@@ -48,6 +51,20 @@ def fit_descriptors(config: ClusterConfig) -> ClusterConfig:
     return dataclasses.replace(config, server=fitted)
 
 
+def load_validator(spec: str | None) -> Callable[[str, Any], str | None] | None:
+    """The ``[auth] validator`` function (``module:function``), imported at start."""
+    if spec is None:
+        return None
+    module, _, name = spec.partition(":")
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"[auth] validator {spec!r}: {exc}") from None
+    if not callable(function):
+        raise ConfigError(f"[auth] validator {spec!r} is not a function")
+    return function  # type: ignore[no-any-return]
+
+
 def data_dir_for(config: ClusterConfig, node_id: str, run_dir: Path) -> Path:
     path = Path(config.node(node_id).data_dir)
     return path if path.is_absolute() else run_dir / path
@@ -72,6 +89,7 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
         request_timeout=config.server.request_timeout,
         unsafe=config.unsafe,
         fences=config.fences,
+        validate=load_validator(config.validator),
     )
     if config.unsafe.any:
         log.warning("node %s runs UNSAFE modes for chaos validation: %s", node.id, config.unsafe)

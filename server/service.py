@@ -48,9 +48,11 @@ class LogService:
         clock: Callable[[], float] = time.time,
         unsafe: Unsafe | None = None,
         fences: dict[str, str] | None = None,
+        validate: Callable[[str, Any], str | None] | None = None,
     ) -> None:
         self.backend = backend
         self.fences = fences or {}
+        self.validate = validate
         self.unsafe = unsafe or Unsafe()
         self.limits = limits or Limits()
         self.clock = clock
@@ -106,6 +108,7 @@ class LogService:
             self.limits,
             lambda etype: principal.may_append_on(etype, bus),
             self.fences,
+            self.validate,
         )
         return _reply(await self.committer.submit(cmd))
 

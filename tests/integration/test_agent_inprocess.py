@@ -34,9 +34,10 @@ from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.sandbox import unavailable as sandbox_unavailable
 from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Voter, provenance_judge, rule_judge
-from logact.client.errors import Fenced, Forbidden
+from logact.client.errors import BadRequest, Fenced, Forbidden
 from logact.server.config import Principal, load_config
 from logact.server.local import LocalLog, open_memory
+from logact.server.node import load_validator
 
 CONFIG = load_config(Path(__file__).resolve().parents[2] / "config" / "cluster.toml")
 PRINCIPALS: dict[str, Principal] = {p.name: p for p in CONFIG.tokens.values()}
@@ -149,7 +150,8 @@ class Rig:
 
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
-    async with open_memory(fences=CONFIG.fences) as log:
+    validate = load_validator(CONFIG.validator)
+    async with open_memory(fences=CONFIG.fences, validate=validate) as log:
         yield Rig(log)
 
 
@@ -894,6 +896,26 @@ async def test_the_hook_may_not_write_an_agents_bus_nor_an_app_its_control_entri
         with pytest.raises(Forbidden, match="'app' may not append"):
             await rig.as_("app").append(rig.bus, *forged.to_entry())
     assert await rig.as_("hook").append("claude_code.u.s", *intent.to_entry()) == 0
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"intent_id": -(2**63), "ok": True},
+        {"intent_id": 2**64 - 1},
+        {"ok": True},
+        {"intent_id": 0, "ok": "yes"},
+        [],
+    ],
+    ids=["huge negative id", "no ok", "no id", "ok not bool", "not a map"],
+)
+async def test_a_malformed_agent_entry_is_refused_at_the_edge(rig: Rig, body: Any) -> None:
+    """The hook principal may append results on its buses, but not one that would make a
+    reader (executor, timeline, decider) skip or trip over it."""
+    bus = "claude_code.u.s"
+    with pytest.raises(BadRequest, match="invalid result entry"):
+        await rig.as_("hook").append(bus, "result", body)
+    assert await rig.as_("hook").append(bus, *e.Result(0, ok=True).to_entry()) == 0
 
 
 async def test_a_claimed_executor_fences_unfenced_results_from_anyone(rig: Rig) -> None:

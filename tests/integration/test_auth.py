@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from contextlib import aclosing
 
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
+from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
-from logact.client.errors import Forbidden, Unauthorized
+from logact.client.errors import BadRequest, Forbidden, Unauthorized
 
 from .support import (
     ADMIN_TOKEN,
@@ -160,3 +161,14 @@ async def test_author_is_the_authenticated_principal(cluster: LocalCluster, bus:
             entries = await reader.read_all(bus)
     assert [(e.author, e.body) for e in entries] == [("writer", 1), ("writer", 2)]
     assert entries[1].ts > 1
+
+
+async def test_a_malformed_agent_entry_is_refused_by_the_cluster(cluster: LocalCluster) -> None:
+    """[auth] validator: a result with a huge negative intent id (it once crashed every
+    executor of the bus, on every restart) never reaches the log."""
+    bus = f"claude_code.tester.{uuid.uuid4()}"
+    with trio.fail_after(DEADLINE):
+        async with Client(cluster.addresses, agent_token("hook")) as hook:
+            with pytest.raises(BadRequest, match="invalid result entry"):
+                await hook.append(bus, "result", {"intent_id": -(2**63), "ok": True})
+            assert await hook.append(bus, "result", {"intent_id": 0, "ok": True}) == 0
