@@ -70,12 +70,16 @@ TLS_META = "logact.tls"
 
 
 def token_for_role(config: ClusterConfig, role: str | None) -> str | None:
-    """The config's token for ``role`` (a non-admin principal holding it), else an admin's."""
-    if role is not None:
-        for token, principal in config.tokens.items():
-            if not principal.admin and any(r.name == role for r in principal.roles):
-                return token
-    return next((t for t, p in config.tokens.items() if p.admin), None)
+    """The config's token of a non-admin principal holding ``role``, or None.
+
+    Never an admin's: a command that needs admin rights (``trim``) must be given its token.
+    """
+    if role is None:
+        return None
+    for token, principal in config.tokens.items():
+        if not principal.admin and any(r.name == role for r in principal.roles):
+            return token
+    return None
 
 
 def make_client(
@@ -101,7 +105,8 @@ def make_client(
         assert config is not None
         token = token_for_role(config, role)
         if token is None:
-            fail(f"no --token given and the config has no principal for {role or 'admin'}")
+            needs = f"no non-admin principal with role {role!r}" if role else "an admin token"
+            fail(f"no --token given ($LOGACT_TOKEN) and this command needs {needs}")
     files = click.get_current_context(silent=True)
     given = files.meta.get(TLS_META, {}) if files is not None else {}
     try:

@@ -221,7 +221,7 @@ def status(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
     """Leader, term, commit index and per-node lag, asked of every node."""
-    client = _make_client(config_path, nodes, token, timeout)
+    client = _make_client(config_path, nodes, token, timeout, "reader")
 
     async def gather() -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -263,7 +263,7 @@ def append(
         value: Any = json.loads(body)
     except json.JSONDecodeError:
         value = body
-    client = _make_client(config_path, nodes, token, timeout)
+    client = _make_client(config_path, nodes, token, timeout, "writer")
 
     async def go() -> int:
         async with client:
@@ -302,7 +302,7 @@ def read(
     as_json: bool,
 ) -> None:
     """Read entries (linearizable unless --stale)."""
-    client = _make_client(config_path, nodes, token, timeout)
+    client = _make_client(config_path, nodes, token, timeout, "reader")
 
     async def go() -> Any:
         async with client:
@@ -342,7 +342,7 @@ def tail(
     as_json: bool,
 ) -> None:
     """Show the end of a bus; with -f, follow it (survives leader changes)."""
-    client = _make_client(config_path, nodes, token, timeout)
+    client = _make_client(config_path, nodes, token, timeout, "reader")
     type_list = types.split(",") if types else None
 
     async def go() -> None:
@@ -367,7 +367,7 @@ def buses(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
     """List buses with their tail and trim point."""
-    client = _make_client(config_path, nodes, token, timeout)
+    client = _make_client(config_path, nodes, token, timeout, "reader")
 
     async def go() -> Any:
         async with client:
