@@ -14,9 +14,10 @@ commands (and code blocks, which run through the shell tool) run in fresh namesp
 - **privileges**: every capability dropped, an environment built only from what the caller
   passes, and rlimits on CPU, memory, file size, open files and processes.
 
-``RLIMIT_NPROC`` does not bind root: an executor running as root relies on the timeout (which
-kills the whole namespace) against fork bombs; run the executor as an ordinary user for that
-limit to hold. Kernel exploits are out of scope.
+``RLIMIT_NPROC`` does not bind root, so each action also gets its own pids cgroup (v1
+hierarchy ``/sys/fs/cgroup/pids``) capping its processes, when the executor may create one;
+otherwise (no such hierarchy, no rights) an executor running as root relies on the timeout,
+which kills the whole namespace, against fork bombs. Kernel exploits are out of scope.
 
 If bubblewrap is missing or cannot create namespaces (e.g. an unprivileged container), the
 executor refuses to run actions and says how to fix it: ``probe`` is the fail-closed check.
@@ -24,9 +25,13 @@ executor refuses to run actions and says how to fix it: ``probe`` is the fail-cl
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import itertools
+import os
 import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -110,9 +115,50 @@ class Sandbox:
             args += ["--setenv", name, value]
         return [*args, "--", *command]
 
-    @property
-    def preexec(self) -> Callable[[], None]:
-        return self.limits.apply
+    def preexec(self, pids_group: Path | None) -> Callable[[], None]:
+        """What the child runs before exec: the rlimits, then joining ``pids_group``."""
+
+        def prepare() -> None:
+            self.limits.apply()
+            if pids_group is not None:
+                (pids_group / "cgroup.procs").write_text(str(os.getpid()))
+
+        return prepare
+
+
+PIDS_HIERARCHY = Path("/sys/fs/cgroup/pids")
+_groups = itertools.count()
+
+
+def new_pids_group(limit: int) -> Path | None:
+    """A fresh pids cgroup admitting at most ``limit`` processes, or None where this process
+    cannot make one (no v1 pids hierarchy, or no right to write it)."""
+    group = PIDS_HIERARCHY / f"logact-{os.getpid()}-{next(_groups)}"
+    try:
+        group.mkdir()
+    except OSError:
+        return None
+    try:
+        (group / "pids.max").write_text(str(limit))
+    except OSError:
+        remove_pids_group(group)
+        return None
+    return group
+
+
+def remove_pids_group(group: Path) -> bool:
+    """Kill what is left in ``group`` and remove it; False while processes are still exiting."""
+    with contextlib.suppress(OSError):
+        for pid in (group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                os.kill(int(pid), signal.SIGKILL)
+    try:
+        group.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 @functools.cache

@@ -39,7 +39,7 @@ import stat
 import subprocess
 import time
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,7 +48,13 @@ from typing import Any
 import trio
 
 from logact.agent.entries import MAX_OUTPUT_CHARS, Result, ToolCall, cap_output
-from logact.agent.sandbox import Sandbox, SandboxUnavailable, probe
+from logact.agent.sandbox import (
+    Sandbox,
+    SandboxUnavailable,
+    new_pids_group,
+    probe,
+    remove_pids_group,
+)
 
 #: Variables the executor sets for the action it runs (``LOGACT_BUS``, ``LOGACT_INTENT_ID``),
 #: passed to shell commands so a side effect can carry its intent's identity (an idempotency
@@ -421,7 +427,21 @@ class Workspace:
             raise ToolError(f"timeout must be in (0, {self.max_shell_timeout:g}] seconds")
         env = {k: os.environ[k] for k in self.env_allow if k in os.environ}
         env.update(ACTION_ENV.get())
-        argv, env, preexec = await self._confined(["/bin/sh", "-c", command], workdir, env)
+        async with self._confined(["/bin/sh", "-c", command], workdir, env) as (
+            argv,
+            env,
+            preexec,
+        ):
+            return await self._run_shell(argv, env, preexec, workdir, limit)
+
+    async def _run_shell(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        preexec: Callable[[], None] | None,
+        workdir: Path,
+        limit: float,
+    ) -> str:
         capture = _Capture(self.output_cap)
         proc: trio.Process | None = None
         with trio.move_on_after(limit) as scope:
@@ -453,18 +473,28 @@ class Workspace:
             raise ToolError(_describe_status(proc.returncode), output)
         return output
 
+    @contextlib.asynccontextmanager
     async def _confined(
         self, command: list[str], workdir: Path, env: dict[str, str]
-    ) -> tuple[list[str], dict[str, str], Callable[[], None] | None]:
-        """(argv, environment, pre-exec hook) that run ``command`` in the sandbox."""
+    ) -> AsyncIterator[tuple[list[str], dict[str, str], Callable[[], None] | None]]:
+        """(argv, environment, pre-exec hook) that run ``command`` in the sandbox, with its
+        pids cgroup (removed afterwards) where one can be made."""
         if self.sandbox is None:
-            return command, env, None
+            yield command, env, None
+            return
         try:
             bwrap = await trio.to_thread.run_sync(probe, self.sandbox.bwrap)
         except SandboxUnavailable as exc:
             raise ToolError(f"refused to run: {exc}") from None
         sandbox = dataclasses.replace(self.sandbox, bwrap=bwrap)
-        return sandbox.argv(command, self.root, workdir, env), {}, sandbox.preexec
+        group = new_pids_group(sandbox.limits.processes)
+        try:
+            yield sandbox.argv(command, self.root, workdir, env), {}, sandbox.preexec(group)
+        finally:
+            if group is not None:
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    while not remove_pids_group(group):  # its last processes are exiting
+                        await trio.sleep(0.02)
 
     @staticmethod
     async def _reap_group(proc: trio.Process) -> None:

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from logact.agent.entries import ToolCall
-from logact.agent.sandbox import ResourceLimits, Sandbox, unavailable
+from logact.agent.sandbox import PIDS_HIERARCHY, ResourceLimits, Sandbox, unavailable
 from logact.agent.tools import ToolOutcome, ToolRegistry, standard_tools
 
 UNAVAILABLE = unavailable()
@@ -169,3 +169,14 @@ async def test_file_tools_refuse_hard_links_to_files_outside(
         assert not out.ok and "hard links" in (out.error or ""), out
         assert SECRET not in out.output
     assert outside.read_text() == SECRET
+
+
+@pytest.mark.skipif(
+    not os.access(PIDS_HIERARCHY, os.W_OK), reason="no writable v1 pids cgroup hierarchy"
+)
+async def test_a_fork_bomb_meets_the_process_limit_even_as_root(ws: Path) -> None:
+    """RLIMIT_NPROC does not bind root; the action's own pids cgroup does."""
+    tools = standard_tools(ws, sandbox=Sandbox(limits=ResourceLimits(processes=16)))
+    out = await shell(tools, "for i in $(seq 1 64); do sleep 3 & done; wait")
+    assert not out.ok and "Cannot fork" in out.output, out
+    assert not [p for p in PIDS_HIERARCHY.iterdir() if p.name.startswith("logact-")]
