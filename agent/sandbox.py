@@ -119,9 +119,11 @@ class Sandbox:
         """What the child runs before exec: the rlimits, then joining ``pids_group``."""
 
         def prepare() -> None:
-            self.limits.apply()
+            # Join first: once RLIMIT_NOFILE is lowered below the descriptors this process
+            # still holds (they are closed only at exec), no file can be opened any more.
             if pids_group is not None:
                 (pids_group / "cgroup.procs").write_text(str(os.getpid()))
+            self.limits.apply()
 
         return prepare
 
@@ -133,6 +135,7 @@ _groups = itertools.count()
 def new_pids_group(limit: int) -> Path | None:
     """A fresh pids cgroup admitting at most ``limit`` processes, or None where this process
     cannot make one (no v1 pids hierarchy, or no right to write it)."""
+    _sweep_orphans()
     group = PIDS_HIERARCHY / f"logact-{os.getpid()}-{next(_groups)}"
     try:
         group.mkdir()
@@ -144,6 +147,16 @@ def new_pids_group(limit: int) -> Path | None:
         remove_pids_group(group)
         return None
     return group
+
+
+def _sweep_orphans() -> None:
+    """Remove the empty groups of executors that are gone (a crash skips their cleanup)."""
+    with contextlib.suppress(OSError):
+        for group in PIDS_HIERARCHY.glob("logact-*-*"):
+            owner = group.name.split("-")[1]
+            if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                with contextlib.suppress(OSError):
+                    group.rmdir()
 
 
 def remove_pids_group(group: Path) -> bool:

@@ -205,25 +205,23 @@ async def test_read_start_limit_and_next(log_impl: LogImpl) -> None:
 
 async def test_read_types_filter_and_continuation(log_impl: LogImpl) -> None:
     bus = new_bus()
-    kinds = ["intent", "vote", "vote", "commit", "note"] * 6
+    kinds = ["plan", "tally", "tally", "seal", "note"] * 6
     with trio.fail_after(TEST_DEADLINE):
         async with log_impl() as log:
             await fill(log, bus, [(kind, i) for i, kind in enumerate(kinds)])
-            page = await log.read(bus, 0, limit=4, types=["vote"])
+            page = await log.read(bus, 0, limit=4, types=["tally"])
             assert [e.pos for e in page.entries] == [1, 2, 6, 7]
             assert page.next == 8, "next is just past the last entry returned"
             collected: list[Entry] = list(page.entries)
             while page.next < page.tail:
-                page = await log.read(bus, page.next, limit=4, types=["vote"])
+                page = await log.read(bus, page.next, limit=4, types=["tally"])
                 collected.extend(page.entries)
             assert page.next == len(kinds)
-            everything = await log.read_all(bus, types=["intent", "commit"])
+            everything = await log.read_all(bus, types=["plan", "seal"])
             nothing = await log.read(bus, 0, types=["absent"])
-    assert [e.pos for e in collected] == [i for i, k in enumerate(kinds) if k == "vote"]
-    assert all(e.type == "vote" for e in collected)
-    assert [e.pos for e in everything] == [
-        i for i, k in enumerate(kinds) if k in ("intent", "commit")
-    ]
+    assert [e.pos for e in collected] == [i for i, k in enumerate(kinds) if k == "tally"]
+    assert all(e.type == "tally" for e in collected)
+    assert [e.pos for e in everything] == [i for i, k in enumerate(kinds) if k in ("plan", "seal")]
     assert nothing.entries == [] and nothing.next == len(kinds)
 
 
@@ -451,16 +449,16 @@ async def test_subscribe_with_types_filter(log_impl: LogImpl) -> None:
     bus = new_bus()
     with trio.fail_after(TEST_DEADLINE):
         async with log_impl() as log:
-            await fill(log, bus, [("note" if i % 3 else "intent", i) for i in range(9)])
+            await fill(log, bus, [("note" if i % 3 else "plan", i) for i in range(9)])
 
             async def more() -> None:
-                await fill(log, bus, [("note" if i % 3 else "intent", i) for i in range(9, 18)])
+                await fill(log, bus, [("note" if i % 3 else "plan", i) for i in range(9, 18)])
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(more)
-                got = await collect(log, bus, 1, 5, types=["intent"])
+                got = await collect(log, bus, 1, 5, types=["plan"])
     assert [e.pos for e in got] == [3, 6, 9, 12, 15]
-    assert all(e.type == "intent" for e in got)
+    assert all(e.type == "plan" for e in got)
 
 
 async def test_subscribe_before_the_bus_exists(log_impl: LogImpl) -> None:

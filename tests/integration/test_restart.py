@@ -58,7 +58,7 @@ async def test_kill_all_and_restart_keeps_everything_acknowledged(
         async with Client(cluster.addresses, ADMIN_TOKEN, timeout=10.0) as log:
             # Phase 1: a known history on several buses, long enough to be compacted.
             for i in range(3 * COMPACT_EVERY):
-                await log.append(notes, "note" if i % 2 else "intent", {"i": i})
+                await log.append(notes, "note" if i % 2 else "plan", {"i": i})
             await log.append_batch(notes, [("data", {"batch": k}) for k in range(7)])
             keyed = await log.append(notes, "note", "keyed", key=key)
             for i in range(40):
