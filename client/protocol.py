@@ -97,16 +97,21 @@ def check_body(raw: Any, max_items: int) -> int:
     return count
 
 
+def _decode_one(data: bytes, options: dict[str, Any], error: type[Exception]) -> Any:
+    """Exactly one CBOR item, decoded with ``options``; ``error`` for anything else."""
+    stream = io.BytesIO(data)
+    try:
+        value = cbor2.CBORDecoder(stream, **options).decode()
+    except Exception as exc:  # cbor2 raises many types on garbage
+        raise error(f"not valid CBOR of the accepted kinds: {exc}") from None
+    if stream.tell() != len(data):
+        raise error(f"{len(data) - stream.tell()} bytes follow the CBOR item")
+    return value
+
+
 def decode_body(raw: bytes) -> Any:
     """The value an encoded body holds, decoded as strictly as frames are (BadBody otherwise)."""
-    stream = io.BytesIO(raw)
-    try:
-        value = cbor2.CBORDecoder(stream, **_STRICT_BODY).decode()
-    except Exception as exc:  # cbor2 raises many types on garbage
-        raise BadBody(f"not valid CBOR of the accepted kinds: {exc}") from None
-    if stream.tell() != len(raw):
-        raise BadBody(f"{len(raw) - stream.tell()} bytes follow the body's CBOR item")
-    return value
+    return _decode_one(raw, _STRICT_BODY, BadBody)
 
 
 def decode_payload(payload: bytes, max_items: int | None = None) -> dict[str, Any]:
@@ -119,13 +124,7 @@ def decode_payload(payload: bytes, max_items: int | None = None) -> dict[str, An
                 raise BadFrame(f"a frame holds at most {max_items} items")
         except ValueError as exc:
             raise BadFrame(f"payload is not valid CBOR of the accepted kinds: {exc}") from None
-    stream = io.BytesIO(payload)
-    try:
-        message = cbor2.CBORDecoder(stream, **_STRICT).decode()
-    except Exception as exc:  # cbor2 raises many types on garbage
-        raise BadFrame(f"payload is not valid CBOR of the accepted kinds: {exc}") from None
-    if stream.tell() != len(payload):
-        raise BadFrame(f"{len(payload) - stream.tell()} bytes follow the CBOR item in the frame")
+    message = _decode_one(payload, _STRICT, BadFrame)
     if not isinstance(message, dict):
         raise BadFrame(f"a frame must hold a CBOR map, not {type(message).__name__}")
     return message

@@ -22,13 +22,6 @@ SECRET = "s3cret-token-of-the-executor"
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def tools(ws: Path) -> ToolRegistry:
     return standard_tools(ws, shell_timeout=10, env_allow=("PATH", "LOGACT_TOKEN"))
 

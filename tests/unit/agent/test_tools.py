@@ -16,13 +16,6 @@ def call(tool: str, **arguments: object) -> ToolCall:
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
 def tools(ws: Path) -> ToolRegistry:
     return standard_tools(ws, shell_timeout=5, output_cap=2000)
 
