@@ -88,6 +88,13 @@ class Sandbox:
     network: bool = False
     limits: ResourceLimits = field(default_factory=ResourceLimits)
     bwrap: str = "bwrap"
+    #: Absolute host paths bound read-only at the same place (e.g. a tool program's directory).
+    read_only: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for path in self.read_only:
+            if not os.path.isabs(path) or os.path.normpath(path) in ("/", "/proc", "/dev"):
+                raise ValueError(f"read_only paths must be absolute directories, got {path!r}")
 
     def argv(
         self, command: list[str], workspace: Path, cwd: Path, env: Mapping[str, str]
@@ -110,6 +117,8 @@ class Sandbox:
         for path in ETC_FILES + (ETC_NETWORK_FILES if self.network else ()):
             args += ["--ro-bind-try", path, path]
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in self.read_only:  # after /tmp, which would hide those under it
+            args += ["--ro-bind", path, path]
         args += ["--bind", str(workspace), str(workspace), "--chdir", str(cwd), "--clearenv"]
         for name, value in sorted(env.items()):
             args += ["--setenv", name, value]

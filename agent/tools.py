@@ -18,8 +18,11 @@ outcomes with a readable error. Only cancellation (``trio.Cancelled``) propagate
   then opened one component at a time without following any symlink (so a path swapped for a
   symlink meanwhile is refused too), and a file with several hard links is refused.
 
-The application adds its own Python functions with ``register``. ``describe()`` gives the
-OpenAI-style tool definitions the driver passes to the model.
+The application adds its own Python functions with ``register``: they run inside the executor
+and so must be trusted code. A tool that handles untrusted input or runs untrusted code is a
+program instead, run in the same sandbox as shell commands (``Workspace.program``), with the
+network only when that tool's registration allows it. ``describe()`` gives the OpenAI-style
+tool definitions the driver passes to the model.
 
 This module does not touch the log: the executor loop turns an outcome into a ``Result`` entry
 (``outcome.to_result(intent_id)``).
@@ -39,7 +42,7 @@ import stat
 import subprocess
 import time
 import typing
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -425,22 +428,63 @@ class Workspace:
         limit = self.shell_timeout if timeout is None else timeout
         if not 0 < limit <= self.max_shell_timeout:
             raise ToolError(f"timeout must be in (0, {self.max_shell_timeout:g}] seconds")
+        return await self._run(["/bin/sh", "-c", command], workdir, limit, self.sandbox)
+
+    def program(
+        self,
+        argv: Sequence[str],
+        *,
+        network: bool = False,
+        read_only: Iterable[str] = (),
+        timeout: float | None = None,
+    ) -> Callable[..., Awaitable[str]]:
+        """A tool function running the program ``argv`` the way shell commands run: in the
+        sandbox (network only if ``network``; ``read_only`` host directories visible, e.g. the
+        program's own), in the workspace root, killed after ``timeout``. Its arguments arrive
+        as one JSON object on stdin; its stdout and stderr are the output, and a non-zero exit
+        is an error. This is how a tool that handles untrusted input or code is registered::
+
+            registry.register("fetch", ws.program(["/usr/bin/python3", "/opt/t/fetch.py"],
+                network=True, read_only=["/opt/t"]), description=..., schema=...)
+        """
+        command = list(argv)
+        if not command or not all(isinstance(a, str) and a for a in command):
+            raise ValueError("argv must be a non-empty list of non-empty strings")
+        limit = self.shell_timeout if timeout is None else timeout
+        if not 0 < limit <= self.max_shell_timeout:
+            raise ValueError(f"timeout must be in (0, {self.max_shell_timeout:g}] seconds")
+        sandbox = self.sandbox and dataclasses.replace(
+            self.sandbox, network=network, read_only=tuple(read_only)
+        )
+
+        async def run(**arguments: Any) -> str:
+            stdin = json.dumps(arguments, ensure_ascii=False).encode()
+            return await self._run(command, self.root, limit, sandbox, stdin)
+
+        return run
+
+    async def _run(
+        self,
+        command: list[str],
+        workdir: Path,
+        limit: float,
+        sandbox: Sandbox | None,
+        stdin: bytes = b"",
+    ) -> str:
+        """``command``'s output, run in ``sandbox`` (None: unconfined) within ``limit``."""
         env = {k: os.environ[k] for k in self.env_allow if k in os.environ}
         env.update(ACTION_ENV.get())
-        async with self._confined(["/bin/sh", "-c", command], workdir, env) as (
-            argv,
-            env,
-            preexec,
-        ):
-            return await self._run_shell(argv, env, preexec, workdir, limit)
+        async with self._confined(command, sandbox, workdir, env) as (argv, env, preexec):
+            return await self._run_process(argv, env, preexec, workdir, limit, stdin)
 
-    async def _run_shell(
+    async def _run_process(
         self,
         argv: list[str],
         env: dict[str, str],
         preexec: Callable[[], None] | None,
         workdir: Path,
         limit: float,
+        stdin: bytes,
     ) -> str:
         capture = _Capture(self.output_cap)
         proc: trio.Process | None = None
@@ -450,7 +494,7 @@ class Workspace:
                     partial(
                         trio.run_process,
                         argv,
-                        stdin=subprocess.DEVNULL,
+                        stdin=stdin or subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,
                         cwd=str(workdir),
@@ -475,18 +519,18 @@ class Workspace:
 
     @contextlib.asynccontextmanager
     async def _confined(
-        self, command: list[str], workdir: Path, env: dict[str, str]
+        self, command: list[str], sandbox: Sandbox | None, workdir: Path, env: dict[str, str]
     ) -> AsyncIterator[tuple[list[str], dict[str, str], Callable[[], None] | None]]:
-        """(argv, environment, pre-exec hook) that run ``command`` in the sandbox, with its
+        """(argv, environment, pre-exec hook) that run ``command`` in ``sandbox``, with its
         pids cgroup (removed afterwards) where one can be made."""
-        if self.sandbox is None:
+        if sandbox is None:
             yield command, env, None
             return
         try:
-            bwrap = await trio.to_thread.run_sync(probe, self.sandbox.bwrap)
+            bwrap = await trio.to_thread.run_sync(probe, sandbox.bwrap)
         except SandboxUnavailable as exc:
             raise ToolError(f"refused to run: {exc}") from None
-        sandbox = dataclasses.replace(self.sandbox, bwrap=bwrap)
+        sandbox = dataclasses.replace(sandbox, bwrap=bwrap)
         group = new_pids_group(sandbox.limits.processes)
         try:
             yield sandbox.argv(command, self.root, workdir, env), {}, sandbox.preexec(group)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
 
 from logact.agent.entries import ToolCall
 from logact.agent.sandbox import PIDS_HIERARCHY, ResourceLimits, Sandbox, unavailable
-from logact.agent.tools import ToolOutcome, ToolRegistry, standard_tools
+from logact.agent.tools import ToolOutcome, ToolRegistry, Workspace, standard_tools
 
 UNAVAILABLE = unavailable()
 
@@ -186,3 +187,89 @@ async def test_limits_hold_in_an_executor_holding_many_descriptors(ws: Path) -> 
         for handle in held:
             handle.close()
     assert out.ok and out.output.split() == ["64"], out
+
+
+# --- program tools: how an application's untrusted tool runs --------------------------------
+
+PROGRAM = """\
+import json, socket, sys
+args = json.load(sys.stdin)
+open("from-program.txt", "w").write(args["text"])
+for attempt in ("open(sys.argv[1], 'a').write('x')", "open(sys.argv[2]).read()"):
+    try:
+        exec(attempt)
+        print("escaped:", attempt)
+    except OSError:
+        pass
+if "port" in args:
+    try:
+        socket.create_connection(("127.0.0.1", args["port"]), 3).close()
+        print("connected")
+    except OSError as exc:
+        print("no network:", exc)
+print("done", args["text"])
+"""
+
+
+def program_tools(ws: Path, tmp_path: Path, *, network: bool = False, **kw: Any) -> ToolRegistry:
+    """A registry with one program tool: PROGRAM in a read-only directory outside the
+    workspace, next to a secret it must not read."""
+    tool_dir = tmp_path / "tool"
+    tool_dir.mkdir()
+    (tool_dir / "tool.py").write_text(PROGRAM)
+    secret = tmp_path / "secret.toml"
+    secret.write_text(SECRET)
+    workspace = Workspace(ws, shell_timeout=10, **kw)
+    registry = ToolRegistry()
+    argv = ["/usr/bin/python3", str(tool_dir / "tool.py"), str(tool_dir / "tool.py"), str(secret)]
+    registry.register(
+        "tool",
+        workspace.program(argv, network=network, read_only=[str(tool_dir)]),
+        description="a tool handling untrusted input",
+        schema={"type": "object", "properties": {"text": {"type": "string"}}},
+    )
+    return registry
+
+
+async def run_tool(registry: ToolRegistry, **arguments: object) -> ToolOutcome:
+    with trio.fail_after(30):
+        return await registry.run(ToolCall("tool", arguments))
+
+
+async def test_a_program_tool_gets_its_arguments_and_only_the_workspace(
+    ws: Path, tmp_path: Path
+) -> None:
+    out = await run_tool(program_tools(ws, tmp_path), text="héllo")
+    assert out.ok, out
+    assert out.output.split("\n")[-2:] == ["done héllo", ""]
+    assert "escaped" not in out.output and SECRET not in out.output
+    assert (ws / "from-program.txt").read_text() == "héllo"
+    assert (tmp_path / "tool" / "tool.py").read_text() == PROGRAM
+
+
+@pytest.mark.parametrize("network", [False, True])
+async def test_a_program_tool_has_the_network_only_if_its_registration_allows_it(
+    ws: Path, tmp_path: Path, network: bool
+) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        out = await run_tool(program_tools(ws, tmp_path, network=network), text="x", port=port)
+    assert out.ok, out
+    assert ("connected" in out.output) is network
+    assert ("no network" in out.output) is not network
+
+
+async def test_a_program_tool_without_a_sandbox_does_not_run(ws: Path, tmp_path: Path) -> None:
+    registry = program_tools(ws, tmp_path, sandbox=Sandbox(bwrap="no-such-bubblewrap"))
+    out = await run_tool(registry, text="x")
+    assert not out.ok and "apt-get install bubblewrap" in (out.error or ""), out
+    assert not (ws / "from-program.txt").exists()
+
+
+def test_a_program_tool_needs_absolute_read_only_paths(ws: Path) -> None:
+    with pytest.raises(ValueError, match="absolute"):
+        Workspace(ws).program(["/usr/bin/true"], read_only=["relative/dir"])
+    with pytest.raises(ValueError, match="absolute"):
+        Workspace(ws).program(["/usr/bin/true"], read_only=["/"])
