@@ -585,13 +585,14 @@ ROLE_TYPES: dict[str, frozenset[str]] = {
     "human": frozenset({"vote"}),
 }
 
-#: Who signs each voter kind, and who decides, in the shipped configurations (whose agent
-#: principals are named after their roles): the ``signers`` and ``deciders`` of the default
-#: decider policies, so a vote or decision from anyone else is ignored (agent/policy.py).
+#: Who signs each voter kind, and who decides, in the shipped configurations: each voter kind
+#: is its own principal (all with the ``voter`` role), so one voter's token cannot vote as
+#: another. These are the ``signers`` and ``deciders`` of the default decider policies: a vote
+#: or decision from anyone else is ignored and reported (agent/policy.py).
 VOTE_SIGNERS: dict[str, str] = {
-    "rule": "voter",
-    "llm": "voter",
-    "provenance": "voter",
+    "rule": "rule-voter",
+    "llm": "llm-voter",
+    "provenance": "provenance-voter",
     "human": "human",
 }
 DECIDERS: tuple[str, ...] = ("decider",)

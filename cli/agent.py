@@ -137,8 +137,8 @@ async def _run_component(component: Component) -> None:
         sys.exit(3)
 
 
-def _log(config_path: str, nodes: str | None, token: str | None, timeout: float, role: str):
-    return make_log_client(config_path, nodes, token, timeout, role)
+def _log(config_path: str, nodes: str | None, token: str | None, timeout: float, who: str):
+    return make_log_client(config_path, nodes, token, timeout, who)
 
 
 @click.group()
@@ -249,7 +249,8 @@ def voter(
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
-            log = await stack.enter_async_context(_log(config_path, nodes, token, timeout, "voter"))
+            signer = e.VOTE_SIGNERS.get(kind, "voter")
+            log = await stack.enter_async_context(_log(config_path, nodes, token, timeout, signer))
             judge: Judge
             if kind == "rule":
                 judge = rule_judge(_rules(rules_path))
@@ -270,15 +271,24 @@ def voter(
     run(main, errors=(ModelError, RuleError))
 
 
+def signed(doc: Any) -> Any:
+    """A decider policy document with the shipped identities unless it names its own: votes of a
+    kind count only from the principal named for it, decisions only from the decider."""
+    if not isinstance(doc, dict):
+        return doc
+    return {"signers": dict(e.VOTE_SIGNERS), "deciders": list(e.DECIDERS), **doc}
+
+
 def parse_policy(text: str | None) -> Policy:
-    """A decider policy from JSON text or ``@file``: {kind, params?, deadline_ms?}."""
-    if text is None:
-        return DEFAULT_POLICY
+    """A decider policy from JSON text or ``@file``: {kind, params?, deadline_ms?, signers?,
+    deciders?}; signers and deciders default to the shipped principals (:func:`signed`)."""
     try:
+        if text is None:
+            return Policy.from_doc(signed({"version": 0, **DEFAULT_POLICY.to_doc()}))
         if text.startswith("@"):
             text = Path(text[1:]).read_text()
         doc = json.loads(text)
-        return Policy.from_doc({"version": 0, **doc})
+        return Policy.from_doc(signed({"version": 0, **doc}))
     except (OSError, json.JSONDecodeError, PolicyError, TypeError) as exc:
         fail(f"bad decider policy: {exc}")
 
@@ -518,6 +528,7 @@ def policy(
             if doc is not None
         }
         if "decider" in docs:
+            docs["decider"] = signed(docs["decider"])
             Policy.from_doc({"version": 1, **docs["decider"]})
         if "voter" in docs:
             check_voter_policy(docs["voter"])
@@ -600,10 +611,12 @@ def run_all(
                 role: await stack.enter_async_context(
                     _log(config_path, nodes, token, timeout, role)
                 )
-                for role in ("driver", "voter", "decider", "executor", "user")
+                for role in ("driver", "rule-voter", "llm-voter", "decider", "executor", "user")
             }
             client, name = await stack.enter_async_context(open_model(llm, script, base_url, model))
-            voters = [Voter(logs["voter"], bus, "rules", "rule", rule_judge(_rules(rules_path)))]
+            voters = [
+                Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(_rules(rules_path)))
+            ]
             if llm_voter_on:
                 reviewer, reviewer_name = client, name
                 if scripted_deny:
@@ -617,7 +630,7 @@ def run_all(
                         )
                     )
                 voters.append(
-                    Voter(logs["voter"], bus, "llm", "llm", llm_judge(reviewer, reviewer_name))
+                    Voter(logs["llm-voter"], bus, "llm", "llm", llm_judge(reviewer, reviewer_name))
                 )
             driver_component = Driver(
                 logs["driver"],

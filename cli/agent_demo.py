@@ -42,7 +42,7 @@ from logact.agent.tools import standard_tools
 from logact.agent.voters import Voter, llm_judge, rule_judge
 from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
 from logact.cli.cluster import LocalCluster
-from logact.cli.common import console, token_for_role
+from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
 from logact.client.client import Client
 from logact.client.errors import LogError
@@ -166,15 +166,23 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
     config = local.config
     killed: dict[str, str] = {}
 
-    def client(role: str) -> Client:
-        token = token_for_role(config, role)
-        assert token is not None, role
+    def client(principal: str) -> Client:
+        token = default_token(config, principal)
+        assert token is not None, principal
         return Client(local.addresses, token, timeout=30)
 
     async with AsyncExitStack() as stack:
         logs = {
-            role: await stack.enter_async_context(client(role))
-            for role in ("driver", "voter", "decider", "executor", "user", "reader")
+            name: await stack.enter_async_context(client(name))
+            for name in (
+                "driver",
+                "rule-voter",
+                "llm-voter",
+                "decider",
+                "executor",
+                "user",
+                "reader",
+            )
         }
         driver_model, driver_name = await stack.enter_async_context(
             open_model(llm, None, None, None, lambda: replay_script(SCRIPT))
@@ -200,8 +208,10 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
             exit_when_idle=True,
         )
         others = [
-            Voter(logs["voter"], bus, "rules", "rule", rule_judge(rules)),
-            Voter(logs["voter"], bus, "llm-reviewer", "llm", llm_judge(voter_model, voter_name)),
+            Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(rules)),
+            Voter(
+                logs["llm-voter"], bus, "llm-reviewer", "llm", llm_judge(voter_model, voter_name)
+            ),
             Decider(logs["decider"], bus, DECIDER_POLICY),
             Executor(logs["executor"], bus, tools),
         ]

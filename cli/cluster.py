@@ -21,10 +21,11 @@ from typing import Any
 
 import trio
 
-from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES
+from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES, VOTE_SIGNERS
 from logact.client.client import Client
 from logact.client.errors import LogError
 from logact.server.config import ClusterConfig, load_config
+from logact.server.secret_files import ensure_secret_files
 from logact.server.tls import client_context_for
 
 
@@ -44,6 +45,7 @@ class LocalCluster:
         prefix: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.config_path = Path(config_path).resolve()
+        ensure_secret_files(self.config_path)
         self.config: ClusterConfig = load_config(self.config_path)
         self.run_dir = Path(run_dir).resolve()
         self.env = env or {}
@@ -254,13 +256,15 @@ def free_ports(count: int) -> list[int]:
 AGENT_VALIDATOR = "logact.agent.entries:validate"
 
 
-def agent_token(role: str) -> str:
-    """The token of the principal for agent role ``role`` in configs from write_local_config."""
-    return f"{role}-token-0000"
+def agent_token(name: str) -> str:
+    """The token of agent principal ``name`` in configs from write_local_config."""
+    return f"{name}-token-0000"
 
 
 def agent_auth_lines() -> list[str]:
-    """TOML for the agent roles of agent/entries.py and one principal per role."""
+    """TOML for the agent roles of agent/entries.py: one principal per role, named after it, and
+    one per voter kind that signs votes (``rule-voter``, ...). The principal ``voter`` signs
+    for no kind: its votes are counted only by policies without signers."""
     lines: list[str] = []
     for role, types in ROLE_TYPES.items():
         lines += [f"[auth.roles.{role}]", f"append = {json.dumps(sorted(types))}"]
@@ -270,11 +274,13 @@ def agent_auth_lines() -> list[str]:
     lines.append("[auth.fences]")
     lines += [f"{name} = {json.dumps(sorted(types))}" for name, types in FENCED_TYPES.items()]
     lines.append("")
-    for role in ROLE_TYPES:
+    named = {role: role for role in ROLE_TYPES}
+    named |= {signer: "voter" for signer in VOTE_SIGNERS.values() if signer not in ROLE_TYPES}
+    for name, role in named.items():
         lines += [
             "[[auth.principals]]",
-            f'name = "{role}"',
-            f'token = "{agent_token(role)}"',
+            f'name = "{name}"',
+            f'token = "{agent_token(name)}"',
             f'roles = ["{role}"]',
             "",
         ]
@@ -292,7 +298,8 @@ def write_local_config(
 
     Principals: ``admin`` (token ``admin-token-0000``), ``writer`` (``writer-token-0000``,
     may append only ``note``/``data``), ``reader`` (``reader-token-0000``), and one principal per
-    LogAct agent role, named after it (``driver`` with token ``driver-token-0000``, ...).
+    LogAct agent role, named after it (``driver`` with token ``driver-token-0000``, ...), and one
+    per signing voter kind (``rule-voter``, ...).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

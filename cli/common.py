@@ -69,15 +69,20 @@ def _remember_tls(ctx: click.Context, param: click.Parameter, value: str | None)
 TLS_META = "logact.tls"
 
 
-def token_for_role(config: ClusterConfig, role: str | None) -> str | None:
-    """The config's token of a non-admin principal holding ``role``, or None.
+def default_token(config: ClusterConfig, who: str | None) -> str | None:
+    """The config's token of the non-admin principal named ``who``, else of one holding the
+    role ``who``; None if there is neither.
 
     Never an admin's: a command that needs admin rights (``trim``) must be given its token.
     """
-    if role is None:
+    if who is None:
         return None
-    for token, principal in config.tokens.items():
-        if not principal.admin and any(r.name == role for r in principal.roles):
+    candidates = [(t, p) for t, p in config.tokens.items() if not p.admin]
+    for token, principal in candidates:
+        if principal.name == who:
+            return token
+    for token, principal in candidates:
+        if any(r.name == who for r in principal.roles):
             return token
     return None
 
@@ -87,9 +92,10 @@ def make_client(
     nodes: str | None,
     token: str | None,
     timeout: float,
-    role: str | None = None,
+    who: str | None = None,
 ) -> Client:
-    """A client for the command; without ``token``, the config's principal for ``role``."""
+    """A client for the command; without ``token``, the config's principal for ``who`` (a
+    principal name or a role, see :func:`default_token`)."""
     config: ClusterConfig | None = None
     try:
         config = load_config(config_path)
@@ -103,9 +109,9 @@ def make_client(
         addresses = [n.client_address for n in config.nodes]
     if token is None:
         assert config is not None
-        token = token_for_role(config, role)
+        token = default_token(config, who)
         if token is None:
-            needs = f"no non-admin principal with role {role!r}" if role else "an admin token"
+            needs = f"a non-admin principal or role named {who!r}" if who else "an admin token"
             fail(f"no --token given ($LOGACT_TOKEN) and this command needs {needs}")
     files = click.get_current_context(silent=True)
     given = files.meta.get(TLS_META, {}) if files is not None else {}

@@ -116,7 +116,7 @@ def agentdojo(
     needs_model = configurations.needs_model or agent_kind == "model"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prefix = f"agentdojo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    prefix = f"agent/agentdojo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     async def evaluate(logs: dict[str, object]) -> Evaluation:
         async with AsyncExitStack() as stack:
@@ -151,7 +151,7 @@ def agentdojo(
         async with AsyncExitStack() as stack:
             logs = {
                 role: await stack.enter_async_context(
-                    make_client(cluster_config, None, None, 30.0, role=role)
+                    make_client(cluster_config, None, None, 30.0, role)
                 )
                 for role in ROLES
             }

@@ -100,6 +100,31 @@ def node(config_path: str, node_id: str, run_dir: str) -> None:
 
 
 @main.group()
+def secrets() -> None:
+    """The secret files a configuration names (tokens, the Raft password)."""
+
+
+@secrets.command("init")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+def secrets_init(config_path: str) -> None:
+    """Create every missing token_file and password_file with 256 random bits (mode 0600).
+
+    Run it once, then copy the same files to every node: each node must hold the same secrets.
+    """
+    from logact.server.secret_files import ensure_secret_files
+
+    created = ensure_secret_files(config_path)
+    try:
+        load_config(config_path)
+    except ConfigError as exc:
+        _fail(str(exc))
+    for path in created:
+        console.print(f"created {path}")
+    if not created:
+        console.print("every secret file exists; nothing created")
+
+
+@main.group()
 def cluster() -> None:
     """Manage a local cluster of node processes."""
 

@@ -76,7 +76,7 @@ async def _logs(out: Path, cluster_config: str | None) -> AsyncIterator[dict[str
         else:
             yield {
                 role: await stack.enter_async_context(
-                    make_client(cluster_config, None, None, 30.0, role=role)
+                    make_client(cluster_config, None, None, 30.0, role)
                 )
                 for role in ROLES
             }
@@ -103,7 +103,7 @@ def _run(
 ) -> None:
     target = Path(out)
     target.mkdir(parents=True, exist_ok=True)
-    prefix = f"scenario-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    prefix = f"agent/scenario-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
     async def main() -> None:
         async with _logs(target, cluster_config) as logs:

@@ -42,6 +42,9 @@ text = {{ substring = "{VETO_MARK}" }}
 """
 POLICY = json.dumps({"kind": "veto", "params": {"kinds": ["rule"]}})
 COMPONENTS = ("driver", "voter", "decider", "executor")
+#: The principal a component runs as where it is not named after the component: the rule
+#: voter signs its votes as ``rule-voter``, as the decider's default policy requires.
+PRINCIPALS = {"voter": "rule-voter"}
 
 
 #: The ledger's name in each agent's workspace (shell actions run in the workspace root).
@@ -97,7 +100,7 @@ class AgentWorkload:
         }
         agent = Agent(bus)
         for component, (command, *rest) in args.items():
-            token = ["--token", agent_token(component)]
+            token = ["--token", agent_token(PRINCIPALS.get(component, component))]
             agent.procs[component] = AgentProcess(
                 f"agent{index}-{component}",
                 [command, *common, *token, *rest],

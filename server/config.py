@@ -343,8 +343,8 @@ def parse_config(data: dict[str, Any], base: Path | None = None) -> ClusterConfi
     if mode == "embedded" and len(nodes) != 1:
         raise ConfigError("embedded mode takes exactly one node")
     cluster = _table(data, "cluster")
-    _reject_unknown(cluster, {"password"}, "[cluster]")
-    password = cluster.get("password")
+    _reject_unknown(cluster, {"password", "password_file"}, "[cluster]")
+    password = _password(cluster, base or Path.cwd())
     if mode == "raft" and (not isinstance(password, str) or len(password) < 8):
         raise ConfigError("[cluster] password (8+ characters) is required: Raft peers unpickle")
     auth = _table(data, "auth")
@@ -431,6 +431,28 @@ def _patterns(raw: dict[str, Any], key: str, role: str) -> tuple[str, ...]:
     return tuple(patterns)
 
 
+def _password(cluster: dict[str, Any], base: Path) -> Any:
+    """The Raft password, given as ``password`` or read from ``password_file``."""
+    if "password" in cluster and "password_file" in cluster:
+        raise ConfigError("[cluster] takes password or password_file, not both")
+    if "password_file" not in cluster:
+        return cluster.get("password")
+    name = cluster["password_file"]
+    if not isinstance(name, str) or not name:
+        raise ConfigError("[cluster] password_file must be a non-empty string")
+    return _read_secret(base / name, "[cluster] password_file")
+
+
+def _read_secret(path: Path, where: str) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{where}: {exc} (`logact secrets init --config FILE` creates missing secret files; "
+            "`logact cluster up` does it too)"
+        ) from None
+
+
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -453,10 +475,7 @@ def _token(raw: dict[str, Any], where: str, base: Path) -> tuple[str | None, str
             raise ConfigError(f"{where} token_sha256 must be 64 lowercase hex digits")
         return None, value
     if source == "token_file":
-        try:
-            value = (base / value).read_text().strip()
-        except OSError as exc:
-            raise ConfigError(f"{where} token_file: {exc}") from None
+        value = _read_secret(base / value, f"{where} token_file")
     elif source == "token_env":
         if raw[source] not in os.environ:
             raise ConfigError(f"{where}: environment variable {raw[source]} is not set")

@@ -8,6 +8,7 @@ at teardown, and once more at interpreter exit in case teardown never ran.
 from __future__ import annotations
 
 import atexit
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -20,7 +21,9 @@ import trio
 from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.api import LogAPI
 from logact.client.client import Client
+from logact.server.config import ClusterConfig, load_config
 from logact.server.local import LOCAL_PRINCIPAL, open_embedded, open_memory
+from logact.server.secret_files import ensure_secret_files
 
 ADMIN_TOKEN = "admin-token-0000"
 WRITER_TOKEN = "writer-token-0000"
@@ -30,6 +33,27 @@ READER_TOKEN = "reader-token-0000"
 CLUSTER_START_TIMEOUT = 30.0
 
 _LIVE_CLUSTERS: list[LocalCluster] = []
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def shipped(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``config/NAME`` copied to a temporary directory with its secret files created there,
+    so tests never write the repository's own ``config/secrets/``."""
+
+    def copy(name: str) -> Path:
+        path = tmp_path_factory.mktemp("shipped") / name
+        shutil.copy(REPO / "config" / name, path)
+        ensure_secret_files(path)
+        return path
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def shipped_config(shipped: Callable[[str], Path]) -> ClusterConfig:
+    return load_config(shipped("cluster.toml"))
 
 
 def _kill_everything() -> None:

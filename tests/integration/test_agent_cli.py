@@ -26,6 +26,7 @@ import trio
 from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.llm import tool_call
+from logact.cli.agent import signed
 from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.client.errors import UnknownBus
@@ -360,12 +361,14 @@ def test_policy_appends_versions_and_a_joint_change_atomically(cluster: LocalClu
         for raw in entries
         if raw.type in ("decider_policy", "voter_policy")
     ]
+    # Each decider policy names who signs votes and who decides (the shipped principals).
     assert policies == [
-        (1, "policy", e.DeciderPolicy(1, first)),
-        (2, "policy", e.DeciderPolicy(2, second)),
-        (3, "policy", e.DeciderPolicy(3, third)),
+        (1, "policy", e.DeciderPolicy(1, signed(first))),
+        (2, "policy", e.DeciderPolicy(2, signed(second))),
+        (3, "policy", e.DeciderPolicy(3, signed(third))),
         (4, "policy", e.VoterPolicy(1, voter)),
     ]
+    assert e.DeciderPolicy(1, signed(first)).policy["signers"]["rule"] == "rule-voter"
     state = fold(bus, entries)
     assert state.decider_policies.current.version == 3
     assert not state.invalid
@@ -438,7 +441,7 @@ def test_policy_on_a_bus_that_does_not_exist_yet_appends_version_1(
     ran = cli(cluster, "policy", "--bus", bus, "--decider", '{"kind": "first_voter"}')
     assert ran.code == 0, ran.text
     [raw] = read_bus(cluster, bus)
-    assert e.parse(raw.type, raw.body) == e.DeciderPolicy(1, {"kind": "first_voter"})
+    assert e.parse(raw.type, raw.body) == e.DeciderPolicy(1, signed({"kind": "first_voter"}))
 
 
 # --- a whole agent in one process, and its timeline ---------------------------------------------

@@ -84,7 +84,7 @@ class Agent:
             "driver": proc("driver", "driver", "driver", "--llm", "env", "--exit-when-done"),
             "rule_voter": proc(
                 "rule_voter",
-                "voter",
+                "rule-voter",
                 "voter",
                 "--kind",
                 "rule",
@@ -95,7 +95,7 @@ class Agent:
             ),
             "llm_voter": proc(
                 "llm_voter",
-                "voter",
+                "llm-voter",
                 "voter",
                 "--kind",
                 "llm",

@@ -59,8 +59,9 @@ def variant(base: dict[str, Any], change: Callable[[dict[str, Any]], Any]) -> di
 # ---------------------------------------------------------------- good configurations
 
 
-def test_repo_cluster_toml() -> None:
-    config = load_config(REPO / "config" / "cluster.toml")
+def test_repo_cluster_toml(shipped: Callable[[str], Path]) -> None:
+    path = shipped("cluster.toml")
+    config = load_config(path)
     assert isinstance(config, ClusterConfig)
     assert config.mode == "raft" and config.durability == "fsync"
     assert [n.id for n in config.nodes] == ["n1", "n2", "n3"]
@@ -72,17 +73,19 @@ def test_repo_cluster_toml() -> None:
         max_entry_bytes=1048576, max_batch_entries=1000, max_batch_bytes=4194304
     )
     assert config.server.request_timeout == 10.0 and config.server.slow_consumer_timeout == 10.0
-    admin = config.principal_for("admin-token-change-me")
+    admin = config.principal_for((path.parent / "secrets" / "admin.token").read_text().strip())
     assert admin is not None and admin.name == "admin" and admin.admin
-    observer = config.principal_for("observer-token-change-me")
+    observer = config.principal_for(
+        (path.parent / "secrets" / "observer.token").read_text().strip()
+    )
     assert observer is not None and not observer.admin and not observer.may_append("intent")
     assert config.principal_for("nope") is None
     with pytest.raises(ConfigError, match="no node 'n9'"):
         config.node("n9")
 
 
-def test_repo_single_toml() -> None:
-    config = load_config(REPO / "config" / "single.toml")
+def test_repo_single_toml(shipped: Callable[[str], Path]) -> None:
+    config = load_config(shipped("single.toml"))
     assert config.mode == "embedded"
     [node] = config.nodes
     assert (node.id, node.client_host, node.client_port) == ("solo", "127.0.0.1", 7100)
@@ -513,9 +516,11 @@ def pysyncobj_conf(tuning: RaftTuning) -> SyncObjConf:
     return SyncObjConf(**syncobj_timing(tuning))
 
 
-def test_default_and_repo_raft_tuning_pass_pysyncobj_validation() -> None:
+def test_default_and_repo_raft_tuning_pass_pysyncobj_validation(
+    shipped_config: ClusterConfig,
+) -> None:
     pysyncobj_conf(RaftTuning()).validate()
-    pysyncobj_conf(load_config(REPO / "config" / "cluster.toml").raft).validate()
+    pysyncobj_conf(shipped_config.raft).validate()
 
 
 #: [raft] settings parse_config accepts but PySyncObj's SyncObjConf.validate() asserts on when

@@ -12,12 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from logact.agent.entries import (
+    DECIDERS,
     ENTRY_TYPES,
     FENCED_TYPES,
     MAX_OUTPUT_CHARS,
     ROLE_CLAIMS,
     ROLE_TYPES,
     SEVERITIES,
+    VOTE_SIGNERS,
     Abort,
     AgentInput,
     AgentOutput,
@@ -41,9 +43,7 @@ from logact.agent.entries import (
 )
 from logact.cli.cluster import agent_token, write_local_config
 from logact.client.protocol import BUS_ID
-from logact.server.config import load_config
-
-CLUSTER_TOML = Path(__file__).resolve().parents[3] / "config" / "cluster.toml"
+from logact.server.config import ClusterConfig, load_config
 
 # --- strategies for valid entries ---------------------------------------------------------------
 
@@ -319,24 +319,43 @@ def test_component_roles_partition_the_entry_types() -> None:
     assert ROLE_TYPES["user"] | ROLE_TYPES["hook"] <= ENTRY_TYPES.keys()
 
 
-def test_role_types_match_the_cluster_configuration() -> None:
-    """The principal named after each role in config/cluster.toml may append exactly
-    ROLE_TYPES[role], may claim exactly ROLE_CLAIMS[role], and is not an admin."""
-    config = load_config(CLUSTER_TOML)
-    for role, types in ROLE_TYPES.items():
-        principal = config.principal_for(f"{role}-token-change-me")
-        assert principal is not None
+def test_role_types_match_the_cluster_configuration(shipped_config: ClusterConfig) -> None:
+    """Each principal of config/cluster.toml holding an agent role may append exactly
+    ROLE_TYPES[role], may claim exactly ROLE_CLAIMS[role], and is not an admin; every role has
+    one."""
+    config = shipped_config
+    holders = {role: 0 for role in ROLE_TYPES}
+    for principal in config.tokens.values():
+        if principal.admin or principal.roles[0].name not in ROLE_TYPES:
+            continue
         (configured,) = principal.roles
+        role, types = configured.name, ROLE_TYPES[configured.name]
+        holders[role] += 1
         assert configured.append == types, role
         allowed = {etype for etype in ENTRY_TYPES if principal.may_append(etype)}
         assert allowed == types, role
-        assert not principal.admin
         claims = ROLE_CLAIMS.get(role, frozenset())
         assert {name for name in ("driver", "executor") if principal.may_claim(name)} == claims
+    assert all(holders.values()), holders
 
 
-def test_the_shipped_fences_are_the_runtimes() -> None:
-    config = load_config(CLUSTER_TOML)
+@pytest.mark.parametrize("source", ["shipped", "generated"])
+def test_every_signer_and_decider_is_its_own_principal(
+    source: str, shipped_config: ClusterConfig, tmp_path: Path
+) -> None:
+    """The default policies' signers exist, each voter kind with its own principal, and may
+    append votes; the deciders may append decisions."""
+    config = shipped_config if source == "shipped" else load_config(write_local_config(tmp_path))
+    by_name = {p.name: p for p in config.tokens.values()}
+    assert len(set(VOTE_SIGNERS.values())) == len(VOTE_SIGNERS)
+    for kind, name in VOTE_SIGNERS.items():
+        assert by_name[name].may_append("vote") and not by_name[name].admin, kind
+    for name in DECIDERS:
+        assert by_name[name].may_append("commit") and by_name[name].may_append("abort")
+
+
+def test_the_shipped_fences_are_the_runtimes(shipped_config: ClusterConfig) -> None:
+    config = shipped_config
     assert config.fences == {t: name for name, types in FENCED_TYPES.items() for t in types}
 
 
@@ -361,3 +380,21 @@ def test_generated_configs_carry_the_same_agent_roles(tmp_path: Path) -> None:
 def test_a_bad_health_finding_names_its_problem(findings: Any, problem: str) -> None:
     with pytest.raises(EntryError, match=problem):
         Health.from_body({"checker": "c", "through": 3, "findings": findings})
+
+
+def test_the_shipped_agent_roles_stay_on_agent_buses(shipped_config: ClusterConfig) -> None:
+    """Agent components act and read on agent and hook buses only; the hook on its own."""
+    by_name = {p.name: p for p in shipped_config.tokens.values()}
+    for name in ("driver", "rule-voter", "decider", "executor", "user", "human", "mailer"):
+        principal = by_name[name]
+        etype = sorted(principal.roles[0].append)[0]
+        for bus in ("agent/a1", "claude_code.alice.s1", "codex.bob.s2"):
+            assert principal.may_append_on(etype, bus) and principal.may_read(bus), (name, bus)
+        for bus in ("app/orders", "demo/x", "agentish/1"):
+            assert not principal.may_append_on(etype, bus), (name, bus)
+            assert not principal.may_read(bus), (name, bus)
+    hook = by_name["hook"]
+    assert hook.may_append_on("intent", "claude_code.alice.s1")
+    assert not hook.may_append_on("intent", "agent/a1") and not hook.may_read("agent/a1")
+    assert by_name["app"].may_append_on("note", "app/orders")
+    assert by_name["observer"].may_read("app/orders") and by_name["observer"].may_read("agent/a1")
