@@ -55,7 +55,7 @@ class IntentRecord:
 
     def policy_votes(self) -> list[PolicyVote]:
         return [
-            PolicyVote(v.voter_id, v.kind, v.approve, v.probability, v.reason)
+            PolicyVote(v.voter_id, v.kind, v.approve, v.probability, v.reason, bool(v.escalate))
             for _, v in self.votes
         ]
 

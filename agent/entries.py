@@ -332,6 +332,9 @@ class Vote(_Body):
     reason: str
     approve: bool | None = None
     probability: float | None = None
+    #: True: the voter does not approve automatically and asks a person (a ``human`` vote) to
+    #: decide; the reason says what the person is asked (agent/policy.py, "Escalation").
+    escalate: bool | None = None
 
     def _check(self) -> None:
         _check_int(self, "intent_id")
@@ -340,6 +343,10 @@ class Vote(_Body):
         _check_str(self, "reason")
         if self.approve is not None:
             _check_bool(self, "approve")
+        if self.escalate is not None:
+            _check_bool(self, "escalate")
+            if self.escalate and self.approve is not False:
+                _fail(self, "escalate", "needs approve = false (an escalation does not approve)")
         p = self.probability
         # NaN fails the range test too.
         if p is not None and (

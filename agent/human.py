@@ -34,8 +34,7 @@ def context(state: BusState, record: IntentRecord, recent: int = 5) -> list[str]
     lines.append(f"PROPOSED #{record.position}: {describe_action(record.intent.action)}")
     if record.intent.reasoning:
         lines.append(f"reasoning: {clip(record.intent.reasoning, 200)}")
-    lines += [
-        f"vote: {v.voter_id} ({v.kind}) {'approve' if v.approve else 'reject'}: {v.reason}"
-        for _, v in record.votes
-    ]
+    for _, v in record.votes:
+        verdict = "ESCALATED TO YOU" if v.escalate else "approve" if v.approve else "reject"
+        lines.append(f"vote: {v.voter_id} ({v.kind}) {verdict}: {v.reason}")
     return lines

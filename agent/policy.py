@@ -45,6 +45,14 @@ Every policy may carry ``deadline_ms``: if the intent is still undecided when
 Only the first vote of each voter id counts; votes are evaluated in the order given (log order)
 and the decision is taken at the first vote that determines the outcome, so adding votes to a
 decided sequence never changes the decision.
+
+**Escalation.** A vote with ``escalate`` says "not automatically: a person must decide" (the
+information-flow voter's verdict on a value from untrusted content). Under any policy, an
+escalated intent never commits without a person: the first vote of kind ``human`` (``logact
+vote``) answers it. A person's approval stands in for every escalating vote and the policy then
+decides as usual; a person's rejection aborts. Without an answer, the policy may still abort
+(another voter's veto) but never commits, and at ``deadline_ms`` the escalation counts as
+denied, or as approved where the policy says ``unanswered = "allow"``.
 """
 
 from __future__ import annotations
@@ -60,6 +68,7 @@ from typing import Any, NamedTuple
 __all__ = [
     "DEFAULT_APPROVE_THRESHOLD",
     "DEFAULT_POLICY",
+    "ESCALATION_KIND",
     "POLICY_KINDS",
     "TIMEOUT_REASON",
     "Decision",
@@ -87,6 +96,10 @@ POLICY_KINDS = (
 )
 TIMEOUT_REASON = "timeout"
 DEFAULT_APPROVE_THRESHOLD = 0.5
+#: The vote kind that answers an escalation: a person's (``logact vote``).
+ESCALATION_KIND = "human"
+#: What an escalation nobody answered by the deadline means.
+UNANSWERED = ("deny", "allow")
 
 _THRESHOLD = ("approve_threshold",)
 _ALLOWED_PARAMS: dict[str, frozenset[str]] = {
@@ -99,7 +112,9 @@ _ALLOWED_PARAMS: dict[str, frozenset[str]] = {
     "k_of_n": frozenset(("k", "n", "voters", "kinds", *_THRESHOLD)),
     "weighted": frozenset(("voter_weights", "kind_weights", "threshold")),
 }
-_DOC_KEYS = frozenset(("kind", "params", "deadline_ms", "version", "signers", "deciders"))
+_DOC_KEYS = frozenset(
+    ("kind", "params", "deadline_ms", "version", "signers", "deciders", "unanswered")
+)
 
 
 class PolicyError(ValueError):
@@ -147,8 +162,12 @@ class Vote:
     approve: bool | None = None
     probability: float | None = None
     reason: str = ""
+    #: Not automatically: the voter asks a person to decide (see the module doc).
+    escalate: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.escalate, bool):
+            raise ValueError(f"vote escalate must be a bool, got {self.escalate!r}")
         if not isinstance(self.voter_id, str) or not self.voter_id:
             raise ValueError(f"vote voter_id must be a non-empty string, got {self.voter_id!r}")
         if not isinstance(self.kind, str) or not self.kind:
@@ -299,6 +318,8 @@ class Policy:
     signers: Mapping[str, str] = field(default_factory=dict, hash=False)
     #: Principals whose commit/abort count (when set); others' are ignored and reported.
     deciders: tuple[str, ...] = ()
+    #: An escalation no person answered by the deadline: "deny" (abort) or "allow" (commit).
+    unanswered: str = "deny"
 
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
@@ -325,6 +346,8 @@ class Policy:
         ):
             raise PolicyError("deciders must be a list of principal names")
         object.__setattr__(self, "deciders", tuple(deciders))
+        if self.unanswered not in UNANSWERED:
+            raise PolicyError(f"unanswered must be one of {UNANSWERED}, got {self.unanswered!r}")
 
     def counts_vote(self, kind: str, author: str) -> bool:
         """Whether a vote of ``kind`` appended by principal ``author`` counts."""
@@ -352,6 +375,7 @@ class Policy:
             version=doc["version"],
             signers=doc.get("signers") or {},
             deciders=doc.get("deciders") or (),
+            unanswered=doc.get("unanswered", "deny"),
         )
 
     def to_doc(self) -> dict[str, Any]:
@@ -363,6 +387,8 @@ class Policy:
             doc["signers"] = dict(self.signers)
         if self.deciders:
             doc["deciders"] = list(self.deciders)
+        if self.unanswered != "deny":
+            doc["unanswered"] = self.unanswered
         doc["version"] = self.version
         return doc
 
@@ -522,12 +548,53 @@ def decide(
         return Decision(True, "on_by_default: committed without waiting for votes")
     if policy.kind == "off_by_default":
         return Decision(False, "off_by_default: aborted without waiting for votes")
-    decision = _DECIDERS[policy.kind](policy, first_vote_per_voter(votes))
+    counted = list(first_vote_per_voter(votes))
+    late = policy.deadline_ms is not None and now_ms - intent_ts_ms >= policy.deadline_ms
+    if any(v.escalate for v in counted):
+        # Decided at the first vote that determines the outcome, as without escalations.
+        for end in range(1, len(counted) + 1):
+            decision = _escalated(policy, counted[:end], late=False)
+            if decision is not None:
+                return decision
+        return _escalated(policy, counted, late=late)
+    decision = _DECIDERS[policy.kind](policy, counted)
     if decision is not None:
         return decision
-    if policy.deadline_ms is not None and now_ms - intent_ts_ms >= policy.deadline_ms:
+    return Decision(False, TIMEOUT_REASON) if late else None
+
+
+def _escalated(policy: Policy, votes: list[Vote], *, late: bool) -> Decision | None:
+    """The decision on an intent a voter escalated to a person (see the module doc).
+
+    The policy is first applied as if the person approved: if that aborts (another voter's
+    veto), the abort stands whatever the person says, which keeps decisions monotonic in votes.
+    """
+    escalations = [v for v in votes if v.escalate]
+    if not escalations:
+        decision = _DECIDERS[policy.kind](policy, votes)
+        return decision if decision is not None or not late else Decision(False, TIMEOUT_REASON)
+    threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
+    if_approved = _DECIDERS[policy.kind](
+        policy,
+        [Vote(v.voter_id, v.kind, True, None, v.reason) if v.escalate else v for v in votes],
+    )
+    if if_approved is not None and not if_approved.commit:
+        return if_approved
+    person = next((v for v in votes if v.kind == ESCALATION_KIND and not v.escalate), None)
+    asked = "; ".join(_said(v) for v in escalations)
+    if person is not None and not person.approves(threshold):
+        return Decision(
+            False, f"a person rejected the escalated action: {_said(person)} (asked: {asked})"
+        )
+    if person is not None and if_approved is not None:
+        return Decision(True, f"approved by a person on escalation; {if_approved.reason}")
+    if not late:
+        return None
+    if person is None and policy.unanswered == "deny":
+        return Decision(False, f"escalated to a person, who did not answer in time: {asked}")
+    if if_approved is None:
         return Decision(False, TIMEOUT_REASON)
-    return None
+    return Decision(True, f"escalated, unanswered by the deadline, allowed by policy: {asked}")
 
 
 # ---------------------------------------------------------------------------------------------

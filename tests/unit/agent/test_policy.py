@@ -315,6 +315,8 @@ VOTER_IDS = ("a", "b", "c", "d", "e")
 def votes_strategy(draw: st.DrawFn, voter_ids: tuple[str, ...] = VOTER_IDS) -> Vote:
     voter = draw(st.sampled_from(voter_ids))
     kind = draw(st.sampled_from(KINDS))
+    if kind != "human" and draw(st.integers(0, 5)) == 0:
+        return Vote(voter, kind, approve=False, escalate=True)
     if draw(st.booleans()):
         return Vote(voter, kind, approve=draw(st.booleans()))
     return Vote(voter, kind, probability=draw(st.floats(0, 1)))
@@ -708,3 +710,88 @@ def test_signers_and_deciders_round_trip_and_decide_who_counts() -> None:
 def test_bad_signers_or_deciders_are_policy_errors(doc: dict[str, Any]) -> None:
     with pytest.raises(PolicyError):
         Policy.from_doc(doc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Escalation to a person
+
+
+def escalate(voter: str, kind: str, reason: str = "value from untrusted content") -> Vote:
+    return Vote(voter, kind, approve=False, reason=reason, escalate=True)
+
+
+VETO = Policy("veto", {"kinds": ["rule", "ifc"]}, deadline_ms=100)
+
+
+def test_an_escalated_intent_waits_for_a_person_and_is_denied_unanswered() -> None:
+    votes = [yes("rules", "rule"), escalate("flow", "ifc")]
+    assert decide(VETO, votes, intent_ts_ms=0, now_ms=99) is None
+    late = decide(VETO, votes, intent_ts_ms=0, now_ms=100)
+    assert late is not None and not late.commit
+    assert "did not answer" in late.reason and "untrusted content" in late.reason
+
+
+def test_a_persons_answer_decides_an_escalation() -> None:
+    votes = [yes("rules", "rule"), escalate("flow", "ifc")]
+    approved = decide(VETO, [*votes, yes("alice", "human")], intent_ts_ms=0, now_ms=0)
+    assert approved is not None and approved.commit and "person" in approved.reason
+    rejected = decide(VETO, [*votes, no("alice", "human", "not mine")], intent_ts_ms=0, now_ms=0)
+    assert rejected == Decision(
+        False,
+        "a person rejected the escalated action: alice (human): not mine "
+        "(asked: flow (ifc): value from untrusted content)",
+    )
+
+
+def test_another_voters_veto_aborts_without_waiting_for_the_person() -> None:
+    votes = [escalate("flow", "ifc"), no("rules", "rule", "denied")]
+    decision = decide(VETO, votes, intent_ts_ms=0, now_ms=0)
+    assert decision is not None and not decision.commit and "denied" in decision.reason
+
+
+def test_a_policy_may_allow_an_unanswered_escalation() -> None:
+    policy = Policy.from_doc({**VETO.to_doc(), "unanswered": "allow", "version": 1})
+    assert Policy.from_doc(policy.to_doc()) == policy
+    votes = [yes("rules", "rule"), escalate("flow", "ifc")]
+    assert decide(policy, votes, intent_ts_ms=0, now_ms=99) is None
+    late = decide(policy, votes, intent_ts_ms=0, now_ms=100)
+    assert late is not None and late.commit and "allowed by policy" in late.reason
+    with pytest.raises(PolicyError, match="unanswered"):
+        Policy("veto", {"kinds": ["rule"]}, unanswered="maybe")
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies(), st.lists(votes_strategy(), max_size=10), st.integers(0, 200))
+def test_nothing_escalated_commits_without_a_person_before_the_deadline(
+    policy: Policy, votes: list[Vote], now: int
+) -> None:
+    """Whatever the policy and the other votes: an escalation without a person's answer never
+    commits before the deadline, and is denied at it unless the policy allows it."""
+    if policy.kind in ("on_by_default", "off_by_default"):
+        return
+    policy = Policy(policy.kind, policy.params, deadline_ms=100)
+    counted = list(first_vote_per_voter(votes))
+    decision = decide(policy, votes, intent_ts_ms=0, now_ms=now)
+    escalated = next((i for i, v in enumerate(counted) if v.escalate), None)
+    if escalated is None:
+        return
+    earlier = decide(policy, counted[:escalated], intent_ts_ms=0, now_ms=0)
+    answered = any(v.kind == "human" for v in counted)
+    if earlier is None and not answered:
+        assert decision is None or not decision.commit
+        if now >= 100:
+            assert decision is not None and not decision.commit
+
+
+@settings(max_examples=200, deadline=None)
+@given(policies(), st.lists(votes_strategy(), max_size=10))
+def test_a_persons_rejection_of_an_escalation_never_commits(
+    policy: Policy, votes: list[Vote]
+) -> None:
+    if policy.kind in ("on_by_default", "off_by_default"):
+        return
+    decided_before = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+    answered = [*votes, escalate("flow", "ifc"), no("alice", "human", "no")]
+    decision = decide(policy, answered, intent_ts_ms=0, now_ms=0)
+    if decided_before is None and not any(v.kind == "human" for v in votes):
+        assert decision is not None and not decision.commit
