@@ -600,6 +600,7 @@ VOTE_SIGNERS: dict[str, str] = {
     "rule": "rule-voter",
     "llm": "llm-voter",
     "provenance": "provenance-voter",
+    "ifc": "ifc-voter",
     "human": "human",
 }
 DECIDERS: tuple[str, ...] = ("decider",)

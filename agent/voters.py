@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import openai
 
 from logact.agent import entries as e
-from logact.agent import llm_voter, provenance
+from logact.agent import ifc, llm_voter, provenance
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.rules import RuleError, RuleSet
 from logact.agent.runner import Component
@@ -25,6 +25,7 @@ class Judgement:
     approve: bool | None
     reason: str
     probability: float | None = None
+    escalate: bool = False  # ask a person (agent/policy.py, "Escalation")
 
 
 Judge = Callable[[BusState, IntentRecord], Awaitable[Judgement]]
@@ -57,6 +58,7 @@ class Voter(Component):
                 judgement.reason,
                 judgement.approve,
                 judgement.probability,
+                judgement.escalate or None,
             )
             await self.append(*vote.to_entry())
             self._voted.add(record.position)
@@ -101,5 +103,17 @@ def provenance_judge() -> Judge:
         sources = provenance.sources_from_bus(state, record.position)
         verdict = provenance.judge_action(record.intent.action, sources)
         return Judgement(verdict.approve, verdict.reason)
+
+    return judge
+
+
+def ifc_judge(labels: ifc.Labels) -> Judge:
+    """The information-flow voter: escalates calls whose critical values come from content
+    others can write (agent/ifc.py), whatever that content says."""
+
+    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+        sources = ifc.sources_from_bus(state, record.position, labels)
+        verdict = ifc.judge_call(labels, record.intent.action, sources)
+        return Judgement(verdict.approve, verdict.reason, escalate=verdict.escalate)
 
     return judge

@@ -24,6 +24,7 @@ from logact.agent.conversation import Settings
 from logact.agent.decider import Decider
 from logact.agent.driver import Driver
 from logact.agent.executor import Executor
+from logact.agent.ifc import LabelsError, load_labels
 from logact.agent.llm import LLMConfig, ModelError, ScriptedModel, make_client, replay_script
 from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
@@ -31,7 +32,7 @@ from logact.agent.rules import RuleError, RuleSet, load_rules
 from logact.agent.runner import Component, read_state, run_agent, run_component
 from logact.agent.sandbox import unavailable as sandbox_unavailable
 from logact.agent.tools import ToolRegistry, standard_tools
-from logact.agent.voters import Judge, Voter, llm_judge, provenance_judge, rule_judge
+from logact.agent.voters import Judge, Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.client.errors import Fenced
@@ -215,7 +216,7 @@ def _deny_pairs(deny: Sequence[str]) -> list[tuple[str, str]]:
 @client_options
 @_bus_option
 @model_options
-@click.option("--kind", type=click.Choice(["rule", "provenance", "llm"]), required=True)
+@click.option("--kind", type=click.Choice(["rule", "provenance", "ifc", "llm"]), required=True)
 @click.option("--id", "voter_id", default=None, help="Voter id (default: the kind).")
 @click.option(
     "--rules",
@@ -223,6 +224,13 @@ def _deny_pairs(deny: Sequence[str]) -> list[tuple[str, str]]:
     type=click.Path(dir_okay=False),
     default=None,
     help="Rule file (TOML) for --kind rule; default: allow everything.",
+)
+@click.option(
+    "--labels",
+    "labels_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Information-flow labels (TOML) for --kind ifc (docs/agent.md); required for it.",
 )
 @click.option(
     "--scripted-deny",
@@ -243,9 +251,18 @@ def voter(
     kind: str,
     voter_id: str | None,
     rules_path: str | None,
+    labels_path: str | None,
     scripted_deny: tuple[str, ...],
 ) -> None:
-    """Vote on every intent of the bus: a rule, provenance or LLM voter."""
+    """Vote on every intent of the bus: a rule, provenance, information-flow or LLM voter."""
+    labels = None
+    if kind == "ifc":
+        if labels_path is None:
+            fail("--kind ifc needs --labels FILE: trusted outputs and sinks")
+        try:
+            labels = load_labels(labels_path)
+        except LabelsError as exc:
+            fail(str(exc))
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
@@ -256,6 +273,8 @@ def voter(
                 judge = rule_judge(_rules(rules_path))
             elif kind == "provenance":
                 judge = provenance_judge()
+            elif labels is not None:
+                judge = ifc_judge(labels)
             else:
                 responder = (
                     (lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)))
