@@ -536,11 +536,14 @@ def test_component_options_are_checked_before_running(
     cluster: LocalCluster, tmp_path: Path
 ) -> None:
     bus = new_bus("bad-input")
-    bad_policy, missing_rules = cli_many(
+    (tmp_path / "labels.toml").write_text('[outputs.t]\n"a..b" = "trusted"\n')
+    bad_policy, missing_rules, no_labels, bad_labels = cli_many(
         cluster,
         [
             Call(["agent", "decider", "--bus", bus, "--policy", '{"kind": "nope"}']),
             Call(["agent", "voter", "--bus", bus, "--kind", "rule", "--rules", "missing.toml"]),
+            Call(["agent", "voter", "--bus", bus, "--kind", "ifc"]),
+            Call(["agent", "voter", "--bus", bus, "--kind", "ifc", "--labels", "labels.toml"]),
         ],
         cwd=tmp_path,
     )
@@ -548,6 +551,8 @@ def test_component_options_are_checked_before_running(
     assert "unknown decider policy kind 'nope'" in bad_policy.text
     assert_clean_failure(missing_rules, "rules missing.toml")
     assert "No such file" in missing_rules.text
+    assert_clean_failure(no_labels, "--kind ifc needs --labels FILE")
+    assert_clean_failure(bad_labels, "bad field pattern 'a..b'")
     assert read_bus(cluster, bus) == []
 
 

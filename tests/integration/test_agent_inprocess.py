@@ -20,12 +20,14 @@ import trio
 import trio.testing
 
 from logact.agent import entries as e
+from logact.agent import human
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.commit import commit_intention, record_result
 from logact.agent.conversation import Settings
 from logact.agent.decider import Decider
 from logact.agent.driver import Driver
 from logact.agent.executor import INTERRUPTED, Executor
+from logact.agent.ifc import parse_labels
 from logact.agent.llm import ScriptedModel, replay_script, tool_call
 from logact.agent.mailbox import give_task, send_mail
 from logact.agent.policy import TIMEOUT_REASON, Policy
@@ -33,7 +35,7 @@ from logact.agent.rules import RuleSet
 from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.sandbox import unavailable as sandbox_unavailable
 from logact.agent.tools import ToolRegistry, standard_tools
-from logact.agent.voters import Voter, provenance_judge, rule_judge
+from logact.agent.voters import Voter, ifc_judge, provenance_judge, rule_judge
 from logact.client.errors import BadRequest, Fenced, Forbidden
 from logact.server.config import ClusterConfig, Principal
 from logact.server.local import LocalLog, open_memory
@@ -997,3 +999,79 @@ async def test_roles_limit_what_each_component_may_append(rig: Rig) -> None:
 
     assert state.intents[intent].decision is None
     assert [raw.type for raw, _ in state.entries] == ["intent"]
+
+
+# --- escalation to a person --------------------------------------------------------------------
+
+FLOW_LABELS = parse_labels(
+    {
+        "read_only": ["read_file"],
+        "outputs": {"read_file": {"$": "untrusted"}},
+        "sinks": {"pay": {"critical": ["to"]}},
+    }
+)
+FLOW_POLICY = Policy(
+    "veto", {"kinds": ["ifc"]}, deadline_ms=60_000, signers=e.VOTE_SIGNERS, deciders=e.DECIDERS
+)
+
+
+def flow_voter(rig: Rig) -> Voter:
+    return Voter(rig.as_("ifc-voter"), rig.bus, "ifc", "ifc", ifc_judge(FLOW_LABELS))
+
+
+def escalated(intent: int) -> Callable[[BusState], bool]:
+    return lambda s: intent in s.intents and any(v.escalate for _, v in s.intents[intent].votes)
+
+
+def decided(intent: int) -> Callable[[BusState], bool]:
+    return lambda s: intent in s.intents and s.intents[intent].decision is not None
+
+
+async def escalated_payment(rig: Rig) -> int:
+    """The user asks to pay a bill; the bill (content others write) names the account."""
+    await rig.as_("user").append(rig.bus, *e.AgentInput("Pay the bill in bill.txt").to_entry())
+    read = await rig.as_("driver").append(
+        rig.bus, *e.Intent(e.ToolCall("read_file", {"path": "bill.txt"})).to_entry()
+    )
+    await rig.log.append(rig.bus, *e.Result(read, ok=True, output="pay to XX99BANK0001").to_entry())
+    return await rig.as_("driver").append(
+        rig.bus, *e.Intent(e.ToolCall("pay", {"to": "XX99BANK0001"})).to_entry()
+    )
+
+
+@pytest.mark.parametrize("approves", [True, False])
+async def test_an_escalated_action_waits_for_the_person_who_decides_it(
+    rig: Rig, approves: bool
+) -> None:
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_component, flow_voter(rig))
+            nursery.start_soon(run_component, rig.decider(FLOW_POLICY))
+            intent = await escalated_payment(rig)
+            state = await rig.wait_for(escalated(intent))
+            assert state.intents[intent].decision is None  # nobody commits it meanwhile
+            prompt = "\n".join(human.context(state, state.intents[intent]))
+            assert "ESCALATED TO YOU" in prompt and "XX99BANK0001" in prompt
+            answer = e.Vote(intent, "alice", "human", "my landlord", approves)
+            await rig.as_("human").append(rig.bus, *answer.to_entry())
+            state = await rig.wait_for(decided(intent))
+            nursery.cancel_scope.cancel()
+    record = state.intents[intent]
+    assert record.committed is approves and not state.forged
+    assert record.decision is not None and "person" in record.decision.reason
+
+
+async def test_an_escalation_nobody_answers_is_denied_at_the_deadline(rig: Rig) -> None:
+    policy = Policy("veto", {"kinds": ["ifc"]}, deadline_ms=1)
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_component, flow_voter(rig))
+            intent = await escalated_payment(rig)
+            await rig.wait_for(escalated(intent))
+            # The decider comes after the escalation and past the deadline: nobody answered.
+            nursery.start_soon(run_component, rig.decider(policy))
+            state = await rig.wait_for(decided(intent))
+            nursery.cancel_scope.cancel()
+    decision = state.intents[intent].decision
+    assert state.intents[intent].aborted and decision is not None
+    assert "did not answer" in decision.reason and "XX99BANK0001" in decision.reason
