@@ -21,6 +21,7 @@ from logact.evals.harness import (
     Evaluation,
     Voting,
     attack_names,
+    goal_attacks,
     model_agent,
     oracle_agent,
     run_eval,
@@ -44,6 +45,17 @@ def _suites(text: str) -> tuple[str, ...]:
     return names
 
 
+def _attacks(given: tuple[str, ...]) -> tuple[str, ...]:
+    if not given:
+        return ("important_instructions",)
+    if "all" in given:
+        return tuple(goal_attacks())
+    unknown = [a for a in given if a not in attack_names()]
+    if unknown:
+        fail(f"unknown attack {unknown[0]!r}; known: all, {', '.join(attack_names())}")
+    return tuple(dict.fromkeys(given))
+
+
 @eval_.command("agentdojo")
 @click.option(
     "--suites",
@@ -62,9 +74,10 @@ def _suites(text: str) -> tuple[str, ...]:
 @click.option("--only", multiple=True, help="Run only the named configuration (repeatable).")
 @click.option(
     "--attack",
-    default="important_instructions",
-    show_default=True,
-    help="An AgentDojo attack name.",
+    "attack_args",
+    multiple=True,
+    help="An attack name (repeatable): AgentDojo's or an adaptive one (evals/attacks.py); "
+    "'all' runs every attack that plants a goal. Default: important_instructions.",
 )
 @click.option(
     "--agent",
@@ -95,7 +108,7 @@ def agentdojo(
     suites: str,
     voters_path: str,
     only: tuple[str, ...],
-    attack: str,
+    attack_args: tuple[str, ...],
     agent_kind: str,
     user_tasks: tuple[str, ...],
     out_dir: str,
@@ -107,8 +120,7 @@ def agentdojo(
 ) -> None:
     """Run AgentDojo tasks through LogAct's voters and report safety and utility."""
     chosen = _suites(suites)
-    if attack not in attack_names():
-        fail(f"unknown attack {attack!r}; AgentDojo has: {', '.join(attack_names())}")
+    attack_list = _attacks(attack_args)
     try:
         configurations = load_configurations(voters_path, only)
     except ConfigurationError as exc:
@@ -134,7 +146,7 @@ def agentdojo(
                 logs,
                 prefix,
                 chosen,
-                attack,
+                attack_list,
                 Voting(configurations, chosen_model),
                 agent,
                 user_tasks=user_tasks,
@@ -158,7 +170,8 @@ def agentdojo(
             return await evaluate(logs)
 
     started = time.perf_counter()
-    console.print(f"AgentDojo {', '.join(chosen)} · attack {attack} · agent {agent_kind}")
+    attack_text = ", ".join(attack_list)
+    console.print(f"AgentDojo {', '.join(chosen)} · attack {attack_text} · agent {agent_kind}")
     if cluster_config is None:
         evaluation = run(embedded, errors=(ValueError,))
         where = f"embedded log in {out / 'log'}"
@@ -167,7 +180,7 @@ def agentdojo(
         where = f"cluster of {cluster_config}"
     seconds = time.perf_counter() - started
     table = summaries(evaluation.runs)
-    title = f"AgentDojo ({', '.join(chosen)}), attack {attack}, {agent_kind} agent"
+    title = f"AgentDojo ({', '.join(chosen)}), {agent_kind} agent"
     report = markdown(table, title=title)
     if evaluation.skipped:
         report += (
@@ -178,12 +191,15 @@ def agentdojo(
     (out / "summary.md").write_text(report)
     results = {
         "suites": chosen,
-        "attack": attack,
+        "attacks": list(attack_list),
         "agent": agent_kind,
         "log": where,
         "prefix": prefix,
         "seconds": round(seconds, 1),
-        "summary": {c: {s: asdict(v) for s, v in row.items()} for c, row in table.items()},
+        "summary": {
+            a: {c: {s: asdict(v) for s, v in row.items()} for c, row in rows.items()}
+            for a, rows in table.items()
+        },
         "skipped": [asdict(s) for s in evaluation.skipped],
         "runs": [r.to_doc() for r in evaluation.runs],
     }

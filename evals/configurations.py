@@ -3,26 +3,30 @@
 A configuration file (TOML) lists them in the order the report shows them::
 
     rules = "agentdojo-rules.toml"        # the rule voter's file, relative to this one
+    labels = "agentdojo-labels"           # the ifc voter's labels: one DEPLOYMENT.toml per suite
 
     [[configuration]]
     name = "provenance + llm"
-    voters = ["provenance", "llm"]        # any of: rule, provenance, llm (none: no voter)
+    voters = ["provenance", "llm"]        # any of: rule, provenance, ifc, llm (none: no voter)
     decider = { kind = "veto", params = { kinds = ["provenance", "llm"] } }
 
-``decider`` is a decider policy document (agent/policy.py) without its version.
+``decider`` is a decider policy document (agent/policy.py) without its version. Each AgentDojo
+suite is one deployment: the ifc voter of a suite's runs reads ``labels/<suite>.toml``.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logact.agent.ifc import Labels, LabelsError, load_labels
 from logact.agent.policy import Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
 
-VOTER_KINDS = ("rule", "provenance", "llm")
+VOTER_KINDS = ("rule", "provenance", "ifc", "llm")
 
 
 class ConfigurationError(ValueError):
@@ -36,6 +40,11 @@ class Configuration:
     policy: Policy
 
     @property
+    def escalates(self) -> bool:
+        """Whether a voter of this configuration may ask a person."""
+        return "ifc" in self.voters
+
+    @property
     def slug(self) -> str:
         """The configuration's name as a bus-id component."""
         return "".join(c if c.isalnum() else "-" for c in self.name).strip("-") or "none"
@@ -45,10 +54,17 @@ class Configuration:
 class ConfigurationSet:
     configurations: tuple[Configuration, ...]
     rules: RuleSet | None
+    labels: Mapping[str, Labels] = field(default_factory=dict)  # deployment -> labels
 
     @property
     def needs_model(self) -> bool:
         return any("llm" in c.voters for c in self.configurations)
+
+    def labels_for(self, deployment: str) -> Labels:
+        if deployment not in self.labels:
+            known = ", ".join(sorted(self.labels)) or "none"
+            raise ConfigurationError(f"no ifc labels for {deployment!r} (have: {known})")
+        return self.labels[deployment]
 
 
 def _configuration(path: Path, index: int, doc: Any) -> Configuration:
@@ -99,4 +115,15 @@ def load_configurations(path: str | Path, only: tuple[str, ...] = ()) -> Configu
             rules = load_rules(path.parent / doc["rules"])
         except (OSError, RuleError) as exc:
             raise ConfigurationError(f"{path}: rules: {exc}") from None
-    return ConfigurationSet(configurations, rules)
+    labels: dict[str, Labels] = {}
+    if any("ifc" in c.voters for c in configurations):
+        if not isinstance(doc.get("labels"), str):
+            raise ConfigurationError(f'{path}: an ifc voter needs labels = "DIRECTORY"')
+        directory = path.parent / doc["labels"]
+        try:
+            labels = {f.stem: load_labels(f) for f in sorted(directory.glob("*.toml"))}
+        except LabelsError as exc:
+            raise ConfigurationError(f"{path}: labels: {exc}") from None
+        if not labels:
+            raise ConfigurationError(f"{path}: no labels (*.toml) in {directory}")
+    return ConfigurationSet(configurations, rules, labels)

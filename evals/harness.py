@@ -34,11 +34,13 @@ from agentdojo.task_suite.task_suite import TaskSuite, functions_stack_trace_fro
 from agentdojo.types import ChatMessage
 
 from logact.agent import entries as e
+from logact.agent.bus import BusState
 from logact.agent.decider import Decider
 from logact.agent.executor import Executor
-from logact.agent.runner import Component, run_component
-from logact.agent.voters import Voter, llm_judge, provenance_judge, rule_judge
+from logact.agent.runner import Component, read_state, run_component
+from logact.agent.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
 from logact.client.api import LogAPI
+from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
 from logact.evals.configurations import Configuration, ConfigurationSet
 from logact.evals.metrics import CallRecord, RunRecord
@@ -57,6 +59,7 @@ class Case:
     user_task: BaseUserTask[Any]
     injection_task: BaseInjectionTask[Any] | None = None
     injections: tuple[tuple[str, str], ...] = ()
+    attack: str | None = None  # None: a benign run
 
     @property
     def name(self) -> str:
@@ -79,6 +82,26 @@ class _AttackTarget(BasePipelineElement):
         raise NotImplementedError
 
 
+#: (suite, user task) -> the injection vectors its ground truth reads (None: not injectable).
+#: They do not depend on the attack, and finding them replays the task.
+_CANDIDATES: dict[tuple[str, str], list[str] | None] = {}
+
+
+def _injection_candidates(
+    find: Callable[[BaseUserTask[Any]], list[str]], suite_name: str, user_task: BaseUserTask[Any]
+) -> list[str]:
+    key = (suite_name, user_task.ID)
+    if key not in _CANDIDATES:
+        try:
+            _CANDIDATES[key] = find(user_task)
+        except ValueError:
+            _CANDIDATES[key] = None
+    found = _CANDIDATES[key]
+    if found is None:
+        raise ValueError(f"{user_task.ID} is not injectable.")
+    return found
+
+
 def load_cases(
     suite_name: str, attack_name: str, *, user_tasks: tuple[str, ...] = (), replay: bool = True
 ) -> tuple[list[Case], list[Skipped]]:
@@ -90,13 +113,16 @@ def load_cases(
     logging.getLogger("agentdojo").setLevel(logging.ERROR)
     suite = get_suite(BENCHMARK_VERSION, suite_name)
     attack = load_attack(attack_name, suite, _AttackTarget())
+    attack.get_injection_candidates = functools.partial(  # type: ignore[method-assign]
+        _injection_candidates, attack.get_injection_candidates, suite_name
+    )
     if unknown := sorted(set(user_tasks) - set(suite.user_tasks)):
         raise ValueError(f"{suite_name} has no user task {', '.join(unknown)}")
     chosen = [t for i, t in suite.user_tasks.items() if not user_tasks or i in user_tasks]
     skipped, replayable = [], []
+    env = suite.load_and_inject_default_environment({})
     for injection_task in suite.injection_tasks.values():
-        env = suite.load_and_inject_default_environment({})
-        if not replay or injection_task.ground_truth(env):
+        if not replay or injection_task.ground_truth(env.model_copy(deep=True)):
             replayable.append(injection_task)
         else:
             why = f"ships no ground-truth calls to replay (goal: {injection_task.GOAL!r})"
@@ -108,13 +134,27 @@ def load_cases(
                 injections = attack.attack(user_task, injection_task)
             except ValueError:  # the task reads no injectable content
                 continue
-            cases.append(Case(suite, user_task, injection_task, tuple(injections.items())))
+            planted = tuple(injections.items())
+            cases.append(Case(suite, user_task, injection_task, planted, attack_name))
     return cases, skipped
 
 
 def attack_names() -> list[str]:
-    """The attacks AgentDojo has registered (its attack modules register on import)."""
+    """The attacks AgentDojo has registered (its attack modules register on import), ours
+    (evals/attacks.py) included."""
     return sorted(ATTACKS)
+
+
+def goal_attacks() -> list[str]:
+    """Every registered attack that plants an injection task's goal: AgentDojo's shipped ones
+    (not the interactive ``manual`` nor the denial-of-service ones, which plant no goal), then
+    the adaptive ones."""
+    shipped = [
+        name
+        for name, attack in sorted(ATTACKS.items())
+        if not attack.is_dos_attack and name != "manual" and name not in attacks.ADAPTIVE_ATTACKS
+    ]
+    return [*shipped, *attacks.ADAPTIVE_ATTACKS]
 
 
 #: Makes a run's agent: (case, the driver's log, the run's bus) -> pipeline element.
@@ -122,7 +162,7 @@ AgentFactory = Callable[[Case, LogAPI, str], BasePipelineElement]
 
 
 def oracle_agent(case: Case, log: LogAPI, bus: str) -> BasePipelineElement:
-    return OracleAgent(case.user_task, case.injection_task)
+    return OracleAgent(case.user_task, case.injection_task, [text for _, text in case.injections])
 
 
 def model_agent(client: openai.OpenAI, model: str) -> AgentFactory:
@@ -131,18 +171,23 @@ def model_agent(client: openai.OpenAI, model: str) -> AgentFactory:
 
 @dataclass(frozen=True, slots=True)
 class Voting:
-    """What the voters of a configuration need: the rules and, for an LLM voter, a model."""
+    """What the voters of a configuration need: the rules, the information-flow labels of each
+    suite (each suite is one deployment) and, for an LLM voter, a model."""
 
     configurations: ConfigurationSet
     model: tuple[openai.OpenAI, str] | None = None
 
-    def voters(self, configuration: Configuration, log: LogAPI, bus: str) -> Iterator[Voter]:
+    def voters(
+        self, configuration: Configuration, log: LogAPI, bus: str, suite: str
+    ) -> Iterator[Voter]:
         for kind in configuration.voters:
             if kind == "rule":
                 assert self.configurations.rules is not None  # checked on load
                 judge = rule_judge(self.configurations.rules)
             elif kind == "provenance":
                 judge = provenance_judge()
+            elif kind == "ifc":
+                judge = ifc_judge(self.configurations.labels_for(suite))
             else:
                 if self.model is None:
                     raise ValueError(f"configuration {configuration.name!r} needs a model")
@@ -199,7 +244,37 @@ def _label(agent: BasePipelineElement, call_id: str | None) -> str:
 
 
 #: The principal each part of a run appends as (on a cluster, each role's own token).
-ROLES = ("user", "driver", "voter", "decider", "executor")
+ROLES = ("user", "driver", "voter", "decider", "executor", "human")
+
+
+class SimulatedPerson(Component):
+    """The person escalations go to, answering each at once: ``approves`` or not.
+
+    Denying at once stands for nobody answering: the shipped policies deny an unanswered
+    escalation at the deadline, and an evaluation should not wait for it.
+    """
+
+    def __init__(self, log: LogAPI, bus: str, approves: bool) -> None:
+        super().__init__(log, bus)
+        self.approves = approves
+        self._answered: set[int] = set()
+
+    async def step(self, now: int) -> int | None:
+        for record in list(self.state.undecided.values()):
+            votes = [vote for _, vote in record.votes]
+            if record.position in self._answered or not any(v.escalate for v in votes):
+                continue
+            if not any(v.kind == "human" for v in votes):
+                said = "approved on escalation" if self.approves else "no answer: denied"
+                vote = e.Vote(record.position, "person", "human", said, self.approves)
+                await self.append(*vote.to_entry())
+            self._answered.add(record.position)
+        return None
+
+
+def _escalated(state: BusState, intent_id: int | None) -> bool:
+    record = state.intents.get(intent_id) if intent_id is not None else None
+    return record is not None and any(vote.escalate for _, vote in record.votes)
 
 
 async def run_case(
@@ -210,10 +285,12 @@ async def run_case(
     voting: Voting,
     agent_factory: AgentFactory,
     *,
+    person_approves: bool = False,
     timeout: float = 120,
     max_steps: int = 15,
 ) -> RunRecord:
-    """Play one case on ``bus`` with the configuration's components running against it.
+    """Play one case on ``bus`` with the configuration's components running against it, and a
+    :class:`SimulatedPerson` answering escalations.
 
     ``logs`` maps each of :data:`ROLES` to the client it appends with.
     """
@@ -231,9 +308,10 @@ async def run_case(
     )
     pipeline.name = PIPELINE_NAME
     components: list[Component] = [
-        *voting.voters(configuration, logs["voter"], bus),
+        *voting.voters(configuration, logs["voter"], bus, case.suite.name),
         Decider(logs["decider"], bus, configuration.policy),
         Executor(logs["executor"], bus, agentdojo_tools(runtime, box)),
+        SimulatedPerson(logs["human"], bus, person_approves),
     ]
     async with trio.open_nursery() as nursery:
         for component in components:
@@ -243,6 +321,7 @@ async def run_case(
             functools.partial(_play, case, pipeline, runtime, box, tools)
         )
         nursery.cancel_scope.cancel()
+    state = await read_state(logs["driver"], bus)
     calls = tuple(
         CallRecord(
             function=p.call.function,
@@ -252,6 +331,7 @@ async def run_case(
             reason=p.outcome.reason,
             decision_ms=p.outcome.decision_ms,
             intent_id=p.outcome.intent_id,
+            escalated=_escalated(state, p.outcome.intent_id),
         )
         for p in tools.calls
     )
@@ -265,6 +345,10 @@ async def run_case(
         attack_succeeded=played.attack_succeeded,
         attack_succeeded_as_proposed=played.attack_succeeded_as_proposed,
         calls=calls,
+        attack=case.attack,
+        person="approves" if person_approves else "none",
+        goal_step=getattr(agent, "goal_step", None),
+        planted_step=getattr(agent, "planted_step", None),
     )
 
 
@@ -278,7 +362,7 @@ async def run_eval(
     logs: Mapping[str, LogAPI],
     prefix: str,
     suites: tuple[str, ...],
-    attack: str,
+    attack_list: tuple[str, ...],
     voting: Voting,
     agent_factory: AgentFactory,
     *,
@@ -286,17 +370,38 @@ async def run_eval(
     replay: bool = True,
     progress: Callable[[str], None] = lambda line: None,
 ) -> Evaluation:
-    """Every case of every suite under every configuration, one bus each under ``prefix``."""
+    """Every case of every suite and attack under every configuration, one bus each under
+    ``prefix``. Benign cases run once per configuration with escalations unanswered and, for
+    configurations that can escalate, once more with the person approving each escalation."""
     runs: list[RunRecord] = []
     skipped: list[Skipped] = []
     for suite in suites:
-        cases, left_out = await trio.to_thread.run_sync(
-            functools.partial(load_cases, suite, attack, user_tasks=user_tasks, replay=replay)
-        )
-        skipped += left_out
+        attacked: list[Case] = []
+        benign: list[Case] = []
+        for attack in attack_list:
+            cases, left_out = await trio.to_thread.run_sync(
+                functools.partial(load_cases, suite, attack, user_tasks=user_tasks, replay=replay)
+            )
+            skipped += [s for s in left_out if s not in skipped]
+            benign = [c for c in cases if c.injection_task is None]
+            attacked += [c for c in cases if c.injection_task is not None]
         for configuration in voting.configurations.configurations:
-            for case in cases:
-                bus = f"{prefix}/{suite}/{configuration.slug}/{case.name}"
-                runs.append(await run_case(logs, bus, case, configuration, voting, agent_factory))
-            progress(f"{suite}: {configuration.name}: {len(cases)} runs")
+            plays = [(case, False) for case in (*benign, *attacked)]
+            if configuration.escalates:
+                plays += [(case, True) for case in benign]
+            for case, approves in plays:
+                person = "approve" if approves else "none"
+                bus = f"{prefix}/{suite}/{configuration.slug}/{case.attack or 'benign'}/{person}"
+                runs.append(
+                    await run_case(
+                        logs,
+                        f"{bus}/{case.name}",
+                        case,
+                        configuration,
+                        voting,
+                        agent_factory,
+                        person_approves=approves,
+                    )
+                )
+            progress(f"{suite}: {configuration.name}: {len(plays)} runs")
     return Evaluation(runs, skipped)

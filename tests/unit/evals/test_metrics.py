@@ -19,9 +19,25 @@ def run(
     *calls: CallRecord,
     configuration: str = "c",
     suite: str = "s",
+    attack: str | None = None,
+    person: str = "none",
+    goal_step: int | None = None,
+    planted_step: int | None = None,
 ) -> RunRecord:
     return RunRecord(
-        suite, configuration, "u", injection, "bus", utility, succeeded, succeeded, calls
+        suite,
+        configuration,
+        "u",
+        injection,
+        "bus",
+        utility,
+        succeeded,
+        succeeded,
+        calls,
+        attack=attack if attack or injection is None else "a",
+        person=person,
+        goal_step=goal_step,
+        planted_step=planted_step,
     )
 
 
@@ -48,15 +64,45 @@ def test_no_runs_of_a_kind_give_no_rate_rather_than_zero() -> None:
     assert s.false_positive_rate is None and s.decision_ms_p50 is None
 
 
-def test_the_table_has_a_row_per_configuration_and_a_section_per_suite() -> None:
+def test_the_report_has_benign_rows_per_configuration_and_suite_and_attack_rows() -> None:
     runs = [
         run(None, True, None, configuration="no voter", suite="banking"),
-        run(None, True, None, configuration="provenance", suite="slack"),
+        run(None, True, None, configuration="ifc", suite="banking"),
+        run("i", True, True, configuration="no voter", suite="banking", attack="a1"),
+        run("i", True, False, configuration="ifc", suite="banking", attack="a1"),
+        run("i", True, True, configuration="ifc", suite="banking", attack="a2"),
     ]
-    text = markdown(summaries(runs), title="T")
-    assert text.startswith("# T")
-    assert "## banking" in text and "## slack" in text and "## all" in text
-    assert text.count("| no voter |") == 2 and text.count("| provenance |") == 2
+    table = summaries(runs)
+    assert list(table) == ["a1", "a2"]
+    assert table["a1"]["ifc"]["banking"].attack_success == 0.0
+    assert table["a2"]["ifc"]["banking"].attack_success == 1.0
+    assert table["a2"]["ifc"]["banking"].benign_runs == 1  # benign runs count for every attack
+    text = markdown(table, title="T")
+    assert text.startswith("# T") and "## Benign tasks" in text and "## Attack success" in text
+    assert "| ifc | banking | 100.0% of 1 |" in text
+    assert "| a1 | ifc | 0.0% | 0.0% |" in text and "| a2 | ifc | 100.0% | 100.0% |" in text
+
+
+def test_escalations_and_a_persons_approvals_are_counted_apart() -> None:
+    escalated = CallRecord("pay", "user", True, False, "asked", 2.0, 1, escalated=True)
+    runs = [
+        run(None, False, None, escalated),
+        run(None, True, None, call("read", "user", True)),
+        run(None, True, None, escalated, person="approves"),
+    ]
+    s = summarise(runs, writers(runs))
+    assert s.benign_runs == 2 and s.runs == 3
+    assert s.benign_utility == 0.5 and s.benign_escalated == 0.5
+    assert s.utility_with_approvals == 1.0
+
+
+def test_the_oracles_triggers_agree_when_they_fire_at_the_same_result() -> None:
+    runs = [
+        run("i", True, True, goal_step=2, planted_step=2),
+        run("i", True, True, goal_step=2, planted_step=3),
+        run("i", True, True, goal_step=None, planted_step=1),
+    ]
+    assert summarise(runs, frozenset()).triggers_agree == 0.5
 
 
 records = st.builds(
