@@ -93,3 +93,41 @@ def test_a_broken_rule_file_is_refused(tmp_path: Path) -> None:
         load_configurations(write(tmp_path, body, rules="default = 'maybe'\n"))
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_configurations(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("suite", ["workspace", "travel", "banking", "slack"])
+def test_each_suites_labels_name_every_tool_once(suite: str) -> None:
+    """Every tool is read-only or a sink with critical arguments it really takes; nothing is
+    left to the unknown-tool default by accident."""
+    from agentdojo.task_suite.load_suites import get_suite
+
+    loaded = load_configurations(ROOT / "config" / "agentdojo-voters.toml")
+    labels = loaded.labels_for(suite)
+    tools = {f.name: f for f in get_suite("v1.2.2", suite).tools}
+    assert labels.read_only | set(labels.sinks) == set(tools)
+    for name, sink in labels.sinks.items():
+        arguments = set(tools[name].parameters.model_json_schema().get("properties", {}))
+        assert set(sink.critical) | set(sink.free_text) <= arguments, name
+    assert labels.user_ids
+
+
+def test_an_ifc_configuration_needs_labels(tmp_path: Path) -> None:
+    text = (
+        '[[configuration]]\nname = "f"\nvoters = ["ifc"]\n'
+        'decider = { kind = "veto", params = { kinds = ["ifc"] } }\n'
+    )
+    with pytest.raises(ConfigurationError, match="labels"):
+        load_configurations(write(tmp_path, text, rules=None))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "bank.toml").write_text('read_only = ["r"]\n')
+    loaded = load_configurations(write(tmp_path, 'labels = "labels"\n' + text, rules=None))
+    assert loaded.labels_for("bank").read_only == {"r"} and loaded.configurations[0].escalates
+    with pytest.raises(ConfigurationError, match="no ifc labels for 'shop'"):
+        loaded.labels_for("shop")
+
+
+def test_the_example_labels_load() -> None:
+    from logact.agent.ifc import load_labels
+
+    labels = load_labels(ROOT / "config" / "labels.example.toml")
+    assert labels.sink("read_file") is None and labels.sink("shell") is not None
