@@ -40,15 +40,13 @@ import re
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.provenance import directive_spans
+from logact.agent.values import IDENTIFIER, as_number, parse_records
 
 #: The vote kind of this voter.
 VOTE_KIND = "ifc"
@@ -256,39 +254,9 @@ def _walk(value: Any, path: Path_, records: Records) -> Iterator[tuple[Path_, An
         yield path, value, records
 
 
-_FIELD_NAME = re.compile(r"[^\s:]{1,64}")
-
-
-def _structured(text: str) -> Any:
-    """The output as parsed JSON or YAML records, or None when it is prose."""
-    stripped = text.strip()
-    if not stripped or (stripped[:1] not in "[{" and ":" not in stripped.partition("\n")[0]):
-        return None
-    for parse in (json.loads, yaml.safe_load):
-        try:
-            parsed = parse(stripped)
-        except (ValueError, yaml.YAMLError):
-            continue
-        if isinstance(parsed, dict | list) and _record_like(parsed):
-            return parsed
-        return None
-    return None
-
-
-def _record_like(parsed: Any) -> bool:
-    if isinstance(parsed, dict):
-        return all(
-            isinstance(k, str) and _FIELD_NAME.fullmatch(k) and _record_like(v)
-            for k, v in parsed.items()
-        )
-    if isinstance(parsed, list):
-        return all(_record_like(item) for item in parsed)
-    return True
-
-
 def output_leaves(labels: Labels, tool: str, output: str) -> tuple[Leaf, ...]:
     """The labelled fields of one tool output (unparseable or unlabelled: untrusted)."""
-    parsed = _structured(output) if labels.outputs.get(tool) else None
+    parsed = parse_records(output) if labels.outputs.get(tool) else None
     walked = [((), output, ())] if parsed is None else list(_walk(parsed, (), ()))
     leaves = []
     for path, value, records in walked:
@@ -362,12 +330,6 @@ class Value:
     text: str
 
 
-_URL = r"(?:https?://)?(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?::\d+)?(?:/[^\s'\"<>)]*)?"
-_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-_CODE = r"(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{8,}|\d{6,}"  # account-like: IBANs, ids
-_IDENTIFIER = re.compile(rf"(?<![\w@.-])(?:{_EMAIL}|{_URL}|{_CODE})(?![\w@-])", re.IGNORECASE)
-
-
 def _scalars(value: Any) -> Iterator[str]:
     if isinstance(value, Mapping):
         for item in value.values():
@@ -390,7 +352,7 @@ def critical_values(sink: Sink, arguments: Mapping[str, Any]) -> list[Value]:
                 found.setdefault(text.casefold(), Value(name, text))
         if name in sink.free_text:
             for text in _scalars(value):
-                for token in _IDENTIFIER.findall(text):
+                for token in IDENTIFIER.findall(text):
                     token = token.rstrip(".,;:!?")
                     found.setdefault(token.casefold(), Value(name, token))
     return list(found.values())
@@ -422,14 +384,6 @@ _TEXT_DATES = (
 )
 
 
-def _number(text: str) -> Decimal | None:
-    try:
-        number = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _month(name: str) -> int:
     return next(i for i, m in enumerate(_MONTHS, 1) if name.lower().startswith(m[:3]))
 
@@ -452,9 +406,9 @@ def _compact(text: str) -> str:
 def occurs(value: str, text: str) -> bool:
     """Whether ``value`` is written in ``text``: numbers by value, dates in any common form,
     identifiers with or without spaces, words whole and in any case."""
-    number = _number(value)
+    number = as_number(value)
     if number is not None:
-        return any(_number(m.group()) == number for m in _NUMBER.finditer(text))
+        return any(as_number(m.group()) == number for m in _NUMBER.finditer(text))
     date = _ISO_DATE.match(value)
     if date is not None:
         return (int(date[2]), int(date[3])) in _dates(text)
@@ -464,7 +418,7 @@ def occurs(value: str, text: str) -> bool:
     compact = _compact(value)
     return (
         len(compact) >= COMPACT_MIN_CHARS
-        and _IDENTIFIER.fullmatch(value) is not None
+        and IDENTIFIER.fullmatch(value) is not None
         and (compact in _compact(text))
     )
 
@@ -501,10 +455,10 @@ def _in_field(value: str, leaf: Leaf) -> bool:
     the whole field, as it would turn up inside any text."""
     if len(value) >= MIN_TEXT_MATCH_CHARS:
         return occurs(value, leaf.text)
-    number = _number(value)
+    number = as_number(value)
     field_text = leaf.text.strip()
     if number is not None:
-        return _number(field_text) == number
+        return as_number(field_text) == number
     return field_text.casefold() == value.casefold()
 
 

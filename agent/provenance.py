@@ -33,17 +33,14 @@ Pure: the voter builds :class:`Source` objects from the bus (:func:`sources_from
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-
-import yaml
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState
+from logact.agent.values import IDENTIFIER, as_number, parse_records
 
 #: The vote kind of this voter.
 VOTE_KIND = "provenance"
@@ -93,10 +90,6 @@ class Verdict:
 
 # --- critical values ------------------------------------------------------------------------
 
-_URL = r"(?:https?://)?(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}(?::\d+)?(?:/[^\s'\"<>)]*)?"
-_EMAIL = r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
-_CODE = r"(?=[a-z0-9]*\d)(?=[a-z0-9]*[a-z])[a-z0-9]{8,}|\d{6,}"  # account-like: IBANs, ids
-_TOKEN_RE = re.compile(rf"(?<![\w@.-])(?:{_EMAIL}|{_URL}|{_CODE})(?![\w@-])", re.IGNORECASE)
 _NUMBER_RE = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w])")
 
 
@@ -121,11 +114,11 @@ def critical_values(arguments: dict[str, Any]) -> list[Value]:
             found.setdefault(str(leaf), Value(path, str(leaf)))
             continue
         text = str(leaf).strip()
-        if _as_number(text) is not None:  # an id or amount sent as text ("13")
+        if as_number(text) is not None:  # an id or amount sent as text ("13")
             found.setdefault(text, Value(path, text))
         elif MIN_VALUE_CHARS <= len(text) <= MAX_VALUE_CHARS and "\n" not in text:
-            found.setdefault(text.casefold(), Value(path, text, bool(_TOKEN_RE.fullmatch(text))))
-        for token in _TOKEN_RE.findall(text):
+            found.setdefault(text.casefold(), Value(path, text, bool(IDENTIFIER.fullmatch(text))))
+        for token in IDENTIFIER.findall(text):
             token = token.rstrip(".,;:!?")  # a link at the end of a sentence
             found.setdefault(token.casefold(), Value(path, token, True))
     return list(found.values())
@@ -230,32 +223,9 @@ class _Unit:
     spans: tuple[tuple[int, int], ...]
 
 
-_FIELD_NAME = re.compile(r"[^\s:]{1,64}")
-
-
-def _record_like(parsed: Any) -> bool:
-    """Parsed structure whose keys are all field names: prose with a colon parses as YAML too."""
-    if isinstance(parsed, dict):
-        return all(
-            isinstance(k, str) and _FIELD_NAME.fullmatch(k) and _record_like(v)
-            for k, v in parsed.items()
-        )
-    if isinstance(parsed, list):
-        return all(_record_like(item) for item in parsed)
-    return True
-
-
 def _units(source: Source) -> list[_Unit]:
-    parsed: Any = None
-    stripped = source.text.strip()
-    if stripped[:1] in "[{" or ":" in stripped.partition("\n")[0]:
-        for parse in (json.loads, yaml.safe_load):
-            try:
-                parsed = parse(stripped)
-                break
-            except (ValueError, yaml.YAMLError):
-                continue
-    if not isinstance(parsed, dict | list) or not _record_like(parsed):
+    parsed = parse_records(source.text)
+    if parsed is None:
         return [_Unit("", source.text, tuple(directive_spans(source.text)))]
     units = []
     for where, leaf in _leaves(parsed):
@@ -264,19 +234,11 @@ def _units(source: Source) -> list[_Unit]:
     return units
 
 
-def _as_number(text: str) -> Decimal | None:
-    try:
-        number = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _occurrences(value: Value, text: str) -> list[int]:
     """Start offsets of ``value`` in ``text``: whole tokens, any whitespace, any case."""
-    number = _as_number(value.text)
+    number = as_number(value.text)
     if number is not None:
-        return [m.start() for m in _NUMBER_RE.finditer(text) if _as_number(m.group()) == number]
+        return [m.start() for m in _NUMBER_RE.finditer(text) if as_number(m.group()) == number]
     words = [re.escape(word).replace("'", "'{1,2}") for word in value.text.split()]
     pattern = r"(?<![\w])" + r"\s+".join(words) + r"(?![\w])"
     return [m.start() for m in re.finditer(pattern, text, re.IGNORECASE)]
