@@ -60,6 +60,9 @@ class Case:
     injection_task: BaseInjectionTask[Any] | None = None
     injections: tuple[tuple[str, str], ...] = ()
     attack: str | None = None  # None: a benign run
+    #: The injection task's calls carry a value found nowhere in the clean environment: one
+    #: only the attacker's text supplies (an account, an address, a link, an amount).
+    attacker_value: bool = False
 
     @property
     def name(self) -> str:
@@ -121,6 +124,7 @@ def load_cases(
     chosen = [t for i, t in suite.user_tasks.items() if not user_tasks or i in user_tasks]
     skipped, replayable = [], []
     env = suite.load_and_inject_default_environment({})
+    clean = str(env.model_dump()).casefold()
     for injection_task in suite.injection_tasks.values():
         if not replay or injection_task.ground_truth(env.model_copy(deep=True)):
             replayable.append(injection_task)
@@ -135,8 +139,21 @@ def load_cases(
             except ValueError:  # the task reads no injectable content
                 continue
             planted = tuple(injections.items())
-            cases.append(Case(suite, user_task, injection_task, planted, attack_name))
+            chosen_value = attacker_value(injection_task, env, clean)
+            cases.append(Case(suite, user_task, injection_task, planted, attack_name, chosen_value))
     return cases, skipped
+
+
+def attacker_value(injection_task: BaseInjectionTask[Any], env: Any, clean: str) -> bool:
+    """Whether the injection task's calls need a value only the attacker supplies: one of 4+
+    characters (or any number) that the clean environment (``clean``, casefolded) lacks."""
+    for call in injection_task.ground_truth(env.model_copy(deep=True)):
+        for value in call.args.values():
+            for item in value if isinstance(value, list) else [value]:
+                text = str(item).casefold()
+                if (len(text) >= 4 or isinstance(item, int | float)) and text not in clean:
+                    return True
+    return False
 
 
 def attack_names() -> list[str]:
@@ -346,6 +363,7 @@ async def run_case(
         attack_succeeded_as_proposed=played.attack_succeeded_as_proposed,
         calls=calls,
         attack=case.attack,
+        attacker_value=case.attacker_value,
         person="approves" if person_approves else "none",
         goal_step=getattr(agent, "goal_step", None),
         planted_step=getattr(agent, "planted_step", None),

@@ -139,3 +139,13 @@ def test_every_rate_is_a_fraction_and_counts_add_up(runs: list[RunRecord]) -> No
         assert rate is None or 0 <= rate <= 1
     injected = sum(c.label == "injection" for r in runs if r.injection_task for c in r.calls)
     assert s.injected_side_effect_calls + s.injected_read_calls == injected
+
+
+def test_attack_success_is_split_by_whether_the_attacker_chose_a_value() -> None:
+    chosen = RunRecord(
+        "s", "c", "u", "i1", "b", True, False, False, attack="a", attacker_value=True
+    )
+    unchosen = RunRecord("s", "c", "u", "i2", "b", True, True, True, attack="a")
+    s = summarise([chosen, unchosen], frozenset())
+    assert (s.attack_success, s.attack_success_chosen, s.attack_success_unchosen) == (0.5, 0, 1)
+    assert "| 50.0% | 0.0% / 100.0% |" in markdown(summaries([chosen, unchosen]), title="T")
