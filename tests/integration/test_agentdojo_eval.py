@@ -112,6 +112,7 @@ def test_banking_and_slack_meet_the_targets_and_the_log_agrees(tmp_path: Path) -
         assert flows["benign_utility"] >= 1 - flows["benign_escalated"]
     report = (tmp_path / "summary.md").read_text()
     assert report.count("| ifc |") == 3 + 1  # three benign rows, one attack row
+    assert "planted text was read in 100.0% of the attacked runs" in report
     assert "fired at the same tool result in 100.0%" in report
 
     runs = results["runs"]
