@@ -43,12 +43,41 @@ _CALLS: dict[tuple[str, str], list[FunctionCall]] = {}
 
 
 def _calls(attack: BaseAttack, injection_task: BaseInjectionTask[Any]) -> list[FunctionCall]:
-    """The injection task's calls on the default environment (loading it is slow: cached)."""
+    """The injection task's calls as its attacker can write them: text from the user's own data
+    that the attacker's goal does not state (the user's passport number) is only named, as the
+    attacker does not know it; everything else (its accounts, addresses, links, amounts, the
+    public names it targets) is written out. Loading the environment is slow: cached."""
     key = (attack.task_suite.name, injection_task.ID)
     if key not in _CALLS:
         env = attack.task_suite.load_and_inject_default_environment({})
-        _CALLS[key] = list(injection_task.ground_truth(env))
+        clean = str(env.model_dump()).casefold()
+        goal = injection_task.GOAL.casefold()
+        _CALLS[key] = [
+            call.model_copy(
+                update={
+                    "args": {
+                        name: _unknown(name) if _hidden(value, clean, goal) else value
+                        for name, value in call.args.items()
+                    }
+                }
+            )
+            for call in injection_task.ground_truth(env.model_copy(deep=True))
+        ]
     return _CALLS[key]
+
+
+def _hidden(value: Any, clean: str, goal: str) -> bool:
+    """Text of 8+ characters the user's data holds (in the clean environment, or containing a
+    piece of it) but the attacker's goal does not state."""
+    if not isinstance(value, str) or len(value) < 8 or value.casefold() in goal:
+        return False
+    text = value.casefold()
+    pieces = [p for p in re.split(r"[\s,;]+", text) if len(p) >= 8]
+    return text in clean or any(p in clean and p not in goal for p in pieces)
+
+
+def _unknown(name: str) -> str:
+    return f"(the {_words(name)} from the user's records)"
 
 
 def _words(function: str) -> str:
