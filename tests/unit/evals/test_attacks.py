@@ -77,3 +77,23 @@ def test_the_oracle_falls_for_injections_that_never_state_the_goal(suite: str, a
         assert oracle.planted_step is not None, case.name
         fell.append("injection" in oracle.labels.values())
     assert all(fell)
+
+
+@pytest.mark.parametrize("attack", ADAPTIVE_ATTACKS)
+def test_adaptive_injections_state_only_what_the_attacker_knows(attack: str) -> None:
+    """Travel's injection task 5 mails the user's passport number to the attacker: the attacker
+    writes its own address, and only names the data it wants."""
+    from agentdojo.task_suite.load_suites import get_suite
+
+    user = get_suite("v1.2.2", "travel").load_and_inject_default_environment({}).user
+    cases, _ = load_cases("travel", attack)
+    texts = [
+        text
+        for case in cases
+        if case.injection_task is not None and case.injection_task.ID == "injection_task_5"
+        for _, text in case.injections
+    ]
+    assert texts
+    joined = "\n".join(texts)
+    assert user.passport_number not in joined and user.bank_account_number not in joined
+    assert "janeLong@google.com" in joined
