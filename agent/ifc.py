@@ -46,16 +46,24 @@ from typing import Any
 from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.provenance import directive_spans
+from logact.agent.timeline import clip
 from logact.agent.values import IDENTIFIER, as_number, parse_records
 
 #: The vote kind of this voter.
 VOTE_KIND = "ifc"
-#: How much of the user's request an escalation quotes.
+#: How much of the user's request, and of each value, an escalation quotes: the vote stays
+#: small whatever the action holds.
 REQUEST_QUOTE_CHARS = 300
+VALUE_QUOTE_CHARS = 120
+#: Most values a reason names; the rest are counted.
+MAX_REASON_VALUES = 8
 #: Identifiers shorter than this (once spaces and dashes are dropped) are only matched whole.
 COMPACT_MIN_CHARS = 8
 #: Values shorter than this match an output only as a whole field, never inside its text.
 MIN_TEXT_MATCH_CHARS = 4
+#: Longer values (a whole script as a shell command) are not searched for: each search builds a
+#: pattern from the value, and a copy that long is not what labels can vouch for anyway.
+MAX_TRACED_CHARS = 2000
 
 Segment = str | int  # a key of a mapping, or an index of a list
 Path_ = tuple[Segment, ...]
@@ -405,7 +413,10 @@ def _compact(text: str) -> str:
 
 def occurs(value: str, text: str) -> bool:
     """Whether ``value`` is written in ``text``: numbers by value, dates in any common form,
-    identifiers with or without spaces, words whole and in any case."""
+    identifiers with or without spaces, words whole and in any case. A value longer than
+    ``MAX_TRACED_CHARS`` is never found (so it counts as derived: fail closed)."""
+    if len(value) > MAX_TRACED_CHARS:
+        return False
     number = as_number(value)
     if number is not None:
         return any(as_number(m.group()) == number for m in _NUMBER.finditer(text))
@@ -480,7 +491,7 @@ def trace(value: Value, sources: Sequence[Source]) -> Flow:
 
 
 def _describe(flow: Flow) -> str:
-    value = f"{flow.value.argument}={flow.value.text!r}"
+    value = f"{flow.value.argument}={clip(flow.value.text, VALUE_QUOTE_CHARS)!r}"
     if flow.from_user and flow.source is not None:
         return f"{value} is in {flow.source.label}"
     if flow.source is None:
@@ -504,10 +515,7 @@ def _describe(flow: Flow) -> str:
 
 def _request(sources: Sequence[Source]) -> str:
     requests = [s.leaves[0].text for s in sources if s.request]
-    text = requests[-1] if requests else "(no request)"
-    if len(text) > REQUEST_QUOTE_CHARS:
-        text = text[: REQUEST_QUOTE_CHARS - 1] + "…"
-    return text
+    return clip(requests[-1], REQUEST_QUOTE_CHARS) if requests else "(no request)"
 
 
 #: Verbs longer than this are matched on their stem ("delet" for "delete"); shorter ones whole.
@@ -540,7 +548,9 @@ def judge_call(
     untrusted = [f for f in flows if not f.trusted]
     asked = f"; the user asked: {_request(sources)!r}"
     if untrusted:
-        why = "; ".join(_describe(f) for f in untrusted)
+        why = "; ".join(_describe(f) for f in untrusted[:MAX_REASON_VALUES])
+        if len(untrusted) > MAX_REASON_VALUES:
+            why += f"; and {len(untrusted) - MAX_REASON_VALUES} more values"
         return Verdict(False, True, f"escalated: {why}{asked}", flows)
     last = sources[-1] if sources else None
     if (
@@ -557,4 +567,6 @@ def judge_call(
         return Verdict(False, True, f"escalated: {why}{asked}", flows)
     if not flows:
         return Verdict(True, False, f"{tool}: no critical values")
-    return Verdict(True, False, "; ".join(_describe(f) for f in flows), flows)
+    shown = "; ".join(_describe(f) for f in flows[:MAX_REASON_VALUES])
+    more = f"; and {len(flows) - MAX_REASON_VALUES} more" if len(flows) > MAX_REASON_VALUES else ""
+    return Verdict(True, False, shown + more, flows)

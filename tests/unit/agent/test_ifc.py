@@ -313,3 +313,14 @@ def test_a_file_is_the_users_only_while_nobody_else_may_edit_it() -> None:
     assert readers[(0, "content")] and readers[(0, "shared_with", "bob@x.com")]
     assert not any(trusted({"bob@x.com": "rw"}).values())
     assert not any(trusted({}, owner="eve@y.com").values())
+
+
+def test_a_huge_critical_value_is_not_searched_and_counts_as_derived() -> None:
+    huge = "word " * 50_000
+    assert not ifc.occurs(huge, huge)
+    bus = Bus()
+    bus.add(e.AgentInput(huge))
+    bus.read("read_file", "anything", path="x.txt")
+    verdict = bus.verdict("run_script", script=huge, **{f"a{i}": f"v{i}-x" for i in range(20)})
+    assert verdict.escalate and "nowhere" in verdict.reason and "13 more values" in verdict.reason
+    assert len(verdict.reason) < 4000
