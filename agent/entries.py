@@ -50,12 +50,16 @@ def _fail(obj: _Body, name: str, problem: str) -> NoReturn:
     raise EntryError(obj.TYPE, obj.PREFIX + obj.KEYS.get(name, name), problem)
 
 
+#: Largest integer an entry may carry: log positions and counts fit in 63 bits.
+MAX_INT = 2**63 - 1
+
+
 def _check_int(obj: _Body, name: str, lo: int = 0, optional: bool = False) -> None:
     value = getattr(obj, name)
     if value is None and optional:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        _fail(obj, name, f"must be an integer >= {lo}, got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= MAX_INT:
+        _fail(obj, name, f"must be an integer in [{lo}, 2^63), got {value!r}")
 
 
 def _check_str(

@@ -102,8 +102,8 @@ STRATEGIES: dict[str, st.SearchStrategy[Any]] = {
     "exec_start": st.builds(ExecStart, position),
     "result": results(),
     "mail": st.builds(Mail, name, st.from_regex(BUS_ID, fullmatch=True), name, st.none() | text),
-    "decider_policy": st.builds(DeciderPolicy, st.integers(min_value=1), doc),
-    "voter_policy": st.builds(VoterPolicy, st.integers(min_value=1), doc),
+    "decider_policy": st.builds(DeciderPolicy, st.integers(min_value=1, max_value=2**63 - 1), doc),
+    "voter_policy": st.builds(VoterPolicy, st.integers(min_value=1, max_value=2**63 - 1), doc),
     "health": st.builds(
         Health,
         name,
@@ -201,6 +201,7 @@ INVALID: list[tuple[str, Any, str | None]] = [
     ("result", {**RESULT, "in_doubt": True}, "in_doubt"),
     ("result", {**RESULT, "output": "x" * (MAX_OUTPUT_CHARS + 1)}, "output"),
     ("result", {**RESULT, "duration_ms": -5}, "duration_ms"),
+    ("result", {**RESULT, "intent_id": 2**63}, "intent_id"),
     ("result", {**RESULT, "duration_ms": 1.5}, "duration_ms"),
     ("inf_in", {"model": "m", "messages": []}, "messages"),
     ("inf_in", {"model": "m", "messages": "hello"}, "messages"),
