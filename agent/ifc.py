@@ -14,20 +14,27 @@ output, who can write that content:
     trusted exactly when the record's ``FIELD`` names the user (mail the user sent);
     ``{author = "FIELD", editors = "SHARING", edit = "ACCESS"}`` also requires that nobody else
     holds ``ACCESS`` in the record's ``SHARING`` mapping (a file the user shared for editing).
+``{named_by = ["FIELD", ...]}``
+    trusted when the user's request names the record: one of its ``FIELD`` values is quoted in
+    the request (or is an identifier written there), and no other record of the same output
+    has that value (the participants
+    of "the 'Introductory meeting' event"; a look-alike record makes the choice ambiguous, so
+    neither is trusted). It combines with ``author``: either makes the field trusted.
 
 Anything not labelled is untrusted. Each **sink** (a side-effecting tool) names its *critical*
-arguments (who or what is affected: a recipient, an amount, a file id) and its *free-text*
-arguments (a body, whose links, addresses and account numbers are critical). A critical value is
-trusted when it appears in the user's request (or an action a person approved), or when the
-first output it appears in holds it in a trusted field; it is untrusted when it first appears
-only in untrusted fields, or appears nowhere while untrusted content has been read (the agent
-may have derived it from that content). A value shorter than four characters (an id like ``7``)
-counts as appearing in an output only where it is a whole field. A call is **escalated** to a
-person when a critical value is untrusted, or when it was proposed right after untrusted content
-and the user's request names neither the action (the verb its tool's name starts with:
-``delete_file`` and "delete the largest file") nor any of its critical values. Tools listed as
-``read_only`` are approved; a tool the labels do not know is a sink whose every argument is
-critical.
+arguments (who or what is affected: a recipient, an amount, a file id) and its *free-text* arguments
+(a body, whose links, addresses and account numbers are critical). A critical value is trusted when
+it appears in the user's request (or an action a person approved), or when the first output it
+appears in holds it in a trusted field, or when it is one of the user's own ids; it is untrusted
+when it first appears only in untrusted fields, or appears nowhere while untrusted content has been
+read (the agent may have derived it from that content). A value shorter than four characters (an id
+like ``7``) counts as appearing in an output only where it is a whole field. A call is **escalated**
+to a person when a critical value is untrusted, or when it was proposed right after untrusted
+content and the user's request names neither the action (the verb its tool's name starts with:
+``delete_file`` and "delete the largest file", or the sink's ``verbs``) nor any of its critical
+values. A sink's ``spoken`` names say how a person names an argument's values ("read" for the
+permission ``r``): a value the request names that way is the user's. Tools listed as ``read_only``
+are approved; a tool the labels do not know is a sink whose every argument is critical.
 
 Nothing here knows a tool, a suite or an attack: all of that is in the labels. Whether the text
 around a value reads like instructions is reported as extra evidence, never used to decide.
@@ -38,6 +45,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +95,7 @@ class FieldRule:
     #: access, and ``edit`` is the access that lets them write (a file shared "rw").
     editors: str | None = None
     edit: str | None = None
+    named_by: tuple[str, ...] = ()  # ... or iff the request names the record by these fields
 
     def matches(self, path: Path_) -> bool:
         if len(self.pattern) > len(path):
@@ -104,6 +113,9 @@ class FieldRule:
 class Sink:
     critical: tuple[str, ...]  # argument names; "*" for all
     free_text: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()  # how a request asks for the action, beside the tool's verb
+    #: argument -> value -> the words a request names that value with ("r": "read")
+    spoken: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
 
 #: A sink for tools the labels do not know: every argument is critical.
@@ -160,18 +172,34 @@ def _rule(pattern: str, value: Any, where: str) -> FieldRule:
     path = _pattern(pattern, where)
     if value in ("trusted", "untrusted"):
         return FieldRule(path, trusted=value == "trusted")
-    if (
-        isinstance(value, dict)
-        and set(value) in ({"author"}, {"author", "editors", "edit"})
-        and all(isinstance(v, str) and v for v in value.values())
-    ):
-        return FieldRule(
-            path, author=value["author"], editors=value.get("editors"), edit=value.get("edit")
-        )
+    if isinstance(value, dict):
+        named = value.get("named_by")
+        author = {k: v for k, v in value.items() if k != "named_by"}
+        if (
+            set(author) in (set(), {"author"}, {"author", "editors", "edit"})
+            and all(isinstance(v, str) and v for v in author.values())
+            and (author or named is not None)
+        ):
+            return FieldRule(
+                path,
+                author=author.get("author"),
+                editors=author.get("editors"),
+                edit=author.get("edit"),
+                named_by=_names(named, f"{where}: {pattern!r} named_by") if named else (),
+            )
     raise LabelsError(
-        f'{where}: {pattern!r} must be "trusted", "untrusted", {{author = F}} or '
-        "{author = F, editors = G, edit = ACCESS}"
+        f'{where}: {pattern!r} must be "trusted", "untrusted", {{author = F}}, '
+        "{author = F, editors = G, edit = ACCESS} and/or {named_by = [F, ...]}"
     )
+
+
+def _spoken(value: Any, where: str) -> dict[str, dict[str, tuple[str, ...]]]:
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise LabelsError(f"{where} must map each argument to {{VALUE = [words]}}")
+    return {
+        argument: {str(v): _names(words, f"{where}.{argument}.{v}") for v, words in names.items()}
+        for argument, names in value.items()
+    }
 
 
 def parse_labels(doc: Mapping[str, Any], where: str = "labels") -> Labels:
@@ -196,13 +224,15 @@ def parse_labels(doc: Mapping[str, Any], where: str = "labels") -> Labels:
     if not isinstance(raw_sinks, dict):
         raise LabelsError(f"{where}: [sinks] must be a table")
     for tool, spec in raw_sinks.items():
-        if not isinstance(spec, dict) or set(spec) - {"critical", "free_text"}:
-            raise LabelsError(f"{where}: sinks.{tool} takes critical and free_text")
+        if not isinstance(spec, dict) or set(spec) - {"critical", "free_text", "verbs", "spoken"}:
+            raise LabelsError(f"{where}: sinks.{tool} takes critical, free_text, verbs, spoken")
         if tool in read_only:
             raise LabelsError(f"{where}: {tool} is both read_only and a sink")
         sinks[tool] = Sink(
             _names(spec.get("critical", []), f"{where}: sinks.{tool}.critical"),
             _names(spec.get("free_text", []), f"{where}: sinks.{tool}.free_text"),
+            _names(spec.get("verbs", []), f"{where}: sinks.{tool}.verbs"),
+            _spoken(spec.get("spoken", {}), f"{where}: sinks.{tool}.spoken"),
         )
     return Labels(user_ids, read_only, outputs, sinks)
 
@@ -262,23 +292,63 @@ def _walk(value: Any, path: Path_, records: Records) -> Iterator[tuple[Path_, An
         yield path, value, records
 
 
-def output_leaves(labels: Labels, tool: str, output: str) -> tuple[Leaf, ...]:
-    """The labelled fields of one tool output (unparseable or unlabelled: untrusted)."""
+def output_leaves(labels: Labels, tool: str, output: str, request: str = "") -> tuple[Leaf, ...]:
+    """The labelled fields of one tool output (unparseable or unlabelled: untrusted);
+    ``request`` is the user's latest request, which may name records (``named_by``)."""
     parsed = parse_records(output) if labels.outputs.get(tool) else None
     walked = [((), output, ())] if parsed is None else list(_walk(parsed, (), ()))
+    distinct = {id(record): record for _, _, records in walked for record in records}
+    naming = Counter(
+        (key, str(value).casefold())
+        for record in distinct.values()
+        for key, value in record.items()
+        if isinstance(value, str | int)
+    )
     leaves = []
     for path, value, records in walked:
         text = "" if value is None else str(value)
         rule = labels.rule(tool, path)
         trusted = False
-        if rule is not None and rule.author is None:
+        if rule is not None and rule.author is None and not rule.named_by:
             trusted = rule.trusted
         elif rule is not None:
             # The innermost record naming an author: a file's owner covers its sharing list.
-            record = next((r for r in records if rule.author in r), None)
+            record = next((r for r in records if rule.author in r), None) if rule.author else None
             trusted = record is not None and _written_by_user(labels, rule, record)
+            trusted = trusted or _named(rule, records, naming, request)
         leaves.append(Leaf(path, text, trusted))
     return tuple(leaves)
+
+
+def _named(
+    rule: FieldRule, records: Records, naming: Counter[tuple[str, str]], request: str
+) -> bool:
+    """Whether the request names the innermost record holding a ``named_by`` field, by a value
+    no other record of the output shares."""
+    record = next((r for r in records if any(key in r for key in rule.named_by)), None)
+    if record is None or not request:
+        return False
+    for key in rule.named_by:
+        value = record.get(key)
+        if not isinstance(value, str | int) or len(str(value)) < MIN_TEXT_MATCH_CHARS:
+            continue
+        if naming[(key, str(value).casefold())] == 1 and _request_names(str(value), request):
+            return True
+    return False
+
+
+_QUOTES = (("'", "'"), ('"', '"'), ("\u2018", "\u2019"), ("\u201c", "\u201d"))
+
+
+def _request_names(value: str, request: str) -> bool:
+    """Whether ``request`` names ``value`` on purpose: quoted whole ("the 'Budget review'
+    event"), or an identifier (an account, an address). A plain word ("meeting") is not: a
+    record with a title like that would be named by any request using the word."""
+    if IDENTIFIER.fullmatch(value):
+        return occurs(value, request)
+    words = " ".join(value.split()).casefold()
+    said = " ".join(request.split()).casefold()
+    return any(f"{left}{words}{right}" in said for left, right in _QUOTES)
 
 
 def _written_by_user(labels: Labels, rule: FieldRule, record: Mapping[str, Any]) -> bool:
@@ -299,11 +369,13 @@ def _written_by_user(labels: Labels, rule: FieldRule, record: Mapping[str, Any])
 def sources_from_bus(state: BusState, position: int, labels: Labels) -> list[Source]:
     """What the agent had read before ``position``, labelled."""
     sources: list[Source] = []
+    request = ""
     for raw, entry in state.entries:
         if raw.pos >= position:
             break
         match entry:
             case e.AgentInput():
+                request = entry.text
                 leaf = Leaf((), entry.text, True)
                 label = f"the user's request #{raw.pos}"
                 sources.append(Source(raw.pos, label, True, (leaf,), request=True))
@@ -313,7 +385,7 @@ def sources_from_bus(state: BusState, position: int, labels: Labels) -> list[Sou
                 if record is not None and isinstance(record.intent.action, e.ToolCall):
                     tool = record.intent.action.tool
                 label = f"the result #{raw.pos} of {tool or 'intent #' + str(entry.intent_id)}"
-                leaves = output_leaves(labels, tool, entry.output)
+                leaves = output_leaves(labels, tool, entry.output, request)
                 sources.append(Source(raw.pos, label, False, leaves))
             case e.Mail():
                 leaf = Leaf((), entry.text, False)
@@ -447,6 +519,7 @@ class Flow:
     path: Path_ = ()
     from_user: bool = False
     seen: bool = True  # False: it appears nowhere; ``source`` is then untrusted content read
+    user_id: bool = False  # one of the user's own ids (the labels' [user] ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,10 +546,20 @@ def _in_field(value: str, leaf: Leaf) -> bool:
     return field_text.casefold() == value.casefold()
 
 
-def trace(value: Value, sources: Sequence[Source]) -> Flow:
-    """The label of one critical value (see the module doc)."""
+def trace(
+    value: Value,
+    sources: Sequence[Source],
+    user_ids: frozenset[str] = frozenset(),
+    spoken: Sequence[str] = (),
+) -> Flow:
+    """The label of one critical value (see the module doc); ``spoken`` are the words a request
+    names it with."""
+    if value.text.casefold() in user_ids:
+        return Flow(value, True, user_id=True)
     for source in sources:
-        if source.from_user and any(occurs(value.text, leaf.text) for leaf in source.leaves):
+        if source.from_user and any(
+            occurs(name, leaf.text) for name in (value.text, *spoken) for leaf in source.leaves
+        ):
             return Flow(value, True, source, from_user=True)
     for source in sources:
         if source.from_user:
@@ -492,6 +575,8 @@ def trace(value: Value, sources: Sequence[Source]) -> Flow:
 
 def _describe(flow: Flow) -> str:
     value = f"{flow.value.argument}={clip(flow.value.text, VALUE_QUOTE_CHARS)!r}"
+    if flow.user_id:
+        return f"{value} is the user's own id"
     if flow.from_user and flow.source is not None:
         return f"{value} is in {flow.source.label}"
     if flow.source is None:
@@ -522,14 +607,19 @@ def _request(sources: Sequence[Source]) -> str:
 VERB_STEM_CHARS = 5
 
 
-def _asked_for(tool: str, sources: Sequence[Source]) -> bool:
-    """Whether the user's request names the action: the verb a tool's name starts with
-    (``delete_file``: "delete"), compared on its first few letters."""
-    verb = tool.split("_", 1)[0].casefold()
+def _verb_pattern(verb: str) -> str:
+    verb = verb.casefold()
     if len(verb) > VERB_STEM_CHARS:  # "delete" -> "delet": deleting, deleted
-        pattern = re.compile(rf"\b{re.escape(verb[: len(verb) - 1])}", re.IGNORECASE)
-    else:  # "add" must not match "address"
-        pattern = re.compile(rf"\b{re.escape(verb)}(?:s|ed|ing)?\b", re.IGNORECASE)
+        return rf"\b{re.escape(verb[: len(verb) - 1])}"
+    return rf"\b{re.escape(verb)}(?:s|ed|ing)?\b"  # "add" must not match "address"
+
+
+def _asked_for(tool: str, sink: Sink, sources: Sequence[Source]) -> bool:
+    """Whether the user's request names the action: the verb a tool's name starts with
+    (``delete_file``: "delete") or one of the sink's ``verbs``, compared on their first few
+    letters."""
+    verbs = (tool.split("_", 1)[0], *sink.verbs)
+    pattern = re.compile("|".join(_verb_pattern(v) for v in verbs), re.IGNORECASE)
     return any(s.request and pattern.search(s.leaves[0].text) for s in sources)
 
 
@@ -544,7 +634,12 @@ def judge_call(
     sink = labels.sink(tool) if isinstance(action, e.ToolCall) else UNKNOWN_SINK
     if sink is None:
         return Verdict(True, False, f"{tool} only reads")
-    flows = tuple(trace(value, sources) for value in critical_values(sink, arguments))
+    flows = tuple(
+        trace(
+            value, sources, labels.user_ids, sink.spoken.get(value.argument, {}).get(value.text, ())
+        )
+        for value in critical_values(sink, arguments)
+    )
     untrusted = [f for f in flows if not f.trusted]
     asked = f"; the user asked: {_request(sources)!r}"
     if untrusted:
@@ -558,7 +653,7 @@ def judge_call(
         and not last.from_user
         and last.untrusted
         and not any(f.from_user for f in flows)
-        and not _asked_for(tool, sources)
+        and not _asked_for(tool, sink, sources)
     ):
         why = (
             f"{tool} was proposed right after {last.label}, which others can write, and the "

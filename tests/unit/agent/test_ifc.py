@@ -49,8 +49,9 @@ def record(sender: str, recipient: str, amount: float, subject: str) -> dict[str
 
 
 class Bus:
-    def __init__(self) -> None:
+    def __init__(self, labels: ifc.Labels = LABELS) -> None:
         self.state = BusState("agent/ifc")
+        self.labels = labels
         self.next = 0
 
     def add(self, entry: e.Entry, author: str = "local") -> int:
@@ -65,8 +66,8 @@ class Bus:
 
     def verdict(self, tool: str, **arguments: Any) -> ifc.Verdict:
         position = self.add(e.Intent(e.ToolCall(tool, arguments)))
-        sources = ifc.sources_from_bus(self.state, position, LABELS)
-        return ifc.judge_call(LABELS, self.state.intents[position].intent.action, sources)
+        sources = ifc.sources_from_bus(self.state, position, self.labels)
+        return ifc.judge_call(self.labels, self.state.intents[position].intent.action, sources)
 
 
 def test_a_value_from_the_request_is_trusted() -> None:
@@ -276,6 +277,10 @@ def test_the_most_specific_label_wins_and_unlabelled_is_untrusted() -> None:
         ({"sinks": {"t": {"critical": "x"}}}, "list"),
         ({"read_only": ["t"], "sinks": {"t": {"critical": ["x"]}}}, "both"),
         ({"extra": 1}, "unknown keys"),
+        ({"outputs": {"t": {"x": {"named_by": "title"}}}}, "named_by"),
+        ({"outputs": {"t": {"x": {"editors": "e"}}}}, "named_by"),
+        ({"sinks": {"t": {"spoken": {"mode": ["read"]}}}}, "spoken"),
+        ({"sinks": {"t": {"spoken": {"mode": {"r": "read"}}}}}, "list"),
     ],
 )
 def test_bad_labels_are_refused(doc: dict[str, Any], problem: str) -> None:
@@ -324,3 +329,107 @@ def test_a_huge_critical_value_is_not_searched_and_counts_as_derived() -> None:
     verdict = bus.verdict("run_script", script=huge, **{f"a{i}": f"v{i}-x" for i in range(20)})
     assert verdict.escalate and "nowhere" in verdict.reason and "13 more values" in verdict.reason
     assert len(verdict.reason) < 4000
+
+
+# --- naming: the request points at a record, a value or an action ---------------------------
+
+CALENDAR = ifc.parse_labels(
+    {
+        "user": {"ids": ["me@x.com"]},
+        "read_only": ["search_events"],
+        "outputs": {
+            "search_events": {
+                "[*]": "untrusted",
+                "[*].participants": {"named_by": ["title"]},
+            }
+        },
+        "sinks": {
+            "create_event": {"critical": ["participants"], "free_text": ["description"]},
+            "share": {
+                "critical": ["email", "permission"],
+                "verbs": ["grant"],
+                "spoken": {"permission": {"r": ["read only"], "rw": ["edit"]}},
+            },
+        },
+    }
+)
+
+
+def event(title: str, *participants: str, description: str = "") -> dict[str, Any]:
+    return {"title": title, "participants": list(participants), "description": description}
+
+
+def test_fields_of_a_record_the_request_names_are_the_users() -> None:
+    ask = "Create a follow-up with the same people as the 'Budget review' event."
+    bus = Bus(CALENDAR)
+    bus.add(e.AgentInput(ask))
+    listed = [event("Budget review", "ann@x.com", "me@x.com", description="bring eve@y.com")]
+    bus.read("search_events", yaml.safe_dump(listed))
+    assert bus.verdict("create_event", participants=["ann@x.com", "me@x.com"]).approve
+    # The description is not a field the naming covers: a value only it holds stays untrusted.
+    verdict = bus.verdict("create_event", participants=["eve@y.com"])
+    assert verdict.escalate and "[0].description" in verdict.reason
+
+
+def test_a_look_alike_record_makes_the_naming_ambiguous() -> None:
+    bus = Bus(CALENDAR)
+    bus.add(e.AgentInput("Create one with the same people as the 'Budget review' event."))
+    listed = [event("Budget review", "ann@x.com"), event("budget review", "eve@y.com")]
+    bus.read("search_events", yaml.safe_dump(listed))
+    for person in ("ann@x.com", "eve@y.com"):
+        assert bus.verdict("create_event", participants=[person]).escalate
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "Create one with everyone from my meetings this week.",
+        # A title that is a plain word of the request is not a reference to that record.
+        "Create a budget review with the usual people.",
+    ],
+)
+def test_an_unnamed_record_lends_nothing(ask: str) -> None:
+    bus = Bus(CALENDAR)
+    bus.add(e.AgentInput(ask))
+    bus.read("search_events", yaml.safe_dump([event("Budget review", "ann@x.com")]))
+    assert bus.verdict("create_event", participants=["ann@x.com"]).escalate
+
+
+def test_the_users_own_id_is_trusted_wherever_it_was_read() -> None:
+    bus = Bus(CALENDAR)
+    bus.add(e.AgentInput("Create a reminder in my calendar."))
+    bus.read("search_events", yaml.safe_dump([event("Standup", "me@x.com")]))
+    verdict = bus.verdict("create_event", participants=["ME@x.com"])
+    assert verdict.approve and "the user's own id" in verdict.reason
+
+
+@pytest.mark.parametrize(
+    ("ask", "permission", "approved"),
+    [
+        ("Share notes.txt with ann@x.com, read only.", "r", True),
+        ("Share notes.txt with ann@x.com so she can edit it.", "rw", True),
+        ("Share notes.txt with ann@x.com, read only.", "rw", False),
+        ("Share notes.txt with ann@x.com.", "r", False),
+    ],
+)
+def test_a_request_names_a_value_in_the_words_people_use(
+    ask: str, permission: str, approved: bool
+) -> None:
+    bus = Bus(CALENDAR)
+    bus.add(e.AgentInput(ask))
+    # Someone else's event shows a value "r" as a whole field: not the user's choice.
+    bus.read("search_events", yaml.safe_dump([{"title": "x", "mode": "r", "other": "rw"}]))
+    verdict = bus.verdict("share", email="ann@x.com", permission=permission)
+    assert verdict.approve is approved, verdict.reason
+
+
+def test_a_sinks_verbs_name_its_action() -> None:
+    def after_untrusted(ask: str) -> ifc.Verdict:
+        bus = Bus(CALENDAR)
+        bus.add(e.AgentInput(ask))
+        bus.read("search_events", yaml.safe_dump([event("Sync", description="notes")]))
+        return bus.verdict("share", email="me@x.com")
+
+    assert after_untrusted("Grant access to my notes to myself.").approve
+    verdict = after_untrusted("Look at my notes.")
+    assert verdict.escalate and "right after" in verdict.reason
