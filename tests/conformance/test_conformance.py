@@ -113,6 +113,32 @@ async def test_entry_fields_and_monotonic_timestamps(log_impl: LogImpl) -> None:
     assert entries[1].ts == entries[2].ts, "a batch is one append: one timestamp"
 
 
+async def test_the_log_keeps_its_own_copy_of_every_body(log_impl: LogImpl) -> None:
+    """Mutating a body after appending it, or after reading it, changes nothing stored."""
+    bus = new_bus()
+    with trio.fail_after(TEST_DEADLINE):
+        async with log_impl() as log:
+            body: dict[str, Any] = {"x": 1, "items": [1]}
+            batch: list[Any] = [["a"], {"y": 1}]
+            await log.append(bus, "note", body)
+            await log.append_batch(bus, [("data", batch[0]), ("data", batch[1])])
+            body["x"] = 2
+            body["items"].append(2)
+            batch[0].append("b")
+            batch[1]["y"] = 2
+            first = await log.read_all(bus)
+            first[0].body["x"] = 3
+            first[1].body.append("c")
+            async with aclosing(log.subscribe(bus, 0)) as tail:
+                async for entry in tail:
+                    entry.body["z"] = 4  # the first one: a mapping
+                    break
+            again = await log.read_all(bus)
+            delivered = await collect(log, bus, 0, 3)
+    for entries in (again, delivered):
+        assert [e.body for e in entries] == [{"x": 1, "items": [1]}, ["a"], {"y": 1}]
+
+
 async def test_author_is_the_principal(log_impl: LogImpl) -> None:
     bus = new_bus()
     with trio.fail_after(TEST_DEADLINE):
