@@ -17,7 +17,10 @@ from logact.agent.tools import ToolOutcome, ToolRegistry, Workspace, standard_to
 
 UNAVAILABLE = unavailable()
 
-pytestmark = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no sandbox: {UNAVAILABLE}")
+pytestmark = [
+    pytest.mark.skipif(UNAVAILABLE is not None, reason=f"no sandbox: {UNAVAILABLE}"),
+    pytest.mark.process,
+]
 
 SECRET = "s3cret-token-of-the-executor"
 

@@ -23,6 +23,7 @@ def tools(ws: Path) -> ToolRegistry:
 # --- shell -------------------------------------------------------------------------------------
 
 
+@pytest.mark.process
 async def test_shell_happy_path_captures_stdout_and_stderr(tools: ToolRegistry) -> None:
     out = await tools.run(call("shell", command="echo hello; echo oops >&2"))
     assert out.ok and out.error is None
@@ -30,6 +31,7 @@ async def test_shell_happy_path_captures_stdout_and_stderr(tools: ToolRegistry) 
     assert out.duration_ms >= 0
 
 
+@pytest.mark.process
 async def test_shell_cwd_is_inside_workspace(tools: ToolRegistry, ws: Path) -> None:
     (ws / "sub").mkdir()
     out = await tools.run(call("shell", command="pwd"))
@@ -44,6 +46,7 @@ async def test_shell_cwd_outside_or_missing_refused(tools: ToolRegistry, cwd: st
     assert not out.ok and out.error
 
 
+@pytest.mark.process
 async def test_shell_nonzero_exit(tools: ToolRegistry) -> None:
     out = await tools.run(call("shell", command="echo partial; exit 3"))
     assert not out.ok
@@ -51,6 +54,7 @@ async def test_shell_nonzero_exit(tools: ToolRegistry) -> None:
     assert "partial" in out.output
 
 
+@pytest.mark.process
 async def test_shell_timeout_kills_process_group(tools: ToolRegistry, ws: Path) -> None:
     with trio.fail_after(10):
         out = await tools.run(
@@ -68,6 +72,7 @@ async def test_shell_timeout_kills_process_group(tools: ToolRegistry, ws: Path) 
     assert not (ws / "late").exists()
 
 
+@pytest.mark.process
 async def test_shell_env_allow_list(tools: ToolRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOGACT_SECRET_TOKEN", "hunter2")
     monkeypatch.setenv("LANG", "C.UTF-8")
@@ -81,6 +86,7 @@ async def test_shell_env_allow_list(tools: ToolRegistry, monkeypatch: pytest.Mon
     assert names <= allowed
 
 
+@pytest.mark.process
 async def test_shell_custom_env_allow(ws: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LOGACT_SHARED", "yes")
     reg = standard_tools(ws, env_allow=("PATH", "LOGACT_SHARED"))
@@ -88,6 +94,7 @@ async def test_shell_custom_env_allow(ws: Path, monkeypatch: pytest.MonkeyPatch)
     assert out.ok and out.output.strip() == "v=yes h="
 
 
+@pytest.mark.process
 async def test_shell_output_cap_keeps_head_and_tail(tools: ToolRegistry) -> None:
     out = await tools.run(call("shell", command="echo FIRSTLINE; seq 1 20000; echo LASTLINE"))
     assert out.ok
@@ -97,6 +104,7 @@ async def test_shell_output_cap_keeps_head_and_tail(tools: ToolRegistry) -> None
     assert "cut" in out.output
 
 
+@pytest.mark.process
 async def test_shell_failure_output_also_capped(tools: ToolRegistry) -> None:
     out = await tools.run(call("shell", command="seq 1 20000; exit 1"))
     assert not out.ok and len(out.output) <= 2000
@@ -326,6 +334,7 @@ def test_describe_shape(tools: ToolRegistry) -> None:
     assert lk["additionalProperties"] is False
 
 
+@pytest.mark.process
 async def test_outcome_to_result(tools: ToolRegistry) -> None:
     ok = await tools.run(call("shell", command="echo hi"))
     res = ok.to_result(7)
@@ -335,6 +344,7 @@ async def test_outcome_to_result(tools: ToolRegistry) -> None:
     assert not res.ok and res.error == bad.error
 
 
+@pytest.mark.process
 async def test_shell_sees_the_intent_it_runs_for(tools: ToolRegistry) -> None:
     """The executor names the action's bus and intent id in the command's environment."""
     token = ACTION_ENV.set((("LOGACT_BUS", "agent/7"), ("LOGACT_INTENT_ID", "42")))
