@@ -17,7 +17,7 @@ from logact.agent import entries as e
 from logact.agent.policy import Decision as PolicyDecision
 from logact.agent.policy import DecisionLog, Policy, PolicyError, PolicyLog
 from logact.agent.policy import Vote as PolicyVote
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 T = TypeVar("T")
 

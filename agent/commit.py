@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import trio
 
 from logact.agent import entries as e
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from logact.agent import entries as e
 from logact.agent.policy import DEFAULT_POLICY, Policy, decide
 from logact.agent.runner import Component
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 
 class Decider(Component):

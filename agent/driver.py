@@ -26,8 +26,8 @@ from logact.agent.conversation import (
 )
 from logact.agent.llm import ModelError, chat
 from logact.agent.runner import Component
-from logact.client.api import LogAPI
-from logact.client.errors import ConditionFailed
+from logact.protocol.api import LogAPI
+from logact.protocol.errors import ConditionFailed
 
 MODEL_ATTEMPTS = 3
 

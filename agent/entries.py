@@ -25,7 +25,7 @@ import math
 from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, NoReturn, Self
 
-from logact.client.protocol import BUS_ID
+from logact.protocol.codec import BUS_ID
 
 #: Hard ceiling on a result's output (and error) text; executors should cap lower.
 MAX_OUTPUT_CHARS = 65536

@@ -14,7 +14,7 @@ from logact.agent import entries as e
 from logact.agent.bus import IntentRecord
 from logact.agent.runner import Component
 from logact.agent.tools import ACTION_ENV, ToolOutcome, ToolRegistry
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 INTERRUPTED = (
     "interrupted: the executor stopped after starting this action and before recording its "

@@ -14,7 +14,7 @@ already ran), so its failures are reported on stderr with exit code 0.
 
 Layout: the pure core (payload parsing, bus ids, tool outcomes, rendering, intent matching)
 does no I/O and is unit-tested over recorded sample payloads; ``handle_pre``/``handle_post``
-talk to one :class:`~logact.client.api.LogAPI`; ``run_hook`` is the whole invocation with every
+talk to one :class:`~logact.protocol.api.LogAPI`; ``run_hook`` is the whole invocation with every
 fail-closed catch, which ``cli/hook.py`` wraps in stdin/stdout.
 
 Protocol facts and their sources are in ``docs/hooks.md``. In short:
@@ -51,8 +51,8 @@ import trio
 from logact.agent import entries as e
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.commit import Decision, wait_for_decision
-from logact.client.api import LogAPI
-from logact.client.protocol import BUS_ID
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import BUS_ID
 
 #: Result output kept per tool call: enough to audit, small enough to keep sessions lean.
 OUTPUT_LIMIT = 16384

@@ -7,7 +7,7 @@ model call (agent/conversation.py).
 from __future__ import annotations
 
 from logact.agent import entries as e
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 
 async def send_mail(

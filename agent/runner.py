@@ -17,9 +17,9 @@ from contextlib import aclosing
 import trio
 
 from logact.agent.bus import BusState
-from logact.client.api import LogAPI
-from logact.client.errors import UnknownBus
-from logact.client.protocol import Entry
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import UnknownBus
 
 
 def now_ms() -> int:

@@ -29,7 +29,7 @@ from logact.agent.digest import digest
 from logact.agent.health import open_task, tool_of
 from logact.agent.runner import read_state
 from logact.agent.timeline import describe_action
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 SUPERVISOR = "supervisor"
 ADVICE = "advice"

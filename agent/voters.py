@@ -17,7 +17,7 @@ from logact.agent import ifc, llm_voter, provenance
 from logact.agent.bus import BusState, IntentRecord
 from logact.agent.rules import RuleError, RuleSet
 from logact.agent.runner import Component
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Judge, Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
-from logact.client.errors import Fenced
+from logact.protocol.errors import Fenced
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are a careful software agent working in a sandboxed workspace. Act only through the "

@@ -45,7 +45,7 @@ from logact.cli.cluster import LocalCluster
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
 from logact.client.client import Client
-from logact.client.errors import LogError
+from logact.protocol.errors import LogError
 
 TASK = (
     "Write a Python script checksum.py that writes the SHA-256 of every file under a directory "

@@ -23,7 +23,7 @@ import trio
 
 from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES, VOTE_SIGNERS
 from logact.client.client import Client
-from logact.client.errors import LogError
+from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, load_config
 from logact.server.secret_files import ensure_secret_files
 from logact.server.tls import client_context_for

@@ -11,7 +11,7 @@ import trio
 from rich.console import Console
 
 from logact.client.client import Client
-from logact.client.errors import LogError
+from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
 from logact.server.tls import TlsSettings, client_context_for
 

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
-from logact.client.errors import LogError
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError
 
 console = Console() if Console().is_terminal else Console(width=120)
 

@@ -32,8 +32,8 @@ from logact.agent.hooks import (
     run_hook,
 )
 from logact.cli.common import client_options
-from logact.client.api import LogAPI
 from logact.client.client import Client
+from logact.protocol.api import LogAPI
 from logact.server.config import ConfigError, load_config
 
 #: Hook payloads are a few KB; a Write of a large file can be more. Larger input is refused.

@@ -22,7 +22,7 @@ from logact.cli.common import make_client as _make_client
 from logact.cli.common import run as _run
 from logact.cli.demo import log_demo
 from logact.client.client import Client
-from logact.client.errors import LogError
+from logact.protocol.errors import LogError
 from logact.server.config import ConfigError, load_config
 
 

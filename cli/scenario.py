@@ -25,7 +25,7 @@ import click
 from logact.agent.llm import ModelError, ScriptedModel
 from logact.cli.agent import open_model
 from logact.cli.common import console, fail, make_client, run
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 from logact.scenarios import checksum as cs
 from logact.scenarios import swarm as sw
 from logact.scenarios.rig import ROLES, Model

@@ -12,9 +12,9 @@ from typing import Any
 
 import trio
 
-from logact.client.api import BusInfo, ReadResult, Tail
 from logact.client.client import Client
-from logact.client.protocol import Entry
+from logact.protocol.api import BusInfo, ReadResult, Tail
+from logact.protocol.codec import Entry
 
 
 class BlockingClient:

@@ -13,9 +13,10 @@ from typing import Any
 
 import trio
 
-from logact.client import protocol
-from logact.client.api import LogAPI
-from logact.client.errors import (
+from logact.protocol import codec
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import (
     LogError,
     NotLeader,
     Timeout,
@@ -24,7 +25,6 @@ from logact.client.errors import (
     Unavailable,
     error_from_wire,
 )
-from logact.client.protocol import Entry
 
 CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, EOFError)
 
@@ -55,7 +55,7 @@ class Connection:
     def __init__(self, stream: trio.abc.Stream, address: str) -> None:
         self.stream = stream
         self.address = address
-        self.decoder = protocol.FrameDecoder()
+        self.decoder = codec.FrameDecoder()
         self.ids = iter(range(1, 2**62))
         self.waiting: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
         self.broken: BaseException | None = None
@@ -73,7 +73,7 @@ class Connection:
                 stream = await _handshake(stream, tls, host, address)
             conn = cls(stream, address)
             await conn._send(
-                {"id": 0, "op": "hello", "token": token, "version": protocol.PROTOCOL_VERSION}
+                {"id": 0, "op": "hello", "token": token, "version": codec.PROTOCOL_VERSION}
             )
             reply = await conn.receive()
         if not reply.get("ok"):
@@ -84,13 +84,13 @@ class Connection:
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
-            await self.stream.send_all(protocol.encode(message))
+            await self.stream.send_all(codec.encode(message))
 
     async def receive(self) -> dict[str, Any]:
         """The next frame (used before the reader task starts, and by subscriptions)."""
         while True:
             for frame in self.decoder.frames():
-                if isinstance(frame, protocol.BadFrame):
+                if isinstance(frame, codec.BadFrame):
                     raise Unavailable(f"server sent a malformed frame: {frame}")
                 return frame
             data = await self.stream.receive_some(256 * 1024)
@@ -107,7 +107,7 @@ class Connection:
                 if waiter is not None:
                     waiter[1].append(frame)
                     waiter[0].set()
-        except (*CONNECTION_ERRORS, LogError, protocol.FrameTooLarge) as exc:
+        except (*CONNECTION_ERRORS, LogError, codec.FrameTooLarge) as exc:
             self.broken = exc
         finally:
             self.broken = self.broken or EOFError("connection closed")
@@ -121,9 +121,9 @@ class Connection:
         if self.broken is not None:
             raise EOFError(str(self.broken))
         request_id = next(self.ids)
-        frame = protocol.encode({**message, "id": request_id})
-        max_frame = self.hello.get("limits", {}).get("max_frame", protocol.MAX_FRAME)
-        if len(frame) - protocol.HEADER.size > max_frame:
+        frame = codec.encode({**message, "id": request_id})
+        max_frame = self.hello.get("limits", {}).get("max_frame", codec.MAX_FRAME)
+        if len(frame) - codec.HEADER.size > max_frame:
             raise TooLarge(
                 f"request of {len(frame)} bytes exceeds the node's frame limit {max_frame}"
             )

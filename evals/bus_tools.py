@@ -26,7 +26,7 @@ from agentdojo.types import text_content_block_from_string as text_block
 from logact.agent import entries as e
 from logact.agent.commit import commit_intention, wait_for_result
 from logact.agent.tools import ToolError, ToolRegistry
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 #: What the agent reads in place of a vetoed call's result.
 REFUSAL = "NOT RUN: LogAct's voters vetoed this action ({reason}). Do not retry it as it is."

@@ -39,13 +39,13 @@ from logact.agent.decider import Decider
 from logact.agent.executor import Executor
 from logact.agent.runner import Component, read_state, run_component
 from logact.agent.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
-from logact.client.api import LogAPI
 from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
 from logact.evals.configurations import Configuration, ConfigurationSet
 from logact.evals.metrics import CallRecord, RunRecord
 from logact.evals.model_agent import ChatModelAgent
 from logact.evals.oracle import OracleAgent
+from logact.protocol.api import LogAPI
 
 BENCHMARK_VERSION = "v1.2.2"
 SUITES = ("workspace", "travel", "banking", "slack")

@@ -24,7 +24,7 @@ from agentdojo.types import text_content_block_from_string as text_block
 
 from logact.agent import entries as e
 from logact.agent.llm import Message, ModelError, chat
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 
 def _text(message: ChatMessage) -> str:

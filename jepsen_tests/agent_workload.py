@@ -26,8 +26,8 @@ from logact.agent.llm import tool_call
 from logact.agent.mailbox import give_task
 from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
-from logact.client.errors import UnknownBus
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
+from logact.protocol.errors import UnknownBus
 
 Record = Callable[[dict[str, Any]], None]
 

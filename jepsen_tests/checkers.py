@@ -35,7 +35,6 @@ from typing import Any
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState
-from logact.client.protocol import Entry
 from logact.jepsen_tests.history import (
     META_OPS,
     Op,
@@ -44,6 +43,7 @@ from logact.jepsen_tests.history import (
     parse_ledger_line,
     validate_history,
 )
+from logact.protocol.codec import Entry
 
 #: How many positions/payloads a message lists before it says "and N more".
 SHOW = 5

@@ -17,8 +17,8 @@ from typing import Any
 import cbor2
 import trio
 
-from logact.client import protocol
 from logact.client.client import parse_address
+from logact.protocol import codec
 
 OPS = ["hello", "append", "read", "tail", "trim", "claim", "buses", "status", "ping", "subscribe"]
 KEYS = ["id", "op", "bus", "entries", "type", "body", "start", "key", "fence", "token"]
@@ -146,7 +146,7 @@ class Attacker:
 
     async def _replies(self, stream: trio.SocketStream, wanted: int) -> int:
         """Read up to ``wanted`` reply frames (bounded in time); how many came."""
-        decoder = protocol.FrameDecoder()
+        decoder = codec.FrameDecoder()
         got = 0
         with trio.move_on_after(REPLY_TIMEOUT):
             while got < wanted:
@@ -169,7 +169,7 @@ class Attacker:
         """One session: hello, then fuzzed frames and bombs, each answer awaited."""
         stream = await self._open(self.client_address)
         async with stream:
-            await stream.send_all(protocol.encode({"id": 0, "op": "hello", "token": self.token}))
+            await stream.send_all(codec.encode({"id": 0, "op": "hello", "token": self.token}))
             if not await self._replies(stream, 1):
                 return
             payloads = self.bombs + [fuzz_payload(self.rng, self.token) for _ in range(40)]

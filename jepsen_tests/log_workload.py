@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from logact.client.client import Client
-from logact.client.errors import ErrorCode, LogError
+from logact.protocol.errors import ErrorCode, LogError
 
 Record = Callable[[dict[str, Any]], None]
 

@@ -27,7 +27,7 @@ import trio
 
 from logact.cli.cluster import agent_token
 from logact.client.client import Client
-from logact.client.errors import LogError
+from logact.protocol.errors import LogError
 from logact.server.storage import synced_size_path
 
 from .chaos_cluster import ChaosCluster

@@ -19,11 +19,11 @@ from typing import Any
 import cbor2
 import trio
 
-from logact.client.api import LogAPI
 from logact.client.client import Client
-from logact.client.errors import LogError
-from logact.client.protocol import Entry
 from logact.jepsen_tests.log_workload import timed
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError
 
 Record = Callable[[dict[str, Any]], None]
 #: How long a node may take to catch up with the first final read before it is read anyway.

@@ -29,7 +29,7 @@ import trio
 from logact.agent.llm import tool_call
 from logact.agent.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
 from logact.agent.tools import standard_tools
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until
 
 SYSTEM = (

@@ -24,7 +24,7 @@ from logact.agent.runner import now_ms, run_agent
 from logact.agent.supervisor import Sent, Supervisor
 from logact.agent.tools import ToolRegistry
 from logact.agent.voters import Voter, rule_judge
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 
 #: The roles a scenario appends as (``user`` gives tasks; the supervisor reads and mails).
 ROLES = ("user", "driver", "voter", "decider", "executor", "reader", "mailer")

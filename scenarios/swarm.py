@@ -38,7 +38,7 @@ from logact.agent.mailbox import send_mail
 from logact.agent.runner import read_state
 from logact.agent.supervisor import Sent, Supervisor, completed
 from logact.agent.tools import ToolError, ToolRegistry
-from logact.client.api import LogAPI
+from logact.protocol.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until
 
 SYSTEM = (

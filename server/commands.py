@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logact.client.errors import BadRequest, Forbidden, TooLarge
-from logact.client.protocol import BUS_ID, BadBody, TooManyItems, check_body, decode_body
+from logact.protocol.codec import BUS_ID, BadBody, TooManyItems, check_body, decode_body
+from logact.protocol.errors import BadRequest, Forbidden, TooLarge
 from logact.server.command_shape import INT_LIMIT
 
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")

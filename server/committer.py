@@ -13,7 +13,7 @@ from typing import Any
 
 import trio
 
-from logact.client.errors import LogError, Timeout, Unavailable
+from logact.protocol.errors import LogError, Timeout, Unavailable
 
 Replicate = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
 BARRIER: dict[str, Any] = {"op": "barrier"}

@@ -17,7 +17,7 @@ from typing import Any
 import cbor2
 import trio
 
-from logact.client.errors import Unavailable
+from logact.protocol.errors import Unavailable
 from logact.server.state import LogState
 from logact.server.storage import RecordFile, atomic_write
 

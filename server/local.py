@@ -13,9 +13,9 @@ from typing import Any
 
 import trio
 
-from logact.client.api import LogAPI
-from logact.client.errors import BadRequest, Timeout
-from logact.client.protocol import Entry
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import BadRequest, Timeout
 from logact.server.backend import Backend, MemoryBackend
 from logact.server.commands import Limits
 from logact.server.config import Principal, Role

@@ -23,8 +23,8 @@ from typing import Any
 
 import trio
 
-from logact.client import protocol
-from logact.client.errors import (
+from logact.protocol import codec
+from logact.protocol.errors import (
     BadRequest,
     LogError,
     Overloaded,
@@ -53,11 +53,11 @@ MAX_HELLO_DELAY = 5.0
 
 
 def ok_frame(request_id: int | None, result: dict[str, Any]) -> bytes:
-    return protocol.encode({"id": request_id, "ok": True, "result": result})
+    return codec.encode({"id": request_id, "ok": True, "result": result})
 
 
 def error_frame(request_id: int | None, error: LogError) -> bytes:
-    return protocol.encode({"id": request_id, "ok": False, "error": error.to_wire()})
+    return codec.encode({"id": request_id, "ok": False, "error": error.to_wire()})
 
 
 class ByteBudget:
@@ -277,7 +277,7 @@ class Connection:
                 return None
 
     async def _reader(self, nursery: trio.Nursery) -> None:
-        decoder = protocol.FrameDecoder(
+        decoder = codec.FrameDecoder(
             self.settings.preauth_max_frame, self.config.limits.max_frame_items
         )
         while True:
@@ -289,19 +289,19 @@ class Connection:
                 for message in decoder.frames():
                     if not await self._dispatch(message, decoder, nursery):
                         return
-            except protocol.FrameTooLarge as exc:
+            except codec.FrameTooLarge as exc:
                 self.front.events.event("frames_too_large", str(exc))
                 await self._reply(error_frame(None, TooLarge(f"{exc}; closing the connection")))
                 return
 
     async def _dispatch(
         self,
-        message: dict[str, Any] | protocol.BadFrame,
-        decoder: protocol.FrameDecoder,
+        message: dict[str, Any] | codec.BadFrame,
+        decoder: codec.FrameDecoder,
         nursery: trio.Nursery,
     ) -> bool:
         """Handle one frame; False closes the connection."""
-        if isinstance(message, protocol.BadFrame):
+        if isinstance(message, codec.BadFrame):
             self.front.events.event("bad_frames", str(message)[:200])
             await self._reply(error_frame(None, BadRequest(str(message)[:500])))
             return self.principal is not None  # unauthenticated garbage: closed
@@ -348,9 +348,9 @@ class Connection:
             await trio.sleep(delay)
             await self._reply(error_frame(request_id, Unauthorized(reason)))
             return False
-        version = message.get("version", protocol.PROTOCOL_VERSION)
-        if version != protocol.PROTOCOL_VERSION:
-            problem = f"this node speaks protocol {protocol.PROTOCOL_VERSION}, not {version!r}"
+        version = message.get("version", codec.PROTOCOL_VERSION)
+        if version != codec.PROTOCOL_VERSION:
+            problem = f"this node speaks protocol {codec.PROTOCOL_VERSION}, not {version!r}"
             await self._reply(error_frame(request_id, BadRequest(problem[:200])))
             return False
         self.principal = principal
@@ -360,7 +360,7 @@ class Connection:
                 {
                     "principal": principal.name,
                     "roles": [role.name for role in principal.roles],
-                    "version": protocol.PROTOCOL_VERSION,
+                    "version": codec.PROTOCOL_VERSION,
                     "limits": self.config.limits.to_wire(),
                     "node": self.front.describe(),
                 },
@@ -434,7 +434,7 @@ class Connection:
             with scope:
                 try:
                     async for chunk in self.service.subscribe(bus, start, types):
-                        frame = protocol.encode({"id": sub, "event": "entries", "entries": chunk})
+                        frame = codec.encode({"id": sub, "event": "entries", "entries": chunk})
                         with trio.move_on_after(self.settings.slow_consumer_timeout) as waited:
                             await self._enqueue(frame)
                         if waited.cancelled_caught:
@@ -452,9 +452,7 @@ class Connection:
                 del held[self.principal.name]
             self.subscriptions.pop(sub, None)
         if error is not None:
-            await self._reply(
-                protocol.encode({"id": sub, "event": "error", "error": error.to_wire()})
-            )
+            await self._reply(codec.encode({"id": sub, "event": "error", "error": error.to_wire()}))
 
 
 async def _refuse(stream: trio.SocketStream, reason: str) -> None:

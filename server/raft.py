@@ -42,7 +42,7 @@ from pysyncobj.serializer import SERIALIZER_STATE
 from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
-from logact.client.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
+from logact.protocol.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
 from logact.server import peer_transport
 from logact.server.config import ClusterConfig, NodeConfig, RaftTuning
 from logact.server.journal import FsyncJournal

@@ -14,7 +14,7 @@ from typing import Any
 
 import trio
 
-from logact.client.errors import BadRequest, Forbidden, error_from_wire
+from logact.protocol.errors import BadRequest, Forbidden, error_from_wire
 from logact.server import commands
 from logact.server.backend import Backend
 from logact.server.commands import Limits

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from logact.client.errors import ErrorCode
+from logact.protocol.errors import ErrorCode
 from logact.server.command_shape import malformed
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ import pytest
 import trio
 
 from logact.cli.cluster import LocalCluster, write_local_config
-from logact.client.api import LogAPI
 from logact.client.client import Client
+from logact.protocol.api import LogAPI
 from logact.server.config import ClusterConfig, load_config
 from logact.server.local import LOCAL_PRINCIPAL, open_embedded, open_memory
 from logact.server.secret_files import ensure_secret_files

@@ -13,8 +13,9 @@ from typing import Any, Protocol
 import pytest
 import trio
 
-from logact.client.api import LogAPI, Tail
-from logact.client.errors import (
+from logact.protocol.api import LogAPI, Tail
+from logact.protocol.codec import Entry
+from logact.protocol.errors import (
     BadRequest,
     ConditionFailed,
     Fenced,
@@ -22,7 +23,6 @@ from logact.client.errors import (
     Trimmed,
     UnknownBus,
 )
-from logact.client.protocol import Entry
 
 #: Every test body is bounded, independently of pytest-timeout.
 TEST_DEADLINE = 60.0

@@ -10,11 +10,11 @@ from typing import Any
 import trio
 
 from logact.cli.cluster import LocalCluster
-from logact.client import protocol
-from logact.client.api import LogAPI
 from logact.client.client import Client, parse_address
-from logact.client.errors import LogError
-from logact.client.protocol import Entry
+from logact.protocol import codec
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError
 
 ADMIN_TOKEN = "admin-token-0000"
 WRITER_TOKEN = "writer-token-0000"
@@ -29,7 +29,7 @@ class RawConnection:
 
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
-        self.decoder = protocol.FrameDecoder()
+        self.decoder = codec.FrameDecoder()
 
     @classmethod
     async def open(cls, address: str, *, local: str | None = None) -> RawConnection:
@@ -43,14 +43,14 @@ class RawConnection:
             await self.stream.send_all(data)
 
     async def send(self, message: dict[str, Any]) -> None:
-        await self.send_bytes(protocol.encode(message))
+        await self.send_bytes(codec.encode(message))
 
     async def receive(self, timeout: float = STEP_TIMEOUT) -> dict[str, Any]:
         """The next frame from the server; fails if it is malformed or never comes."""
         with trio.fail_after(timeout):
             while True:
                 for frame in self.decoder.frames():
-                    if isinstance(frame, protocol.BadFrame):
+                    if isinstance(frame, codec.BadFrame):
                         raise AssertionError(f"server sent a malformed frame: {frame}")
                     return frame
                 data = await self.stream.receive_some(1 << 16)
@@ -78,7 +78,7 @@ class RawConnection:
         with trio.fail_after(timeout):
             while True:
                 for frame in self.decoder.frames():
-                    assert not isinstance(frame, protocol.BadFrame), frame
+                    assert not isinstance(frame, codec.BadFrame), frame
                     frames.append(frame)
                 try:
                     data = await self.stream.receive_some(1 << 16)

@@ -29,9 +29,9 @@ from logact.agent.llm import tool_call
 from logact.cli.agent import signed
 from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
-from logact.client.errors import UnknownBus
-from logact.client.protocol import Entry
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES
+from logact.protocol.codec import Entry
+from logact.protocol.errors import UnknownBus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 

@@ -36,7 +36,7 @@ from logact.agent.runner import Component, run_agent, run_component
 from logact.agent.sandbox import unavailable as sandbox_unavailable
 from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Voter, ifc_judge, provenance_judge, rule_judge
-from logact.client.errors import BadRequest, Fenced, Forbidden
+from logact.protocol.errors import BadRequest, Fenced, Forbidden
 from logact.server.config import ClusterConfig, Principal
 from logact.server.local import LocalLog, open_memory
 from logact.server.node import load_validator

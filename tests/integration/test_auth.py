@@ -10,7 +10,7 @@ import trio
 
 from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
-from logact.client.errors import BadRequest, Forbidden, Unauthorized
+from logact.protocol.errors import BadRequest, Forbidden, Unauthorized
 
 from .support import (
     ADMIN_TOKEN,

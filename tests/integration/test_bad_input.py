@@ -16,9 +16,9 @@ import pytest
 import trio
 
 from logact.cli.cluster import LocalCluster
-from logact.client import protocol
 from logact.client.client import Client
-from logact.client.errors import TooLarge
+from logact.protocol import codec
+from logact.protocol.errors import TooLarge
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection, error_code
 
@@ -92,7 +92,7 @@ async def test_oversized_length_prefix_gets_too_large_then_close(
 async def test_truncated_frame_then_disconnect(cluster: LocalCluster, canary: str) -> None:
     with trio.fail_after(DEADLINE):
         conn = await open_authenticated(cluster)
-        frame = protocol.encode(
+        frame = codec.encode(
             {"id": 1, "op": "append", "bus": canary, "entries": [{"type": "note", "body": b"\x09"}]}
         )
         await conn.send_bytes(frame[:-3])
@@ -104,7 +104,7 @@ async def test_half_frame_then_rest_is_processed(cluster: LocalCluster, canary: 
     with trio.fail_after(DEADLINE):
         conn = await open_authenticated(cluster)
         try:
-            frame = protocol.encode({"id": 3, "op": "tail", "bus": canary})
+            frame = codec.encode({"id": 3, "op": "tail", "bus": canary})
             for i in range(len(frame)):
                 await conn.send_bytes(frame[i : i + 1])
             reply = await conn.receive()
@@ -431,11 +431,11 @@ async def test_pipelined_good_and_bad_requests(cluster: LocalCluster, canary: st
         try:
             stream = b"".join(
                 [
-                    protocol.encode({"id": 31, "op": "tail", "bus": canary}),
+                    codec.encode({"id": 31, "op": "tail", "bus": canary}),
                     raw_frame(b"\xff"),
-                    protocol.encode({"id": 32, "op": "nope"}),
-                    protocol.encode({"op": "ping"}),
-                    protocol.encode({"id": 33, "op": "read", "bus": canary, "limit": 2}),
+                    codec.encode({"id": 32, "op": "nope"}),
+                    codec.encode({"op": "ping"}),
+                    codec.encode({"id": 33, "op": "read", "bus": canary, "limit": 2}),
                 ]
             )
             await conn.send_bytes(stream)

@@ -15,8 +15,8 @@ import trio
 
 from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
-from logact.client.errors import LogError
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError
 
 from .support import (
     ADMIN_TOKEN,

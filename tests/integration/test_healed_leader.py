@@ -20,8 +20,8 @@ import pytest
 import trio
 
 from logact.client.client import Client
-from logact.client.errors import LogError
 from logact.jepsen_tests.chaos_cluster import ChaosCluster
+from logact.protocol.errors import LogError
 
 from .support import ADMIN_TOKEN, at_least, read_node, wait_until
 

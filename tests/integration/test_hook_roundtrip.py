@@ -26,9 +26,9 @@ import trio.testing
 from logact.agent import entries as e
 from logact.agent.hooks import Harness, HookResponse, LogOpener, parse_payload, run_hook
 from logact.cli.cluster import LocalCluster, agent_token, free_ports
-from logact.client.api import LogAPI
 from logact.client.client import Client
-from logact.client.errors import Unavailable
+from logact.protocol.api import LogAPI
+from logact.protocol.errors import Unavailable
 from logact.server.config import Principal, Role
 from logact.server.local import LocalLog, open_memory
 

@@ -20,8 +20,8 @@ import trio
 
 from logact.cli.cluster import LocalCluster, agent_token, write_local_config
 from logact.client.client import Client, parse_address
-from logact.client.errors import QuotaExceeded
 from logact.jepsen_tests.hostile_input import frame, fuzz_payload, tiny_items
+from logact.protocol.errors import QuotaExceeded
 from tests.conftest import start_cluster, stop_cluster, unique_bus
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection, error_code, wait_until

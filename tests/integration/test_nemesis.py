@@ -18,8 +18,6 @@ import pytest
 import trio
 
 from logact.client.client import Client
-from logact.client.errors import LogError, Timeout
-from logact.client.protocol import Entry
 from logact.jepsen_tests import nemesis
 from logact.jepsen_tests.chaos_cluster import ChaosCluster, rewrite_nodes
 from logact.jepsen_tests.history import HistoryWriter, read_history
@@ -31,6 +29,8 @@ from logact.jepsen_tests.partition import (
     netns_unavailable,
 )
 from logact.jepsen_tests.schedule import Fault
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError, Timeout
 from logact.server.storage import frame_record, synced_size_path
 
 from .support import ADMIN_TOKEN, History, at_least, read_node, wait_until, writer

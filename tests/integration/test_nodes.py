@@ -14,8 +14,8 @@ import trio
 
 from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.client import Client
-from logact.client.errors import LogError
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
+from logact.protocol.errors import LogError
 from logact.server.node import data_dir_for
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, WRITER_TOKEN, read_node, wait_until

@@ -13,10 +13,10 @@ import pytest
 import trio
 
 from logact.cli.cluster import LocalCluster
-from logact.client.api import Tail
 from logact.client.client import Client
-from logact.client.errors import Fenced, LogError, Trimmed
-from logact.client.protocol import Entry
+from logact.protocol.api import Tail
+from logact.protocol.codec import Entry
+from logact.protocol.errors import Fenced, LogError, Trimmed
 
 from .support import (
     ADMIN_TOKEN,

@@ -16,7 +16,7 @@ import trustme
 
 from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
-from logact.client.errors import Unavailable
+from logact.protocol.errors import Unavailable
 from logact.server.tls import client_context
 
 from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection

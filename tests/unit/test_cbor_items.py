@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.client.cbor_items import item_count
-from logact.client.protocol import MAX_BODY_DEPTH, BadBody, TooManyItems, check_body, decode_body
+from logact.protocol.cbor_items import item_count
+from logact.protocol.codec import MAX_BODY_DEPTH, BadBody, TooManyItems, check_body, decode_body
 
 values = st.recursive(
     st.none()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.client.errors import BadRequest, Forbidden, LogError, TooLarge
+from logact.protocol.errors import BadRequest, Forbidden, LogError, TooLarge
 from logact.server import commands
 from logact.server.commands import Limits, append_command, claim_command, trim_command
 

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.client import errors
-from logact.client.errors import ErrorCode, LogError, error_from_wire
-from logact.client.protocol import (
+from logact.protocol import errors
+from logact.protocol.codec import (
     HEADER,
     MAX_FRAME,
     BadFrame,
@@ -24,6 +23,7 @@ from logact.client.protocol import (
     decode_payload,
     encode,
 )
+from logact.protocol.errors import ErrorCode, LogError, error_from_wire
 
 FUZZ = settings(max_examples=200, deadline=None)
 FEWER = settings(max_examples=100, deadline=None)

@@ -16,9 +16,9 @@ import pytest
 import trio
 import trio.testing
 
-from logact.client import errors
-from logact.client.api import BusInfo, Tail
-from logact.client.protocol import Entry
+from logact.protocol import errors
+from logact.protocol.api import BusInfo, Tail
+from logact.protocol.codec import Entry
 from logact.server.backend import MemoryBackend
 from logact.server.commands import Limits
 from logact.server.committer import GroupCommitter

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from logact.client.errors import Unavailable
+from logact.protocol.errors import Unavailable
 from logact.server import commands
 from logact.server.embedded import SNAPSHOT, WAL, EmbeddedBackend
 from logact.server.journal import FsyncJournal

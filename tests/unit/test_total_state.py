@@ -18,7 +18,7 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.client.errors import BadRequest
+from logact.protocol.errors import BadRequest
 from logact.server import commands
 from logact.server.embedded import WAL
 from logact.server.local import open_embedded

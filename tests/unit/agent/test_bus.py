@@ -17,7 +17,7 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.policy import Decision, Policy
 from logact.agent.policy import Vote as PolicyVote
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 BUS = "agent/test-bus"
 

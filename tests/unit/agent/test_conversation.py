@@ -30,7 +30,7 @@ from logact.agent.conversation import (
     plan,
 )
 from logact.agent.llm import tool_call
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 BUS = "agent/conv"
 MODEL = "scripted"

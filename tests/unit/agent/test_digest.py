@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.digest import TokenUse, digest, swarm_token_use, token_use
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 
 class Bus:

@@ -42,7 +42,7 @@ from logact.agent.entries import (
     parse,
 )
 from logact.cli.cluster import agent_token, write_local_config
-from logact.client.protocol import BUS_ID
+from logact.protocol.codec import BUS_ID
 from logact.server.config import ClusterConfig, load_config
 
 # --- strategies for valid entries ---------------------------------------------------------------

@@ -34,8 +34,8 @@ from logact.agent.hooks import (
     run_hook,
     tool_outcome,
 )
-from logact.client.api import LogAPI
-from logact.client.protocol import BUS_ID, Entry
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import BUS_ID, Entry
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "hooks"
 HARNESS_DIRS = {Harness.CLAUDE_CODE: "claude_code", Harness.CODEX: "codex"}

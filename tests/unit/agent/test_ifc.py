@@ -20,7 +20,7 @@ from logact.agent import entries as e
 from logact.agent import ifc
 from logact.agent.bus import BusState
 from logact.agent.voters import ifc_judge
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 LABELS = ifc.parse_labels(
     {

@@ -34,7 +34,7 @@ from logact.agent.llm_voter import (
     parse_verdict,
     read_review,
 )
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 BUS = "agent/1"
 DENY = [("rm -rf", "recursive delete"), ("evil.example", "sends data to an unknown host")]

@@ -20,7 +20,7 @@ from logact.agent import entries as e
 from logact.agent import provenance as p
 from logact.agent.bus import BusState
 from logact.agent.voters import provenance_judge
-from logact.client.protocol import Entry
+from logact.protocol.codec import Entry
 
 ATTACKER = "XX9900000011112222333344"
 BENIGN_TEXTS = (

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from logact.client.errors import BadRequest
-from logact.client.protocol import BadBody, Entry, encode_body
+from logact.protocol.codec import BadBody, Entry, encode_body
+from logact.protocol.errors import BadRequest
 
 
 @dataclass(frozen=True, slots=True)

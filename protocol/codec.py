@@ -15,7 +15,7 @@ from typing import Any
 
 import cbor2
 
-from logact.client.cbor_items import item_count
+from logact.protocol.cbor_items import item_count
 
 #: 2: entry bodies travel and are stored as CBOR byte strings holding one encoded item.
 PROTOCOL_VERSION = 2
