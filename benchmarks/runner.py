@@ -36,7 +36,9 @@ from logact.benchmarks import etcd as etcd_mod
 from logact.benchmarks.loadgen import Payloads, concurrent, sequential
 from logact.benchmarks.procstat import CpuSnapshot, cpu_delta, cpu_seconds, memory_kib
 from logact.benchmarks.stats import percentile, summarize_us
-from logact.cli.cluster import LocalCluster, free_ports, write_local_config
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.ports import free_ports
+from logact.ops.test_config import write_local_config
 
 SIZES: dict[str, int] = {"100B": 100, "10KB": 10 * 1024}
 ADMIN_TOKEN = "admin-token-0000"

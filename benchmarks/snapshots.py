@@ -22,8 +22,9 @@ from typing import Any
 import click
 import trio
 
-from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import write_local_config
 from logact.server.config import RaftTuning
 
 ADMIN = "admin-token-0000"

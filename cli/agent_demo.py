@@ -41,10 +41,10 @@ from logact.agent.runner import read_state, run_agent
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Voter, llm_judge, rule_judge
 from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
-from logact.cli.cluster import LocalCluster
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol.errors import LogError
 
 TASK = (

@@ -21,8 +21,8 @@ import trio
 from rich.console import Console
 from rich.table import Table
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
 

@@ -144,7 +144,7 @@ def _cluster_args(func: Any) -> Any:
 
 
 def _local_cluster(config_path: str, run_dir: str) -> Any:
-    from logact.cli.cluster import LocalCluster
+    from logact.ops.local_cluster import LocalCluster
 
     try:
         return LocalCluster(config_path, run_dir)

@@ -24,9 +24,10 @@ import trio
 from logact.agent import entries as e
 from logact.agent.llm import tool_call
 from logact.agent.mailbox import give_task
-from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import agent_token
 from logact.protocol.errors import UnknownBus
 
 Record = Callable[[dict[str, Any]], None]

@@ -23,7 +23,8 @@ from typing import Any, Self
 
 import trio
 
-from logact.cli.cluster import LocalCluster, write_local_config
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import write_local_config
 from logact.server.config import load_config
 from logact.server.node import data_dir_for
 from logact.server.storage import SYNC_TRACE_ENV

@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 import trio
 
-from logact.cli.cluster import agent_token
 from logact.client.client import Client
+from logact.ops.test_config import agent_token
 from logact.protocol.errors import LogError
 from logact.server.storage import synced_size_path
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import write_local_config
 from logact.protocol.api import LogAPI
 from logact.server.config import ClusterConfig, load_config
 from logact.server.local import LOCAL_PRINCIPAL, open_embedded, open_memory

@@ -9,8 +9,8 @@ from typing import Any
 
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client, parse_address
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol import codec
 from logact.protocol.api import LogAPI
 from logact.protocol.codec import Entry

@@ -27,9 +27,10 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.llm import tool_call
 from logact.cli.agent import signed
-from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import agent_token
 from logact.protocol.codec import Entry
 from logact.protocol.errors import UnknownBus
 

@@ -28,10 +28,11 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.llm import tool_call
 from logact.agent.mailbox import give_task
-from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES, serve
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import agent_token
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(240)]
 

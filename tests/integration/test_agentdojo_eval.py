@@ -19,7 +19,7 @@ import trio
 
 from logact.agent.bus import BusState
 from logact.agent.llm import tool_call
-from logact.cli.cluster import LocalCluster
+from logact.ops.local_cluster import LocalCluster
 from logact.server.local import open_embedded
 
 ATTACKER_IBAN = "US133000000121212121212"  # banking's injection tasks send money here

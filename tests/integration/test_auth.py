@@ -8,8 +8,9 @@ from contextlib import aclosing
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster, agent_token
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import agent_token
 from logact.protocol.errors import BadRequest, Forbidden, Unauthorized
 
 from .support import (

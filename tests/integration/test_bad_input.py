@@ -15,8 +15,8 @@ import cbor2
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol import codec
 from logact.protocol.errors import TooLarge
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 
 from .support import ADMIN_TOKEN
 

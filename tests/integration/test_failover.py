@@ -13,8 +13,8 @@ from functools import partial
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
 

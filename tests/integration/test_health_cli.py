@@ -12,8 +12,8 @@ import trio
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 
 
 def unique_bus(prefix: str) -> str:

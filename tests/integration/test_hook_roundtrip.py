@@ -25,8 +25,10 @@ import trio.testing
 
 from logact.agent import entries as e
 from logact.agent.hooks import Harness, HookResponse, LogOpener, parse_payload, run_hook
-from logact.cli.cluster import LocalCluster, agent_token, free_ports
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.ports import free_ports
+from logact.ops.test_config import agent_token
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import Unavailable
 from logact.server.config import Principal, Role

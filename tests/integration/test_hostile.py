@@ -18,9 +18,10 @@ import cbor2
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster, agent_token, write_local_config
 from logact.client.client import Client, parse_address
 from logact.jepsen_tests.hostile_input import frame, fuzz_payload, tiny_items
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import agent_token, write_local_config
 from logact.protocol.errors import QuotaExceeded
 from tests.conftest import start_cluster, stop_cluster, unique_bus
 

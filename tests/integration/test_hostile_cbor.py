@@ -9,7 +9,7 @@ import cbor2
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
+from logact.ops.local_cluster import LocalCluster
 
 from .support import READER_TOKEN, STEP_TIMEOUT, RawConnection, error_code
 

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster, write_local_config
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import write_local_config
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
 from logact.server.node import data_dir_for

@@ -20,7 +20,7 @@ import pysyncobj.syncobj as pysyncobj_module
 import pytest
 from pysyncobj import SyncObjConf
 
-from logact.cli.cluster import free_ports
+from logact.ops.ports import free_ports
 from logact.server.journal import FsyncJournal
 from logact.server.raft import LogSyncObj
 from logact.server.state import LogState

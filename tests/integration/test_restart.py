@@ -12,8 +12,8 @@ from functools import partial
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol.api import Tail
 from logact.protocol.codec import Entry
 from logact.protocol.errors import Fenced, LogError, Trimmed

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 import trio
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from tests.conftest import ClusterFactory, unique_bus
 from tests.integration.support import ADMIN_TOKEN, RawConnection, error_code, wait_until
 

@@ -9,8 +9,8 @@ import trio
 
 from logact.agent import entries as e
 from logact.agent.supervisor import ADVICE, GOSSIP
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 
 from .test_health_cli import read, unique_bus
 

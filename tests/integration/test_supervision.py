@@ -27,8 +27,8 @@ from logact.agent.bus import BusState
 from logact.agent.llm import ScriptedModel
 from logact.agent.runner import read_state
 from logact.agent.supervisor import ADVICE, GOSSIP, AdviceThresholds
-from logact.cli.cluster import LocalCluster
 from logact.cli.main import main
+from logact.ops.local_cluster import LocalCluster
 from logact.scenarios import checksum as cs
 from logact.scenarios import swarm as sw
 from logact.scenarios.rig import ROLES, Model

@@ -14,8 +14,8 @@ import pytest
 import trio
 import trustme
 
-from logact.cli.cluster import LocalCluster
 from logact.client.client import Client
+from logact.ops.local_cluster import LocalCluster
 from logact.protocol.errors import Unavailable
 from logact.server.tls import client_context
 

@@ -41,7 +41,7 @@ from logact.agent.entries import (
     cap_output,
     parse,
 )
-from logact.cli.cluster import agent_token, write_local_config
+from logact.ops.test_config import agent_token, write_local_config
 from logact.protocol.codec import BUS_ID
 from logact.server.config import ClusterConfig, load_config
 
