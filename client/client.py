@@ -103,7 +103,8 @@ class Connection:
         try:
             while True:
                 frame = await self.receive()
-                waiter = self.waiting.pop(frame.get("id"), None)
+                request_id = frame.get("id")
+                waiter = self.waiting.pop(request_id, None) if isinstance(request_id, int) else None
                 if waiter is not None:
                     waiter[1].append(frame)
                     waiter[0].set()

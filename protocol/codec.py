@@ -45,8 +45,8 @@ MAX_BODY_DEPTH = 32
 MAX_DEPTH = MAX_BODY_DEPTH + 4
 #: Tags cbor2 decodes by itself, some at great cost (30: a fraction, 35: a regex, 28/29:
 #: shared references that expand exponentially); refused before any of that work.
-BUILTIN_TAGS = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100, 256, 258, 260, 261)
-BUILTIN_TAGS += (1004, 43000, 55799)
+BUILTIN_TAGS: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 25, 28, 29, 30, 35, 36, 37, 52, 54, 100)
+BUILTIN_TAGS += (256, 258, 260, 261, 1004, 43000, 55799)
 
 
 def _refuse_tag(*_: Any) -> Any:
@@ -141,7 +141,7 @@ class FrameDecoder:
         #: Payload size of the frame last yielded (what holding its message costs).
         self.last_size = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         self._buffer += data
 
     def frames(self) -> Iterator[dict[str, Any] | BadFrame]:

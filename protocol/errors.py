@@ -133,7 +133,7 @@ def error_from_wire(wire: Any) -> LogError:
     if not isinstance(wire, dict):
         return BadRequest(f"malformed error: {wire!r}")
     try:
-        cls = ERROR_CLASSES[ErrorCode(wire.get("code"))]
+        cls = ERROR_CLASSES[ErrorCode(str(wire.get("code")))]
     except ValueError:
         cls = BadRequest
     details = wire.get("details")

@@ -15,11 +15,15 @@ from logact.server.state import LogState
 
 
 class Backend(Protocol):
-    state: LogState
     lock: threading.Lock
     #: How many batches the group committer may have in flight at once.
     max_inflight: int
     durability: str
+
+    @property
+    def state(self) -> LogState:
+        """The log state this node applies commands to (read under ``lock``)."""
+        ...
 
     async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
 

@@ -6,6 +6,7 @@ inside a running node.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
@@ -221,7 +222,7 @@ def _table(data: dict[str, Any], key: str, where: str | None = None) -> dict[str
     return value
 
 
-def _positive(value: Any, expected: type, where: str) -> Any:
+def _positive(value: Any, expected: type[int] | type[float], where: str) -> Any:
     """A finite, positive int or float; bools and NaN/inf are refused."""
     if expected is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
@@ -242,9 +243,10 @@ def _settings(defaults: dict[str, Any], data: dict[str, Any], where: str) -> dic
     return values
 
 
-def _dataclass_from(cls: type, data: dict[str, Any], where: str) -> Any:
+def _dataclass_from(cls: Any, data: dict[str, Any], where: str) -> Any:
+    """An instance of the dataclass ``cls``: its defaults, overridden by ``data``."""
     defaults = cls()
-    names = {name: getattr(defaults, name) for name in cls.__dataclass_fields__}
+    names = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(cls)}
     return cls(**_settings(names, data, where))
 
 
@@ -517,14 +519,14 @@ def _parse_auth(
         if not isinstance(raw, dict):
             raise ConfigError(f"{where} must be a table")
         _reject_unknown(raw, {"name", "roles", *_TOKEN_SOURCES}, where)
-        name, role_names = raw.get("name"), raw.get("roles", [])
-        if not isinstance(name, str) or not name:
+        principal_name, role_names = raw.get("name"), raw.get("roles", [])
+        if not isinstance(principal_name, str) or not principal_name:
             raise ConfigError(f"{where} needs a 'name'")
         token, digest = _token(raw, where, base)
         if digest in hashes:
             raise ConfigError(f"{where}: token is shared with another principal")
-        if any(p.name == name for p in hashes.values()):
-            raise ConfigError(f"{where}: name {name!r} is taken by another principal")
+        if any(p.name == principal_name for p in hashes.values()):
+            raise ConfigError(f"{where}: name {principal_name!r} is taken by another principal")
         if (
             not isinstance(role_names, list)
             or not role_names
@@ -534,7 +536,7 @@ def _parse_auth(
         unknown = [r for r in role_names if r not in roles]
         if unknown:
             raise ConfigError(f"{where} names unknown roles {unknown}")
-        principal = Principal(name, tuple(roles[r] for r in role_names))
+        principal = Principal(principal_name, tuple(roles[r] for r in role_names))
         hashes[digest] = principal
         if token is not None:
             tokens[token] = principal

@@ -251,7 +251,7 @@ class Connection:
         with contextlib.suppress(trio.ClosedResourceError, trio.BrokenResourceError):
             await self._enqueue(frame)
 
-    async def _receive(self) -> bytes | None:
+    async def _receive(self) -> bytes | bytearray | None:
         """The next bytes from the client, or None when the connection should end.
 
         Waits while the connection's or the node's budget is full; ends a connection that has

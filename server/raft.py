@@ -116,6 +116,8 @@ class PeerTransport(TCPTransport):
     descriptors.
     """
 
+    _ready: bool  # TCPTransport's own flag: the listener is bound
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._unknown_since: dict[Any, float] = {}
         super().__init__(*args, **kwargs)
