@@ -44,6 +44,7 @@ from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
 from logact.client.client import Client
+from logact.config import shipped
 from logact.ops.local_cluster import LocalCluster
 from logact.protocol.errors import LogError
 
@@ -197,7 +198,7 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
             + (" (a fixed list of replies, not a language model)" if llm == "script" else "")
         )
         tools = standard_tools(workspace)
-        rules = load_rules(Path(__file__).resolve().parents[1] / "config" / "rules.example.toml")
+        rules = load_rules(shipped("rules.example.toml"))
         driver = Driver(
             logs["driver"],
             bus,

@@ -13,6 +13,7 @@ import click
 
 from logact.cli.agent import model_options, open_model
 from logact.cli.common import console, fail, make_client, run
+from logact.config import shipped
 from logact.evals.configurations import ConfigurationError, load_configurations
 from logact.evals.harness import (
     ROLES,
@@ -28,8 +29,6 @@ from logact.evals.harness import (
 )
 from logact.evals.metrics import markdown, summaries
 from logact.server.local import open_embedded
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @click.group()
@@ -66,7 +65,7 @@ def _attacks(given: tuple[str, ...]) -> tuple[str, ...]:
 @click.option(
     "--voters",
     "voters_path",
-    default=str(ROOT / "config" / "agentdojo-voters.toml"),
+    default=str(shipped("agentdojo-voters.toml")),
     type=click.Path(dir_okay=False),
     show_default=True,
     help="Voter configurations to compare (TOML).",
