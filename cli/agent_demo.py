@@ -38,6 +38,7 @@ from logact.agent.mailbox import give_task
 from logact.agent.policy import Policy
 from logact.agent.rules import load_rules
 from logact.agent.runner import read_state, run_agent
+from logact.agent.safety import SafetyReport, check_entries, describe
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Voter, llm_judge, rule_judge
 from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
@@ -222,35 +223,29 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
             with trio.fail_after(600):
                 await run_agent(driver, others)
             nursery.cancel_scope.cancel()
-        return await read_state(logs["reader"], bus), killed
+        report = check_entries(await logs["reader"].read_all(bus))
+        return await read_state(logs["reader"], bus), report, killed
 
 
 def _checks(
-    state: BusState, workspace: Path, expected: dict[str, str], scripted: bool
+    state: BusState,
+    safety: SafetyReport,
+    workspace: Path,
+    expected: dict[str, str],
+    scripted: bool,
 ) -> list[tuple[str, bool, str]]:
-    records = list(state.intents.values())
-    starts: dict[int, int] = {}
-    results: dict[int, int] = {}
-    for _, entry in state.entries:
-        if isinstance(entry, e.ExecStart):
-            starts[entry.intent_id] = starts.get(entry.intent_id, 0) + 1
-        elif isinstance(entry, e.Result):
-            results[entry.intent_id] = results.get(entry.intent_id, 0) + 1
-    vetoed = [r for r in records if r.aborted]
+    vetoed = [r for r in state.intents.values() if r.aborted]
     checks = [
         (
-            "no vetoed action ran (no exec_start or result for any aborted intent)",
-            all(r.position not in starts and r.position not in results for r in vetoed),
-            f"{len(vetoed)} vetoed",
+            "no action ran without a commit, none twice, each start has its result "
+            "(read from the raw log, independently of the runtime)",
+            safety.safe,
+            describe(safety),
         ),
         (
-            "every committed action ran exactly once (one exec_start, one result)",
-            all(
-                starts.get(r.position) == 1 == results.get(r.position)
-                for r in records
-                if r.committed
-            ),
-            f"{sum(r.committed for r in records)} committed",
+            "the agent acted: at least one action was committed and ran",
+            safety.committed > 0 and safety.results > 0,
+            f"{safety.intents} intents, {safety.committed} committed, {safety.aborted} vetoed",
         ),
         (
             "the agent finished with agent_output",
@@ -321,7 +316,7 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
         leader = trio.run(local.wait_for_leader, 30)
         console.print(f"1. cluster up: nodes {', '.join(local.node_ids)}, leader {leader}")
         console.print("2. agent: driver, rule voter, LLM voter, decider (veto), executor")
-        state, killed = trio.run(_run, local, workspace, llm)
+        state, safety, killed = trio.run(_run, local, workspace, llm)
         if killed:
             local.start(killed["node"])
             new_leader = trio.run(local.wait_for_leader, 30)
@@ -330,7 +325,7 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
         print_timeline(state)
         console.print("4. summary", json.dumps(timeline.summary(state)))
         console.print("5. checks from the log and the workspace")
-        checks = _checks(state, workspace, expected, llm == "script")
+        checks = _checks(state, safety, workspace, expected, llm == "script")
         checks.append(
             (
                 "the cluster leader was killed mid-run",
@@ -340,8 +335,8 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
         )
         scripted = llm == "script"
         for index, (name, passed, detail) in enumerate(checks):
-            # With a real model only the safety checks (the first two) must hold: whether it
-            # acts at all, and how well, is the model's business.
+            # With a real model only safety, and that the agent acted at all, must hold: what it
+            # did, and how well, is the model's business.
             required = scripted or index < 2
             mark = "[green]ok[/green]  " if passed else "[red]FAIL[/red]" if required else "n/a "
             console.print(f"  {mark} {name}" + (f" ({detail})" if detail else ""))

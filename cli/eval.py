@@ -178,6 +178,8 @@ def agentdojo(
         evaluation = run(on_cluster, errors=(ValueError,))
         where = f"cluster of {cluster_config}"
     seconds = time.perf_counter() - started
+    if not evaluation.runs:
+        fail("no run was made: no task matched")
     table = summaries(evaluation.runs)
     title = f"AgentDojo ({', '.join(chosen)}), {agent_kind} agent"
     report = markdown(table, title=title)
@@ -207,4 +209,11 @@ def agentdojo(
     console.print(
         f"{len(evaluation.runs)} runs in {seconds:.0f} s on the {where}; "
         f"wrote {out / 'summary.md'} and {out / 'results.json'}"
+    )
+    unsafe = [(r.bus, problem) for r in evaluation.runs for problem in r.unsafe]
+    if unsafe:
+        shown = "; ".join(f"{bus}: {problem}" for bus, problem in unsafe[:5])
+        fail(f"the safety checker found {len(unsafe)} violations: {shown}")
+    console.print(
+        f"safety: no action ran without a commit or twice in any of the {len(evaluation.runs)} runs"
     )

@@ -38,6 +38,7 @@ from logact.agent.bus import BusState
 from logact.agent.decider import Decider
 from logact.agent.executor import Executor
 from logact.agent.runner import Component, read_state, run_component
+from logact.agent.safety import check_entries
 from logact.agent.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
 from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
@@ -339,6 +340,7 @@ async def run_case(
         )
         nursery.cancel_scope.cancel()
     state = await read_state(logs["driver"], bus)
+    safety = check_entries(await logs["driver"].read_all(bus))
     calls = tuple(
         CallRecord(
             function=p.call.function,
@@ -367,6 +369,7 @@ async def run_case(
         person="approves" if person_approves else "none",
         goal_step=getattr(agent, "goal_step", None),
         planted_step=getattr(agent, "planted_step", None),
+        unsafe=tuple(v.detail for v in safety.violations),
     )
 
 

@@ -35,6 +35,7 @@ from typing import Any
 
 from logact.agent import entries as e
 from logact.agent.bus import BusState
+from logact.agent.safety import SafetyReport, check_bus
 from logact.jepsen_tests.history import (
     META_OPS,
     Op,
@@ -575,6 +576,8 @@ class _AgentBus:
 
     index: int
     state: BusState
+    safety: SafetyReport  # the independent checker's verdict on the raw entries
+    intents: set[int] = field(default_factory=set)  # positions of intent entries
     decided: dict[int, tuple[int, bool]] = field(default_factory=dict)  # id -> (pos, commit?)
     starts: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
     results: dict[int, list[tuple[int, e.Result]]] = field(
@@ -609,24 +612,30 @@ def _agent_view(history: list[Op]) -> _AgentView:
 
 
 def _fold_bus(index: int, op: Op) -> _AgentBus:
+    raw = sorted(op["entries"], key=lambda entry: entry[0])
     state = BusState(op["bus"])
-    for pos, kind, body in sorted(op["entries"], key=lambda entry: entry[0]):
+    for pos, kind, body in raw:
         state.apply(Entry(pos, 0, kind, "?", body))
-    view = _AgentBus(index, state)
-    for raw, entry in state.entries:
+    # The bus's safety is read from the raw entries, never through the runtime's fold.
+    view = _AgentBus(index, state, check_bus(raw, finished=False))
+    for pos, kind, body in raw:
+        intent_id = body.get("intent_id") if isinstance(body, dict) else None
+        if kind == "intent":
+            view.intents.add(pos)
+        elif kind in ("commit", "abort") and isinstance(intent_id, int):
+            view.decided.setdefault(intent_id, (pos, kind == "commit"))
+    for raw_entry, entry in state.entries:
         match entry:
-            case e.Commit() | e.Abort():
-                view.decided.setdefault(entry.intent_id, (raw.pos, isinstance(entry, e.Commit)))
             case e.ExecStart():
-                view.starts[entry.intent_id].append(raw.pos)
+                view.starts[entry.intent_id].append(raw_entry.pos)
             case e.Result():
-                view.results[entry.intent_id].append((raw.pos, entry))
+                view.results[entry.intent_id].append((raw_entry.pos, entry))
     return view
 
 
 def _why_not_runnable(view: _AgentBus, intent_id: int, at: int | None) -> str | None:
     """Why intent ``intent_id`` could not run (at bus position ``at``, if known), or None."""
-    if intent_id not in view.state.intents:
+    if intent_id not in view.intents:
         return f"intent {intent_id} does not exist"
     decided = view.decided.get(intent_id)
     if decided is None:
@@ -637,6 +646,21 @@ def _why_not_runnable(view: _AgentBus, intent_id: int, at: int | None) -> str | 
     if at is not None and pos > at:
         return f"intent {intent_id} was undecided then (its commit is at {pos})"
     return None
+
+
+#: The independent checker's rules (agent/safety.py) each anomaly kind reports.
+_NOT_VETOED = frozenset({"ran_without_commit", "conflicting_decisions", "unreadable"})
+_ONCE = frozenset({"ran_twice", "result_without_start"})
+
+
+def _safety_anomalies(
+    bus: str, agent: _AgentBus, rules: frozenset[str], kind: str
+) -> list[Anomaly]:
+    return [
+        Anomaly(kind, f"bus {bus!r}: {v.detail}", (agent.index,))
+        for v in agent.safety.violations
+        if v.rule in rules
+    ]
 
 
 def no_vetoed_execution(history: list[Op]) -> list[Anomaly]:
@@ -650,18 +674,11 @@ def no_vetoed_execution(history: list[Op]) -> list[Anomaly]:
     out: list[Anomaly] = []
     view = _agent_view(history)
     for bus, agent in sorted(view.buses.items()):
-        for intent_id, starts in sorted(agent.starts.items()):
-            for pos in starts:
-                why = _why_not_runnable(agent, intent_id, pos)
-                if why:
-                    out.append(
-                        Anomaly(
-                            "no_vetoed_execution",
-                            f"bus {bus!r}: exec_start at {pos}, but {why}",
-                            (agent.index,),
-                        )
-                    )
+        out += _safety_anomalies(bus, agent, _NOT_VETOED, "no_vetoed_execution")
+        reported = {p for v in agent.safety.violations for p in v.positions}
         for raw, problem in agent.state.invalid:
+            if raw.pos in reported:
+                continue
             if raw.type in _DECISIVE:
                 out.append(
                     Anomaly(
@@ -697,26 +714,7 @@ def at_most_once(history: list[Op]) -> list[Anomaly]:
     out: list[Anomaly] = []
     view = _agent_view(history)
     for bus, agent in sorted(view.buses.items()):
-        for intent_id, starts in sorted(agent.starts.items()):
-            if len(starts) > 1:
-                out.append(
-                    Anomaly(
-                        "at_most_once",
-                        f"bus {bus!r}: intent {intent_id} started {len(starts)} times "
-                        f"(exec_start at {_show(starts)})",
-                        (agent.index,),
-                    )
-                )
-        for intent_id, results in sorted(agent.results.items()):
-            if len(results) > 1:
-                out.append(
-                    Anomaly(
-                        "at_most_once",
-                        f"bus {bus!r}: intent {intent_id} has {len(results)} results "
-                        f"(at {_show(pos for pos, _ in results)})",
-                        (agent.index,),
-                    )
-                )
+        out += _safety_anomalies(bus, agent, _ONCE, "at_most_once")
     lines: dict[tuple[str, int], list[tuple[int, str]]] = defaultdict(list)
     for i, bus, intent_id, token in view.ledger:
         lines[bus, intent_id].append((i, token))

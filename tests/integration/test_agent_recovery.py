@@ -28,6 +28,7 @@ from logact.agent import entries as e
 from logact.agent.bus import BusState
 from logact.agent.llm import tool_call
 from logact.agent.mailbox import give_task
+from logact.agent.safety import check_entries, describe
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES, serve
@@ -180,7 +181,11 @@ def _kill_blocked_action(workspace: Path) -> None:
 
 
 def assert_safe(state: BusState) -> None:
-    """The invariants that hold whatever was killed when."""
+    """The invariants that hold whatever was killed when: checked on the raw entries by the
+    independent checker, and through the runtime's own fold (which must agree)."""
+    raw = [entry for entry, _ in state.entries] + [entry for entry, _ in state.invalid]
+    report = check_entries(raw)
+    assert report.safe and report.committed > 0, describe(report)
     starts = Counter(entry.intent_id for _, entry in state.of_type(e.ExecStart))
     decided_at: dict[int, int] = {}
     for raw, entry in state.entries:
