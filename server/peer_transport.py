@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from pysyncobj.poller import POLL_EVENT_TYPE
 
+from logact.server import pysyncobj_pin  # noqa: F401  (checks the version)
 from logact.server.ratelog import RateLimitedLog
 
 SALT = b"logact-raft-peer-key-v1"

@@ -43,7 +43,7 @@ from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
 from logact.protocol.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
-from logact.server import peer_transport
+from logact.server import peer_transport, pysyncobj_pin  # noqa: F401  (checks the version)
 from logact.server.config import ClusterConfig, NodeConfig, RaftTuning
 from logact.server.journal import FsyncJournal
 from logact.server.snapshot_writer import Progress, SnapshotWriter
