@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 import click
-import openai
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -25,8 +24,9 @@ from logact.agent.decider import Decider
 from logact.agent.driver import Driver
 from logact.agent.executor import Executor
 from logact.agent.ifc import LabelsError, load_labels
-from logact.agent.llm import LLMConfig, ModelError, ScriptedModel, make_client, replay_script
+from logact.agent.llm import ModelError
 from logact.agent.mailbox import give_task, send_mail
+from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
 from logact.agent.runner import Component, read_state, run_agent, run_component
@@ -36,14 +36,6 @@ from logact.agent.voters import Judge, Voter, ifc_judge, llm_judge, provenance_j
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.protocol.errors import Fenced
-
-DEFAULT_SYSTEM_PROMPT = (
-    "You are a careful software agent working in a sandboxed workspace. Act only through the "
-    "tools. Every action is reviewed before it runs and may be rejected: if one is rejected, "
-    "read the reason and continue with a safer way to reach the goal. If an action is reported "
-    "IN DOUBT, examine the environment before redoing or undoing it. When the task is done, "
-    "answer with a short summary and no tool call."
-)
 
 
 def _bus_option(func: Any) -> Any:
@@ -88,33 +80,6 @@ def model_options(func: Any) -> Any:
     func = click.option("--base-url", default=None, help="OpenAI-compatible endpoint.")(func)
     func = click.option("--model", default=None, help="Model name for the endpoint.")(func)
     return func
-
-
-@asynccontextmanager
-async def open_model(
-    llm: str,
-    script: str | None,
-    base_url: str | None,
-    model: str | None,
-    scripted_responder: Callable[[], Any] | None = None,
-) -> AsyncIterator[tuple[openai.OpenAI, str]]:
-    """(openai client, model name) for the chosen source; a local server lives as long as this."""
-    if llm == "script":
-        if scripted_responder is not None:
-            responder = scripted_responder()
-        elif script is not None:
-            responder = replay_script(json.loads(Path(script).read_text()))
-        else:
-            fail("--llm script needs --script FILE")
-        yield ScriptedModel(responder).client(), "scripted"
-    elif llm == "local":
-        from logact.agent.local_llm import serve_local_model  # only with the [llm] extra
-
-        async with serve_local_model() as local:
-            yield make_client(LLMConfig(local.base_url, local.api_key, local.model)), local.model
-    else:
-        config = LLMConfig.from_env(base_url, model=model)
-        yield make_client(config), config.model
 
 
 def announce_ready(component: Component) -> None:

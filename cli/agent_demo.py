@@ -35,13 +35,14 @@ from logact.agent.driver import Driver
 from logact.agent.executor import Executor
 from logact.agent.llm import replay_script, tool_call
 from logact.agent.mailbox import give_task
+from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.policy import Policy
 from logact.agent.rules import load_rules
 from logact.agent.runner import read_state, run_agent
 from logact.agent.safety import SafetyReport, check_entries, describe
 from logact.agent.tools import standard_tools
 from logact.agent.voters import Voter, llm_judge, rule_judge
-from logact.cli.agent import DEFAULT_SYSTEM_PROMPT, open_model, print_timeline
+from logact.cli.agent import print_timeline
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
 from logact.client.client import Client

@@ -10,6 +10,7 @@ import click
 import trio
 from rich.console import Console
 
+from logact.agent.llm import ModelError
 from logact.client.client import Client
 from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
@@ -141,7 +142,7 @@ def run(async_fn: Any, *args: Any, errors: tuple[type[Exception], ...] = ()) -> 
         log_error = find_error(exc, LogError)
         if log_error is not None:
             fail(f"{log_error.code.value}: {log_error.message}")
-        for kind in (ConfigError, *errors):
+        for kind in (ConfigError, ModelError, *errors):
             if (found := find_error(exc, kind)) is not None:
                 fail(str(found))
         raise

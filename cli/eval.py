@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from logact.cli.agent import model_options, open_model
+from logact.agent.models import open_model
+from logact.cli.agent import model_options
 from logact.cli.common import console, fail, make_client, run
 from logact.config import shipped
 from logact.evals.configurations import ConfigurationError, load_configurations

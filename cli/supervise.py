@@ -15,8 +15,9 @@ from contextlib import AsyncExitStack
 import click
 import trio
 
+from logact.agent.models import open_model
 from logact.agent.supervisor import AdviceThresholds, Supervisor, watched_buses
-from logact.cli.agent import model_options, open_model
+from logact.cli.agent import model_options
 from logact.cli.common import (
     check_watch,
     client_options,
