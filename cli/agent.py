@@ -18,6 +18,7 @@ from rich.text import Text
 
 from logact.agent import entries as e
 from logact.agent import human, llm_voter, timeline
+from logact.agent.assembly import PARTS, USER, AgentSpec, Model, run_task
 from logact.agent.bus import BusState
 from logact.agent.conversation import Settings
 from logact.agent.decider import Decider
@@ -29,7 +30,7 @@ from logact.agent.mailbox import give_task, send_mail
 from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
 from logact.agent.rules import RuleError, RuleSet, load_rules
-from logact.agent.runner import Component, read_state, run_agent, run_component
+from logact.agent.runner import Component, read_state, run_component
 from logact.agent.sandbox import unavailable as sandbox_unavailable
 from logact.agent.tools import ToolRegistry, standard_tools
 from logact.agent.voters import Judge, Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
@@ -595,46 +596,32 @@ def run_all(
                 role: await stack.enter_async_context(
                     _log(config_path, nodes, token, timeout, role)
                 )
-                for role in ("driver", "rule-voter", "llm-voter", "decider", "executor", "user")
+                for role in (*PARTS, USER)
             }
             client, name = await stack.enter_async_context(open_model(llm, script, base_url, model))
-            voters = [
-                Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(_rules(rules_path)))
-            ]
+            reviewer = None
             if llm_voter_on:
-                reviewer, reviewer_name = client, name
+                reviewer = Model(client, name)
                 if scripted_deny:
-                    reviewer, reviewer_name = await stack.enter_async_context(
-                        open_model(
-                            "script",
-                            None,
-                            None,
-                            None,
-                            lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)),
+                    reviewer = Model(
+                        *await stack.enter_async_context(
+                            open_model(
+                                "script",
+                                scripted_responder=lambda: llm_voter.keyword_responder(
+                                    _deny_pairs(scripted_deny)
+                                ),
+                            )
                         )
                     )
-                voters.append(
-                    Voter(logs["llm-voter"], bus, "llm", "llm", llm_judge(reviewer, reviewer_name))
-                )
-            driver_component = Driver(
-                logs["driver"],
-                bus,
-                client,
-                name,
-                tools.describe(),
+            spec = AgentSpec(
+                Model(client, name),
+                tools,
                 Settings(DEFAULT_SYSTEM_PROMPT, max_steps),
-                exit_when_idle=True,
+                _rules(rules_path),
+                default,
+                reviewer,
             )
-            if task_text is not None:
-                await give_task(logs["user"], bus, task_text)
-            await run_agent(
-                driver_component,
-                [
-                    *voters,
-                    Decider(logs["decider"], bus, default),
-                    Executor(logs["executor"], bus, tools),
-                ],
-            )
+            await run_task(logs, bus, spec, task_text)
             print_timeline(await read_state(logs["user"], bus))
 
     run(main, errors=(ModelError, RuleError))

@@ -28,20 +28,16 @@ import trio
 
 from logact.agent import entries as e
 from logact.agent import llm_voter, timeline
+from logact.agent.assembly import PARTS, USER, AgentSpec, Model, run_task
 from logact.agent.bus import BusState
 from logact.agent.conversation import Settings
-from logact.agent.decider import Decider
-from logact.agent.driver import Driver
-from logact.agent.executor import Executor
 from logact.agent.llm import replay_script, tool_call
-from logact.agent.mailbox import give_task
 from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.policy import Policy
 from logact.agent.rules import load_rules
-from logact.agent.runner import read_state, run_agent
+from logact.agent.runner import read_state
 from logact.agent.safety import SafetyReport, check_entries, describe
 from logact.agent.tools import standard_tools
-from logact.agent.voters import Voter, llm_judge, rule_judge
 from logact.cli.agent import print_timeline
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster
@@ -176,16 +172,7 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
 
     async with AsyncExitStack() as stack:
         logs = {
-            name: await stack.enter_async_context(client(name))
-            for name in (
-                "driver",
-                "rule-voter",
-                "llm-voter",
-                "decider",
-                "executor",
-                "user",
-                "reader",
-            )
+            name: await stack.enter_async_context(client(name)) for name in (*PARTS, USER, "reader")
         }
         driver_model, driver_name = await stack.enter_async_context(
             open_model(llm, None, None, None, lambda: replay_script(SCRIPT))
@@ -201,28 +188,18 @@ async def _run(local: LocalCluster, workspace: Path, llm: str) -> tuple[BusState
         )
         tools = standard_tools(workspace)
         rules = load_rules(shipped("rules.example.toml"))
-        driver = Driver(
-            logs["driver"],
-            bus,
-            driver_model,
-            driver_name,
-            tools.describe(),
+        spec = AgentSpec(
+            Model(driver_model, driver_name),
+            tools,
             _settings(llm),
-            exit_when_idle=True,
+            rules,
+            DECIDER_POLICY,
+            reviewer=Model(voter_model, voter_name),
         )
-        others = [
-            Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(rules)),
-            Voter(
-                logs["llm-voter"], bus, "llm-reviewer", "llm", llm_judge(voter_model, voter_name)
-            ),
-            Decider(logs["decider"], bus, DECIDER_POLICY),
-            Executor(logs["executor"], bus, tools),
-        ]
-        await give_task(logs["user"], bus, TASK)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_kill_leader_mid_run, local, logs["reader"], bus, killed)
             with trio.fail_after(600):
-                await run_agent(driver, others)
+                await run_task(logs, bus, spec, TASK)
             nursery.cancel_scope.cancel()
         report = check_entries(await logs["reader"].read_all(bus))
         return await read_state(logs["reader"], bus), report, killed

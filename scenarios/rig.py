@@ -8,36 +8,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import trio
 
+from logact.agent import assembly
+from logact.agent.assembly import PARTS, USER, AgentSpec, Model
 from logact.agent.conversation import Settings
-from logact.agent.decider import Decider
-from logact.agent.driver import Driver
-from logact.agent.executor import Executor
-from logact.agent.mailbox import give_task
 from logact.agent.policy import Policy
 from logact.agent.rules import RuleSet
-from logact.agent.runner import now_ms, run_agent
+from logact.agent.runner import now_ms
 from logact.agent.supervisor import Sent, Supervisor
 from logact.agent.tools import ToolRegistry
-from logact.agent.voters import Voter, rule_judge
 from logact.protocol.api import LogAPI
 
 #: The roles a scenario appends as (``user`` gives tasks; the supervisor reads and mails).
 ROLES = ("user", "driver", "voter", "decider", "executor", "reader", "mailer")
 #: The scenarios' voter approves everything: they measure supervision, not safety.
 ALLOW_ALL = RuleSet.from_doc({"default": "allow", "rules": []})
-
-
-@dataclass(frozen=True, slots=True)
-class Model:
-    """An OpenAI client and the model name to ask."""
-
-    client: Any
-    name: str
 
 
 async def run_task(
@@ -51,23 +38,12 @@ async def run_task(
     max_steps: int,
 ) -> float:
     """Give ``task`` to a fresh agent on ``bus`` and run it until it answers; seconds taken."""
-    driver = Driver(
-        logs["driver"],
-        bus,
-        model.client,
-        model.name,
-        tools.describe(),
-        Settings(system, max_steps=max_steps),
-        exit_when_idle=True,
-    )
-    others = [
-        Voter(logs["voter"], bus, "rules", "rule", rule_judge(ALLOW_ALL)),
-        Decider(logs["decider"], bus, Policy("veto", {"kinds": ["rule"]})),
-        Executor(logs["executor"], bus, tools),
-    ]
+    policy = Policy("veto", {"kinds": ["rule"]})
+    spec = AgentSpec(model, tools, Settings(system, max_steps=max_steps), ALLOW_ALL, policy)
+    # The scenarios' principals: one voter, no LLM voter.
+    parts = {p: logs["voter" if p == "rule-voter" else p] for p in PARTS if p != "llm-voter"}
     started = time.perf_counter()
-    await give_task(logs["user"], bus, task)
-    await run_agent(driver, others)
+    await assembly.run_task({**parts, USER: logs[USER]}, bus, spec, task)
     return time.perf_counter() - started
 
 
