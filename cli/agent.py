@@ -16,24 +16,33 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from logact.agent import entries as e
-from logact.agent import human, llm_voter, timeline
-from logact.agent.assembly import PARTS, USER, AgentSpec, Model, run_task
-from logact.agent.bus import BusState
-from logact.agent.conversation import Settings
-from logact.agent.decider import Decider
-from logact.agent.driver import Driver
-from logact.agent.executor import Executor
-from logact.agent.ifc import LabelsError, load_labels
-from logact.agent.llm import ModelError
-from logact.agent.mailbox import give_task, send_mail
-from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
-from logact.agent.policy import DEFAULT_POLICY, Policy, PolicyError
-from logact.agent.rules import RuleError, RuleSet, load_rules
-from logact.agent.runner import Component, read_state, run_component
-from logact.agent.sandbox import unavailable as sandbox_unavailable
-from logact.agent.tools import ToolRegistry, standard_tools
-from logact.agent.voters import Judge, Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
+from logact.agent.components import human
+from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model, run_task
+from logact.agent.components.conversation import Settings
+from logact.agent.components.decider import Decider
+from logact.agent.components.driver import Driver
+from logact.agent.components.executor import Executor
+from logact.agent.components.runner import Component, read_state, run_component
+from logact.agent.components.voters import (
+    Judge,
+    Voter,
+    ifc_judge,
+    llm_judge,
+    provenance_judge,
+    rule_judge,
+)
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.integrations.mailbox import give_task, send_mail
+from logact.agent.introspection import timeline
+from logact.agent.judgement import llm_voter
+from logact.agent.judgement.ifc import LabelsError, load_labels
+from logact.agent.judgement.policy import DEFAULT_POLICY, Policy, PolicyError
+from logact.agent.judgement.rules import RuleError, RuleSet, load_rules
+from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
+from logact.agent.models.llm import ModelError
+from logact.agent.tools.registry import ToolRegistry, standard_tools
+from logact.agent.tools.sandbox import unavailable as sandbox_unavailable
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.protocol.errors import Fenced

@@ -26,18 +26,19 @@ from typing import Any
 import click
 import trio
 
-from logact.agent import entries as e
-from logact.agent import llm_voter, timeline
-from logact.agent.assembly import PARTS, USER, AgentSpec, Model, run_task
-from logact.agent.bus import BusState
-from logact.agent.conversation import Settings
-from logact.agent.llm import replay_script, tool_call
-from logact.agent.models import DEFAULT_SYSTEM_PROMPT, open_model
-from logact.agent.policy import Policy
-from logact.agent.rules import load_rules
-from logact.agent.runner import read_state
-from logact.agent.safety import SafetyReport, check_entries, describe
-from logact.agent.tools import standard_tools
+from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model, run_task
+from logact.agent.components.conversation import Settings
+from logact.agent.components.runner import read_state
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.introspection import timeline
+from logact.agent.introspection.safety import SafetyReport, check_entries, describe
+from logact.agent.judgement import llm_voter
+from logact.agent.judgement.policy import Policy
+from logact.agent.judgement.rules import load_rules
+from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
+from logact.agent.models.llm import replay_script, tool_call
+from logact.agent.tools.registry import standard_tools
 from logact.cli.agent import print_timeline
 from logact.cli.common import console, default_token
 from logact.cli.demo import fresh_cluster

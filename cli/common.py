@@ -10,7 +10,7 @@ import click
 import trio
 from rich.console import Console
 
-from logact.agent.llm import ModelError
+from logact.agent.models.llm import ModelError
 from logact.client.client import Client
 from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config

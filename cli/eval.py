@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from logact.agent.models import open_model
+from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import console, fail, make_client, run
 from logact.config import shipped

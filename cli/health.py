@@ -16,12 +16,12 @@ from typing import Any
 import click
 import trio
 
-from logact.agent import entries as e
-from logact.agent.digest import digest
-from logact.agent.health import Thresholds, check, is_news, model_judgement
-from logact.agent.models import open_model
-from logact.agent.runner import read_state
-from logact.agent.supervisor import watched_buses
+from logact.agent.components.runner import read_state
+from logact.agent.core import entries as e
+from logact.agent.introspection.digest import digest
+from logact.agent.introspection.health import Thresholds, check, is_news, model_judgement
+from logact.agent.introspection.supervisor import watched_buses
+from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import (
     check_watch,

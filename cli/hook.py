@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import click
 import trio
 
-from logact.agent.hooks import (
+from logact.agent.integrations.hooks import (
     Harness,
     HookResponse,
     LogOpener,

@@ -22,8 +22,8 @@ from typing import Any
 
 import click
 
-from logact.agent.llm import ModelError, ScriptedModel
-from logact.agent.models import open_model
+from logact.agent.models.choice import open_model
+from logact.agent.models.llm import ModelError, ScriptedModel
 from logact.cli.common import console, fail, make_client, run
 from logact.protocol.api import LogAPI
 from logact.scenarios import checksum as cs

@@ -15,8 +15,8 @@ from contextlib import AsyncExitStack
 import click
 import trio
 
-from logact.agent.models import open_model
-from logact.agent.supervisor import AdviceThresholds, Supervisor, watched_buses
+from logact.agent.introspection.supervisor import AdviceThresholds, Supervisor, watched_buses
+from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import (
     check_watch,

@@ -3,7 +3,8 @@
 AgentDojo's pipelines are synchronous and run in a worker thread; :class:`BusToolsExecutor`
 takes ToolsExecutor's place in the loop and hands each tool call to :class:`BusGate` on the trio
 side, which appends it as an intent, waits for the decider and, if committed, for the executor's
-result. The executor is LogAct's own :class:`~logact.agent.executor.Executor` with the suite's
+result. The executor is LogAct's own :class:`~logact.agent.components.executor.Executor` with the
+suite's
 functions registered as tools (:func:`agentdojo_tools`), so a vetoed call never reaches the
 environment: the agent gets the refusal as the call's result instead.
 """
@@ -23,9 +24,9 @@ from agentdojo.functions_runtime import EmptyEnv, Env, FunctionCall, FunctionsRu
 from agentdojo.types import ChatMessage, ChatToolResultMessage
 from agentdojo.types import text_content_block_from_string as text_block
 
-from logact.agent import entries as e
-from logact.agent.commit import commit_intention, wait_for_result
-from logact.agent.tools import ToolError, ToolRegistry
+from logact.agent.core import entries as e
+from logact.agent.integrations.commit import commit_intention, wait_for_result
+from logact.agent.tools.registry import ToolError, ToolRegistry
 from logact.protocol.api import LogAPI
 
 #: What the agent reads in place of a vetoed call's result.

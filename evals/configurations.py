@@ -10,7 +10,8 @@ A configuration file (TOML) lists them in the order the report shows them::
     voters = ["provenance", "llm"]        # any of: rule, provenance, ifc, llm (none: no voter)
     decider = { kind = "veto", params = { kinds = ["provenance", "llm"] } }
 
-``decider`` is a decider policy document (agent/policy.py) without its version. Each AgentDojo
+``decider`` is a decider policy document (agent/judgement/policy.py) without its version. Each
+AgentDojo
 suite is one deployment: the ifc voter of a suite's runs reads ``labels/<suite>.toml``.
 """
 
@@ -22,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logact.agent.ifc import Labels, LabelsError, load_labels
-from logact.agent.policy import Policy, PolicyError
-from logact.agent.rules import RuleError, RuleSet, load_rules
+from logact.agent.judgement.ifc import Labels, LabelsError, load_labels
+from logact.agent.judgement.policy import Policy, PolicyError
+from logact.agent.judgement.rules import RuleError, RuleSet, load_rules
 
 VOTER_KINDS = ("rule", "provenance", "ifc", "llm")
 

@@ -33,13 +33,13 @@ from agentdojo.task_suite.load_suites import get_suite
 from agentdojo.task_suite.task_suite import TaskSuite, functions_stack_trace_from_messages
 from agentdojo.types import ChatMessage
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.decider import Decider
-from logact.agent.executor import Executor
-from logact.agent.runner import Component, read_state, run_component
-from logact.agent.safety import check_entries
-from logact.agent.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
+from logact.agent.components.decider import Decider
+from logact.agent.components.executor import Executor
+from logact.agent.components.runner import Component, read_state, run_component
+from logact.agent.components.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.introspection.safety import check_entries
 from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
 from logact.evals.configurations import Configuration, ConfigurationSet

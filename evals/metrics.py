@@ -47,7 +47,8 @@ class RunRecord:
     #: first showed up (None: never).
     goal_step: int | None = None
     planted_step: int | None = None
-    #: What the independent safety checker (agent/safety.py) found wrong on the run's bus.
+    #: What the independent safety checker (agent/introspection/safety.py) found wrong on the run's
+    #: bus.
     unsafe: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 AgentDojo's OpenAI element speaks the newest OpenAI dialect (a ``developer`` role, content as
 lists of parts), which other OpenAI-compatible servers reject (llama.cpp's does). This element
-sends plain chat messages through :func:`logact.agent.llm.chat` (the real ``openai`` client),
+sends plain chat messages through :func:`logact.agent.models.llm.chat` (the real ``openai`` client),
 so it works against any such endpoint. It runs in the pipeline's worker thread and calls the
 model on the trio side. Like LogAct's driver, it logs each call on the run's bus (``inf_in``
 with the messages new since the previous call, ``inf_out`` with the reply and token usage), so
@@ -22,8 +22,8 @@ from agentdojo.functions_runtime import EmptyEnv, Env, FunctionCall, FunctionsRu
 from agentdojo.types import ChatAssistantMessage, ChatMessage, get_text_content_as_str
 from agentdojo.types import text_content_block_from_string as text_block
 
-from logact.agent import entries as e
-from logact.agent.llm import Message, ModelError, chat
+from logact.agent.core import entries as e
+from logact.agent.models.llm import Message, ModelError, chat
 from logact.protocol.api import LogAPI
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import trio
 
-from logact.agent import entries as e
-from logact.agent.llm import tool_call
-from logact.agent.mailbox import give_task
+from logact.agent.core import entries as e
+from logact.agent.integrations.mailbox import give_task
+from logact.agent.models.llm import tool_call
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
 from logact.ops.local_cluster import LocalCluster

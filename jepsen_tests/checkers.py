@@ -33,9 +33,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.safety import SafetyReport, check_bus
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.introspection.safety import SafetyReport, check_bus
 from logact.jepsen_tests.history import (
     META_OPS,
     Op,
@@ -648,7 +648,7 @@ def _why_not_runnable(view: _AgentBus, intent_id: int, at: int | None) -> str | 
     return None
 
 
-#: The independent checker's rules (agent/safety.py) each anomaly kind reports.
+#: The independent checker's rules (agent/introspection/safety.py) each anomaly kind reports.
 _NOT_VETOED = frozenset({"ran_without_commit", "conflicting_decisions", "unreadable"})
 _ONCE = frozenset({"ran_twice", "result_without_start"})
 

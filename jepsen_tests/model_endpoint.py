@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from logact.agent.llm import ScriptedModel, replay_script
+from logact.agent.models.llm import ScriptedModel, replay_script
 
 Message = dict[str, Any]
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from logact.agent.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES, VOTE_SIGNERS
+from logact.agent.core.entries import FENCED_TYPES, ROLE_CLAIMS, ROLE_TYPES, VOTE_SIGNERS
 from logact.ops.ports import free_ports
 
 #: Agent entries are checked at the edge: no writer can append one its readers must skip.
-AGENT_VALIDATOR = "logact.agent.entries:validate"
+AGENT_VALIDATOR = "logact.agent.core.entries:validate"
 
 
 def agent_token(name: str) -> str:
@@ -19,7 +19,8 @@ def agent_token(name: str) -> str:
 
 
 def agent_auth_lines() -> list[str]:
-    """TOML for the agent roles of agent/entries.py: one principal per role, named after it, and
+    """TOML for the agent roles of agent/core/entries.py: one principal per role, named after it,
+    and
     one per voter kind that signs votes (``rule-voter``, ...). The principal ``voter`` signs
     for no kind: its votes are counted only by policies without signers."""
     lines: list[str] = []

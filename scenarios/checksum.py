@@ -26,9 +26,9 @@ from typing import Any
 
 import trio
 
-from logact.agent.llm import tool_call
-from logact.agent.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
-from logact.agent.tools import standard_tools
+from logact.agent.introspection.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
+from logact.agent.models.llm import tool_call
+from logact.agent.tools.registry import standard_tools
 from logact.protocol.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until
 

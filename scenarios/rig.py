@@ -11,14 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import trio
 
-from logact.agent import assembly
-from logact.agent.assembly import PARTS, USER, AgentSpec, Model
-from logact.agent.conversation import Settings
-from logact.agent.policy import Policy
-from logact.agent.rules import RuleSet
-from logact.agent.runner import now_ms
-from logact.agent.supervisor import Sent, Supervisor
-from logact.agent.tools import ToolRegistry
+from logact.agent.components import assembly
+from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model
+from logact.agent.components.conversation import Settings
+from logact.agent.components.runner import now_ms
+from logact.agent.introspection.supervisor import Sent, Supervisor
+from logact.agent.judgement.policy import Policy
+from logact.agent.judgement.rules import RuleSet
+from logact.agent.tools.registry import ToolRegistry
 from logact.protocol.api import LogAPI
 
 #: The roles a scenario appends as (``user`` gives tasks; the supervisor reads and mails).

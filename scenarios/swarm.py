@@ -30,14 +30,14 @@ from typing import Any
 
 import trio
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.digest import swarm_token_use
-from logact.agent.llm import ScriptedModel, tool_call
-from logact.agent.mailbox import send_mail
-from logact.agent.runner import read_state
-from logact.agent.supervisor import Sent, Supervisor, completed
-from logact.agent.tools import ToolError, ToolRegistry
+from logact.agent.components.runner import read_state
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.integrations.mailbox import send_mail
+from logact.agent.introspection.digest import swarm_token_use
+from logact.agent.introspection.supervisor import Sent, Supervisor, completed
+from logact.agent.models.llm import ScriptedModel, tool_call
+from logact.agent.tools.registry import ToolError, ToolRegistry
 from logact.protocol.api import LogAPI
 from logact.scenarios.rig import Model, run_task, supervise_until
 

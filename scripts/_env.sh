@@ -2,7 +2,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-# The executor runs actions in a bubblewrap sandbox (agent/sandbox.py) and refuses to run them
+# The executor runs actions in a bubblewrap sandbox (agent/tools/sandbox.py) and refuses to run them
 # without one: install it when missing and we may (root with apt); otherwise say how.
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import trio
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.llm import tool_call
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.models.llm import tool_call
 from logact.cli.agent import signed
 from logact.client.client import Client
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES

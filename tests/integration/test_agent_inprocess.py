@@ -19,23 +19,23 @@ import pytest
 import trio
 import trio.testing
 
-from logact.agent import entries as e
-from logact.agent import human
-from logact.agent.bus import BusState, IntentRecord
-from logact.agent.commit import commit_intention, record_result
-from logact.agent.conversation import Settings
-from logact.agent.decider import Decider
-from logact.agent.driver import Driver
-from logact.agent.executor import INTERRUPTED, Executor
-from logact.agent.ifc import parse_labels
-from logact.agent.llm import ScriptedModel, replay_script, tool_call
-from logact.agent.mailbox import give_task, send_mail
-from logact.agent.policy import TIMEOUT_REASON, Policy
-from logact.agent.rules import RuleSet
-from logact.agent.runner import Component, run_agent, run_component
-from logact.agent.sandbox import unavailable as sandbox_unavailable
-from logact.agent.tools import ToolRegistry, standard_tools
-from logact.agent.voters import Voter, ifc_judge, provenance_judge, rule_judge
+from logact.agent.components import human
+from logact.agent.components.conversation import Settings
+from logact.agent.components.decider import Decider
+from logact.agent.components.driver import Driver
+from logact.agent.components.executor import INTERRUPTED, Executor
+from logact.agent.components.runner import Component, run_agent, run_component
+from logact.agent.components.voters import Voter, ifc_judge, provenance_judge, rule_judge
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.integrations.commit import commit_intention, record_result
+from logact.agent.integrations.mailbox import give_task, send_mail
+from logact.agent.judgement.ifc import parse_labels
+from logact.agent.judgement.policy import TIMEOUT_REASON, Policy
+from logact.agent.judgement.rules import RuleSet
+from logact.agent.models.llm import ScriptedModel, replay_script, tool_call
+from logact.agent.tools.registry import ToolRegistry, standard_tools
+from logact.agent.tools.sandbox import unavailable as sandbox_unavailable
 from logact.protocol.errors import BadRequest, Fenced, Forbidden
 from logact.server.config import ClusterConfig, Principal
 from logact.server.local import LocalLog, open_memory

@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 import trio
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.llm import tool_call
-from logact.agent.mailbox import give_task
-from logact.agent.safety import check_entries, describe
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.integrations.mailbox import give_task
+from logact.agent.introspection.safety import check_entries, describe
+from logact.agent.models.llm import tool_call
 from logact.client.client import Client
 from logact.jepsen_tests.agent_procs import AgentProcess, kill_all
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES, serve

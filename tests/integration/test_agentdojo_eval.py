@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import trio
 
-from logact.agent.bus import BusState
-from logact.agent.llm import tool_call
+from logact.agent.core.bus import BusState
+from logact.agent.models.llm import tool_call
 from logact.ops.local_cluster import LocalCluster
 from logact.server.local import open_embedded
 

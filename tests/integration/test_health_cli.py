@@ -10,8 +10,8 @@ from pathlib import Path
 
 import trio
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
 

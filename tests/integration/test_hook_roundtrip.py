@@ -23,8 +23,14 @@ import pytest
 import trio
 import trio.testing
 
-from logact.agent import entries as e
-from logact.agent.hooks import Harness, HookResponse, LogOpener, parse_payload, run_hook
+from logact.agent.core import entries as e
+from logact.agent.integrations.hooks import (
+    Harness,
+    HookResponse,
+    LogOpener,
+    parse_payload,
+    run_hook,
+)
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
 from logact.ops.ports import free_ports
@@ -420,7 +426,7 @@ def test_the_hook_answers_a_deny_even_if_everything_below_it_hangs() -> None:
     """The last resort: the alarm set at start answers for a hook stuck anywhere."""
     program = (
         "import threading\n"
-        "from logact.agent.hooks import Harness\n"
+        "from logact.agent.integrations.hooks import Harness\n"
         "from logact.cli.hook import _answer_in_time\n"
         "_answer_in_time(Harness.CODEX, 1)\n"
         "threading.Event().wait()\n"

@@ -14,7 +14,7 @@ import openai
 import pytest
 import trio
 
-from logact.agent.local_llm import LocalModelError, find_smollm2_gguf, serve_local_model
+from logact.agent.models.local_llm import LocalModelError, find_smollm2_gguf, serve_local_model
 
 SEND_MONEY = {
     "type": "function",

@@ -7,8 +7,8 @@ import sys
 
 import trio
 
-from logact.agent import entries as e
-from logact.agent.supervisor import ADVICE, GOSSIP
+from logact.agent.core import entries as e
+from logact.agent.introspection.supervisor import ADVICE, GOSSIP
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
 

@@ -22,11 +22,11 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.llm import ScriptedModel
-from logact.agent.runner import read_state
-from logact.agent.supervisor import ADVICE, GOSSIP, AdviceThresholds
+from logact.agent.components.runner import read_state
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.introspection.supervisor import ADVICE, GOSSIP, AdviceThresholds
+from logact.agent.models.llm import ScriptedModel
 from logact.cli.main import main
 from logact.ops.local_cluster import LocalCluster
 from logact.scenarios import checksum as cs

@@ -1,4 +1,4 @@
-"""The bus fold (agent/bus.py): what every component replays before it acts.
+"""The bus fold (agent/core/bus.py): what every component replays before it acts.
 
 Entries are built by hand as they come off the log (position, timestamp, author, type, body)
 and applied in order; the tests check the records, the ``undecided`` / ``runnable`` indexes, the
@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.policy import Decision, Policy
-from logact.agent.policy import Vote as PolicyVote
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.judgement.policy import Decision, Policy
+from logact.agent.judgement.policy import Vote as PolicyVote
 from logact.protocol.codec import Entry
 
 BUS = "agent/test-bus"

@@ -1,8 +1,9 @@
-"""The driver's pure core (agent/conversation.py): ``plan`` over hand-built buses.
+"""The driver's pure core (agent/components/conversation.py): ``plan`` over hand-built buses.
 
 Each test writes the entries a driver, voters, decider, executor and mailer would have written,
 folds them into a :class:`BusState` and checks the driver's next move and the messages it would
-send. ``drive`` plays a whole driver against ``plan`` (appending exactly what agent/driver.py
+send. ``drive`` plays a whole driver against ``plan`` (appending exactly what
+agent/components/driver.py
 appends) for the properties that span many turns.
 """
 
@@ -15,9 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.conversation import (
+from logact.agent.components.conversation import (
     Finish,
     Idle,
     Infer,
@@ -29,7 +28,9 @@ from logact.agent.conversation import (
     parse_arguments,
     plan,
 )
-from logact.agent.llm import tool_call
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.models.llm import tool_call
 from logact.protocol.codec import Entry
 
 BUS = "agent/conv"

@@ -1,4 +1,5 @@
-"""The bus digest (agent/digest.py): faithful, bounded, and never losing what went wrong."""
+"""The bus digest (agent/introspection/digest.py): faithful, bounded, and never losing what went
+wrong."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.digest import TokenUse, digest, swarm_token_use, token_use
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.introspection.digest import TokenUse, digest, swarm_token_use, token_use
 from logact.protocol.codec import Entry
 
 

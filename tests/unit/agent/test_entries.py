@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.entries import (
+from logact.agent.core.entries import (
     DECIDERS,
     ENTRY_TYPES,
     FENCED_TYPES,

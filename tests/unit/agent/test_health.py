@@ -1,4 +1,5 @@
-"""Health signals (agent/health.py): each fires on its pattern, stays quiet otherwise, and
+"""Health signals (agent/introspection/health.py): each fires on its pattern, stays quiet
+otherwise, and
 every finding is a valid health entry citing the positions it is about."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_digest import Bus  # the hand-built bus of the digest tests
 
-from logact.agent import entries as e
-from logact.agent.health import Thresholds, check
+from logact.agent.core import entries as e
+from logact.agent.introspection.health import Thresholds, check
 
 MINUTE = 60_000
 

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.hooks import (
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.integrations.hooks import (
     OUTPUT_LIMIT,
     Harness,
     HookEvent,

@@ -16,10 +16,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent import ifc
-from logact.agent.bus import BusState
-from logact.agent.voters import ifc_judge
+from logact.agent.components.voters import ifc_judge
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.judgement import ifc
 from logact.protocol.codec import Entry
 
 LABELS = ifc.parse_labels(

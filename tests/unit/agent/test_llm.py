@@ -1,4 +1,4 @@
-"""Model access through the real openai client (agent/llm.py), with a scripted model."""
+"""Model access through the real openai client (agent/models/llm.py), with a scripted model."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from logact.agent.llm import (
+from logact.agent.models.llm import (
     SCRIPTED_MODEL,
     LLMConfig,
     ModelError,

@@ -16,10 +16,9 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent.bus import BusState
-from logact.agent.llm import Message, ScriptedModel
-from logact.agent.llm_voter import (
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.judgement.llm_voter import (
     FAILED,
     MAX_VOTE_REASON,
     SCRIPTED_APPROVAL,
@@ -34,6 +33,7 @@ from logact.agent.llm_voter import (
     parse_verdict,
     read_review,
 )
+from logact.agent.models.llm import Message, ScriptedModel
 from logact.protocol.codec import Entry
 
 BUS = "agent/1"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.policy import (
+from logact.agent.judgement.policy import (
     DEFAULT_POLICY,
     POLICY_KINDS,
     TIMEOUT_REASON,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.policy import (
+from logact.agent.judgement.policy import (
     POLICY_KINDS,
     TIMEOUT_REASON,
     Decision,

@@ -1,4 +1,5 @@
-"""The provenance voter's core (agent/provenance.py): tracing an action's values to the bus.
+"""The provenance voter's core (agent/judgement/provenance.py): tracing an action's values to the
+bus.
 
 The injection texts below are written here in the shapes public prompt-injection attacks take
 (a preamble addressed to the assistant, "ignore previous instructions", a fake system header);
@@ -16,10 +17,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
-from logact.agent import provenance as p
-from logact.agent.bus import BusState
-from logact.agent.voters import provenance_judge
+from logact.agent.components.voters import provenance_judge
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.judgement import provenance as p
 from logact.protocol.codec import Entry
 
 ATTACKER = "XX9900000011112222333344"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.entries import CodeBlock, ToolCall
-from logact.agent.rules import (
+from logact.agent.core.entries import CodeBlock, ToolCall
+from logact.agent.judgement.rules import (
     DENY_ALL,
     Matcher,
     Rule,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from logact.agent.safety import check_bus, describe
+from logact.agent.introspection.safety import check_bus, describe
 
 Entries = list[tuple[int, str, Any]]
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import trio
 
-from logact.agent.entries import ToolCall
-from logact.agent.sandbox import PIDS_HIERARCHY, ResourceLimits, Sandbox, unavailable
-from logact.agent.tools import ToolOutcome, ToolRegistry, Workspace, standard_tools
+from logact.agent.core.entries import ToolCall
+from logact.agent.tools.registry import ToolOutcome, ToolRegistry, Workspace, standard_tools
+from logact.agent.tools.sandbox import PIDS_HIERARCHY, ResourceLimits, Sandbox, unavailable
 
 UNAVAILABLE = unavailable()
 

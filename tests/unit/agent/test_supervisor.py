@@ -1,4 +1,5 @@
-"""The supervisor's core (agent/supervisor.py): when to advise, and gossip that tells each
+"""The supervisor's core (agent/introspection/supervisor.py): when to advise, and gossip that tells
+each
 agent exactly its peers' completed work, once."""
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_digest import Bus  # the hand-built bus of the digest tests
 
-from logact.agent import entries as e
-from logact.agent.supervisor import (
+from logact.agent.core import entries as e
+from logact.agent.introspection.supervisor import (
     ADVICE,
     GOSSIP,
     GOSSIP_HEADER,

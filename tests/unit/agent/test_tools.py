@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 import trio
 
-from logact.agent.entries import Result, ToolCall
-from logact.agent.tools import ACTION_ENV, ToolError, ToolOutcome, ToolRegistry, standard_tools
+from logact.agent.core.entries import Result, ToolCall
+from logact.agent.tools.registry import (
+    ACTION_ENV,
+    ToolError,
+    ToolOutcome,
+    ToolRegistry,
+    standard_tools,
+)
 
 
 def call(tool: str, **arguments: object) -> ToolCall:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.values import MAX_RECORD_DEPTH, as_number, parse_records
+from logact.agent.judgement.values import MAX_RECORD_DEPTH, as_number, parse_records
 
 
 def test_records_parse_and_prose_does_not() -> None:

@@ -11,7 +11,7 @@ from agentdojo.agent_pipeline.basic_elements import InitQuery, SystemMessage
 from agentdojo.agent_pipeline.tool_execution import ToolsExecutionLoop, ToolsExecutor
 from agentdojo.functions_runtime import FunctionsRuntime
 
-from logact.agent.provenance import directive_spans
+from logact.agent.judgement.provenance import directive_spans
 from logact.evals.attacks import ADAPTIVE_ATTACKS
 from logact.evals.harness import Case, goal_attacks, load_cases
 from logact.evals.oracle import OracleAgent

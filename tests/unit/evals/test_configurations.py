@@ -127,7 +127,7 @@ def test_an_ifc_configuration_needs_labels(tmp_path: Path) -> None:
 
 
 def test_the_example_labels_load() -> None:
-    from logact.agent.ifc import load_labels
+    from logact.agent.judgement.ifc import load_labels
 
     labels = load_labels(ROOT / "config" / "labels.example.toml")
     assert labels.sink("read_file") is None and labels.sink("shell") is not None

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from logact.agent import entries as e
+from logact.agent.core import entries as e
 from logact.jepsen_tests.checkers import (
     AGENT_CHECKERS,
     LOG_CHECKERS,

@@ -1,0 +1,86 @@
+"""One agent, wired once: a driver, a rule voter, an optional LLM voter, a decider and an
+executor on one bus, each appending with its own log (on a cluster, its role's principal).
+
+The CLI's ``agent run``, the demo and the supervision scenarios all build their agent here, so
+an agent is the same thing wherever it runs; processes that run one part each (``logact agent
+driver|voter|decider|executor``) build the same parts one at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from logact.agent.components.conversation import Settings
+from logact.agent.components.decider import Decider
+from logact.agent.components.driver import Driver
+from logact.agent.components.executor import Executor
+from logact.agent.components.runner import Component, run_agent
+from logact.agent.components.voters import Voter, llm_judge, rule_judge
+from logact.agent.integrations.mailbox import give_task
+from logact.agent.judgement.policy import Policy
+from logact.agent.judgement.rules import RuleSet
+from logact.agent.tools.registry import ToolRegistry
+from logact.protocol.api import LogAPI
+
+#: The parts of an agent, each the name of the log it appends with (and of its principal in
+#: the shipped configurations), and the principal that gives it its task.
+PARTS = ("driver", "rule-voter", "llm-voter", "decider", "executor")
+USER = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """An OpenAI client and the model name to ask."""
+
+    client: Any
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """What one agent is made of."""
+
+    model: Model  # the driver's
+    tools: ToolRegistry
+    settings: Settings
+    rules: RuleSet
+    policy: Policy
+    reviewer: Model | None = None  # the LLM voter's model; None: no LLM voter
+
+
+def assemble(
+    logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec
+) -> tuple[Driver, list[Component]]:
+    """The driver (which exits once the agent is idle) and the other parts, not yet running.
+    ``logs`` maps each of :data:`PARTS` (``llm-voter`` only with a reviewer) to its log."""
+    driver = Driver(
+        logs["driver"],
+        bus,
+        spec.model.client,
+        spec.model.name,
+        spec.tools.describe(),
+        spec.settings,
+        exit_when_idle=True,
+    )
+    parts: list[Component] = [
+        Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(spec.rules))
+    ]
+    if spec.reviewer is not None:
+        judge = llm_judge(spec.reviewer.client, spec.reviewer.name)
+        parts.append(Voter(logs["llm-voter"], bus, "llm", "llm", judge))
+    parts += [
+        Decider(logs["decider"], bus, spec.policy),
+        Executor(logs["executor"], bus, spec.tools),
+    ]
+    return driver, parts
+
+
+async def run_task(logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec, task: str | None) -> None:
+    """Give ``task`` (as ``logs["user"]``; None: the bus already holds one) to the agent and
+    run it until it is idle."""
+    driver, parts = assemble(logs, bus, spec)
+    if task is not None:
+        await give_task(logs[USER], bus, task)
+    await run_agent(driver, parts)

@@ -1,0 +1,132 @@
+"""The loop every agent component runs: claim, replay the bus, then react to each new entry.
+
+A component is a :class:`BusState` plus a ``step`` that looks at the state and appends what is
+due (a vote, a decision, a result, the next intent). Recovery is replay: a restarted component
+rebuilds its state from the bus before its first step, so it acts on everything it missed and
+never on a partial view of its own earlier work.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import aclosing
+
+import trio
+
+from logact.agent.core.bus import BusState
+from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
+from logact.protocol.errors import UnknownBus
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the clock entry timestamps are written in."""
+    return int(time.time() * 1000)
+
+
+class Component(ABC):
+    """One agent component on one bus."""
+
+    #: A fencing name to claim before replaying (one active instance per bus), or None.
+    fencing_name: str | None = None
+
+    def __init__(self, log: LogAPI, bus: str) -> None:
+        self.log = log
+        self.bus = bus
+        self.state = BusState(bus)
+        self.epoch: int | None = None
+        self.finished = False  # set by components that end (a driver's task is done)
+
+    @property
+    def fence(self) -> tuple[str, int] | None:
+        if self.fencing_name is None or self.epoch is None:
+            return None
+        return (self.fencing_name, self.epoch)
+
+    async def append(self, entry_type: str, body: object) -> int:
+        """Append one entry, fenced when this component holds an epoch."""
+        return await self.log.append(self.bus, entry_type, body, fence=self.fence)
+
+    async def recovered(self) -> None:
+        """Called once after the replay, before the first step (e.g. report interruptions)."""
+        return None
+
+    @abstractmethod
+    async def step(self, now: int) -> int | None:
+        """Act on the current state; returns when (ms) to step again without news, if ever."""
+
+    def observe(self, entry: Entry) -> None:
+        """Fold one entry; components may extend this to notice what arrived."""
+        self.state.apply(entry)
+
+
+async def read_state(log: LogAPI, bus: str, state: BusState | None = None) -> BusState:
+    """``state`` brought up to date with ``bus`` (a new one from position 0 by default)."""
+    state = state or BusState(bus)
+    try:
+        entries = await log.read_all(bus, state.next)
+    except UnknownBus:
+        return state  # nothing appended yet
+    for entry in entries:
+        state.apply(entry)
+    return state
+
+
+async def _catch_up(component: Component) -> None:
+    try:
+        entries = await component.log.read_all(component.bus, component.state.next)
+    except UnknownBus:
+        return  # nothing yet: the subscription waits for the bus to appear
+    for entry in entries:
+        component.observe(entry)
+
+
+async def _pump(log: LogAPI, bus: str, start: int, send: trio.MemorySendChannel[Entry]) -> None:
+    async with send, aclosing(log.subscribe(bus, start)) as entries:
+        async for entry in entries:
+            await send.send(entry)
+
+
+async def run_component(
+    component: Component, ready: Callable[[Component], None] | None = None
+) -> None:
+    """Run ``component`` until it finishes (or forever); cancel the caller's scope to stop it.
+
+    The fencing claim comes before the replay, so the replay sees every append a stale
+    instance could still make (later ones are rejected by the fence). ``ready`` is called once
+    the component has replayed the bus and handled what it found there.
+    """
+    if component.fencing_name is not None:
+        component.epoch = await component.log.claim(component.bus, component.fencing_name)
+    await _catch_up(component)
+    await component.recovered()
+    if ready is not None:
+        ready(component)
+    send, receive = trio.open_memory_channel[Entry](math.inf)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_pump, component.log, component.bus, component.state.next, send)
+        while True:
+            wake = await component.step(now_ms())
+            if component.finished:
+                break
+            timeout = math.inf if wake is None else max(wake - now_ms(), 0) / 1000
+            with trio.move_on_after(timeout):
+                component.observe(await receive.receive())
+                while True:  # take everything already delivered before stepping again
+                    try:
+                        component.observe(receive.receive_nowait())
+                    except trio.WouldBlock:
+                        break
+        nursery.cancel_scope.cancel()
+
+
+async def run_agent(driver: Component, others: list[Component]) -> None:
+    """All components of one agent in this process: returns when the driver finishes."""
+    async with trio.open_nursery() as nursery:
+        for component in others:
+            nursery.start_soon(run_component, component)
+        await run_component(driver)
+        nursery.cancel_scope.cancel()

@@ -1,0 +1,1 @@
+"""Ways in from outside: the commit API, coding-agent hooks and the mailbox."""

@@ -1,0 +1,2 @@
+"""Reading a bus back: timelines, digests, health, recovery, the supervisor and the safety
+checker."""
