@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import ssl
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import trio
@@ -296,7 +296,7 @@ class Client(LogAPI):
     # ---- subscriptions ----------------------------------------------------------------
     async def _open_subscription(
         self, bus: str, start: int, types: list[str] | None
-    ) -> AsyncIterator[Entry]:
+    ) -> AsyncGenerator[Entry, None]:
         """A dedicated connection per subscription; reconnect and resume at the next position."""
         next_pos = start
         attempt = 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +84,7 @@ class LogAPI(ABC):
     @abstractmethod
     def _open_subscription(
         self, bus: str, start: int, types: list[str] | None
-    ) -> AsyncIterator[Entry]: ...
+    ) -> AsyncGenerator[Entry, None]: ...
 
     def next_key(self) -> tuple[str, int]:
         """A fresh idempotency key; reuse it to retry an append safely."""
@@ -194,6 +194,7 @@ class LogAPI(ABC):
 
     def subscribe(
         self, bus: str, from_pos: int = 0, types: Iterable[str] | None = None
-    ) -> AsyncIterator[Entry]:
-        """Entries from ``from_pos`` on, pushed as they commit; never ends by itself."""
+    ) -> AsyncGenerator[Entry, None]:
+        """Entries from ``from_pos`` on, pushed as they commit; never ends by itself (close it:
+        ``contextlib.aclosing``)."""
         return self._open_subscription(bus, from_pos, list(types) if types is not None else None)

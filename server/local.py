@@ -6,7 +6,7 @@ conformance suite exercises identical validation, ACL and subscription logic.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ class LocalLog(LogAPI):
 
     async def _open_subscription(
         self, bus: str, start: int, types: list[str] | None
-    ) -> AsyncIterator[Entry]:
+    ) -> AsyncGenerator[Entry, None]:
         request: dict[str, Any] = {"bus": bus, "from": start}
         if types is not None:
             request["types"] = types

@@ -56,7 +56,9 @@ class Executor(Component):
             await self.append(*result.to_entry())
 
     async def _run(self, record: IntentRecord) -> ToolOutcome:
-        token = ACTION_ENV.set({"LOGACT_BUS": self.bus, "LOGACT_INTENT_ID": str(record.position)})
+        token = ACTION_ENV.set(
+            (("LOGACT_BUS", self.bus), ("LOGACT_INTENT_ID", str(record.position)))
+        )
         try:
             return await self.tools.run(as_tool_call(record.intent.action))
         finally:

@@ -100,10 +100,10 @@ class BusState:
                 record = IntentRecord(raw.pos, raw.ts, raw.author, entry)
                 self.intents[raw.pos] = self.undecided[raw.pos] = record
             case e.Vote() | e.Commit() | e.Abort() | e.ExecStart() | e.Result():
-                record = self.intents.get(entry.intent_id)
-                if record is None:
+                about = self.intents.get(entry.intent_id)
+                if about is None:
                     return False
-                self._fold_about(raw, entry, record)
+                self._fold_about(raw, entry, about)
             case e.DeciderPolicy():
                 try:
                     policy = Policy.from_doc({**entry.policy, "version": entry.version})

@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -164,7 +164,8 @@ async def chat(
     sent = [m if m.get("content") is not None else {**m, "content": ""} for m in messages]
 
     def call() -> Any:
-        return client.chat.completions.create(model=model, messages=sent, **options)
+        # Messages are plain dicts of the wire format; the SDK types them as TypedDicts.
+        return client.chat.completions.create(model=model, messages=cast(Any, sent), **options)
 
     try:
         response = await trio.to_thread.run_sync(call, abandon_on_cancel=True)

@@ -319,7 +319,7 @@ class _Capture:
         self.tail = bytearray()
         self.dropped = 0
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         room = self.half - len(self.head)
         if room > 0:
             self.head += data[:room]
