@@ -38,7 +38,7 @@ from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, read_state, run_component
 from logact.agent.components.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
 from logact.agent.core import entries as e
-from logact.agent.core.bus import BusState
+from logact.agent.core.bus import BusState, IntentRecord
 from logact.agent.introspection.safety import check_entries
 from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools
@@ -275,19 +275,23 @@ class SimulatedPerson(Component):
     def __init__(self, log: LogAPI, bus: str, approves: bool) -> None:
         super().__init__(log, bus)
         self.approves = approves
-        self._answered: set[int] = set()
 
     async def step(self, now: int) -> int | None:
-        for record in list(self.state.undecided.values()):
-            votes = [vote for _, vote in record.votes]
-            if record.position in self._answered or not any(v.escalate for v in votes):
-                continue
-            if not any(v.kind == "human" for v in votes):
-                said = "approved on escalation" if self.approves else "no answer: denied"
-                vote = e.Vote(record.position, "person", "human", said, self.approves)
-                await self.append(*vote.to_entry())
-            self._answered.add(record.position)
+        said = "approved on escalation" if self.approves else "no answer: denied"
+        for record in unanswered_escalations(self.state):
+            vote = e.Vote(record.position, "person", "human", said, self.approves)
+            await self.append(*vote.to_entry())
         return None
+
+
+def unanswered_escalations(state: BusState) -> list[IntentRecord]:
+    """Undecided intents a voter escalated and no person has voted on yet."""
+    return [
+        record
+        for record in state.undecided.values()
+        if any(vote.escalate for _, vote in record.votes)
+        and not any(vote.kind == "human" for _, vote in record.votes)
+    ]
 
 
 def _escalated(state: BusState, intent_id: int | None) -> bool:

@@ -8,10 +8,36 @@ intent is the latest decider_policy entry before it, so a change applies only to
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from logact.agent.components.runner import Component
 from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
 from logact.agent.judgement.policy import DEFAULT_POLICY, Policy, decide
 from logact.protocol.api import LogAPI
+
+
+@dataclass(slots=True)
+class Plan:
+    """The decisions due now, and when (ms) to look again for a deadline, if ever."""
+
+    decisions: list[e.Commit | e.Abort] = field(default_factory=list)
+    wake: int | None = None
+
+
+def plan(state: BusState, now: int) -> Plan:
+    """What the policies say about every undecided intent at ``now``."""
+    due = Plan()
+    for record in state.undecided.values():
+        policy = state.decider_policies.policy_for(record.position)
+        decision = decide(policy, record.policy_votes(), intent_ts_ms=record.ts, now_ms=now)
+        if decision is not None:
+            entry_type = e.Commit if decision.commit else e.Abort
+            due.decisions.append(entry_type(record.position, decision.reason, policy.version))
+        elif policy.deadline_ms is not None:
+            deadline = record.ts + policy.deadline_ms
+            due.wake = deadline if due.wake is None else min(due.wake, deadline)
+    return due
 
 
 class Decider(Component):
@@ -20,23 +46,9 @@ class Decider(Component):
     def __init__(self, log: LogAPI, bus: str, default: Policy = DEFAULT_POLICY) -> None:
         super().__init__(log, bus)
         self.state.decider_policies.default = default
-        self._decided: set[int] = set()
 
     async def step(self, now: int) -> int | None:
-        wake: int | None = None
-        for record in list(self.state.undecided.values()):
-            if record.position in self._decided:
-                continue
-            policy = self.state.decider_policies.policy_for(record.position)
-            decision = decide(policy, record.policy_votes(), intent_ts_ms=record.ts, now_ms=now)
-            if decision is None:
-                if policy.deadline_ms is not None:
-                    due = record.ts + policy.deadline_ms
-                    wake = due if wake is None else min(wake, due)
-                continue
-            entry_type = e.Commit if decision.commit else e.Abort
-            await self.append(
-                *entry_type(record.position, decision.reason, policy.version).to_entry()
-            )
-            self._decided.add(record.position)
-        return wake
+        due = plan(self.state, now)
+        if due.decisions:
+            await self.append_batch([decision.to_entry() for decision in due.decisions])
+        return due.wake

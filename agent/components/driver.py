@@ -52,28 +52,19 @@ class Driver(Component):
         self.tools = list(tools)
         self.settings = settings
         self.exit_when_idle = exit_when_idle
-        self._awaiting = -1  # our last appended position: plan only once we have seen it
         self._resumed = False  # restarted mid-task: the next inference gets a restart brief
-
-    async def _append(self, entries: list[tuple[str, Any]]) -> range:
-        positions = await self.log.append_batch(self.bus, entries, fence=self.fence)
-        self._awaiting = positions[-1]
-        return positions
 
     async def _infer(self, move: Infer) -> None:
         if move.new:
             # Only if the bus is still what the plan saw: input that arrived meanwhile must not
             # count as delivered with this inference.
             try:
-                positions = await self.log.append_batch(
-                    self.bus,
+                await self.append_batch(
                     [e.InfIn(self.model, tuple(move.new)).to_entry()],
-                    fence=self.fence,
                     expect_tail=self.state.next,
                 )
             except ConditionFailed:
                 return  # re-plan once the new entries are folded in
-            self._awaiting = positions[-1]
         self._resumed = False  # any restart brief is in the log now
         options: dict[str, Any] = {"tools": self.tools} if self.tools else {}
         if self.settings.force_tool is not None:
@@ -88,22 +79,20 @@ class Driver(Component):
             except ModelError as exc:
                 if attempt + 1 == MODEL_ATTEMPTS:
                     text = f"stopped: the model failed {MODEL_ATTEMPTS} times: {exc}"
-                    await self._append([e.AgentOutput(text).to_entry()])
+                    await self.append_batch([e.AgentOutput(text).to_entry()])
                     return
                 await trio.sleep(2**attempt)  # back off before asking the endpoint again
         reply = e.InfOut(self.model, message, usage).to_entry()
         actions = actions_of(message, self.settings.code_actions)
         if actions:
-            await self._append([reply, e.Intent(actions[0]).to_entry()])
+            await self.append_batch([reply, e.Intent(actions[0]).to_entry()])
         else:
-            await self._append([reply])
+            await self.append_batch([reply])
 
     async def recovered(self) -> None:
         self._resumed = True  # plan() briefs only if a loop was under way
 
     async def step(self, now: int) -> int | None:
-        if self.state.next <= self._awaiting:
-            return None  # our own appends are not folded in yet
         move = plan(self.state, self.settings, resumed=self._resumed)
         if isinstance(move, Finish | Idle):
             self._resumed = False  # nothing under way to brief about
@@ -111,9 +100,9 @@ class Driver(Component):
             case Infer():
                 await self._infer(move)
             case Propose():
-                await self._append([move.intent.to_entry()])
+                await self.append_batch([move.intent.to_entry()])
             case Finish():
-                await self._append([e.AgentOutput(move.text, move.input_id).to_entry()])
+                await self.append_batch([e.AgentOutput(move.text, move.input_id).to_entry()])
             case Idle():
                 self.finished = self.exit_when_idle and bool(self.state.of_type(e.AgentOutput))
         return None

@@ -12,7 +12,7 @@ import shlex
 
 from logact.agent.components.runner import Component
 from logact.agent.core import entries as e
-from logact.agent.core.bus import IntentRecord
+from logact.agent.core.bus import BusState, IntentRecord
 from logact.agent.tools.registry import ACTION_ENV, ToolOutcome, ToolRegistry
 from logact.protocol.api import LogAPI
 
@@ -42,18 +42,30 @@ def as_tool_call(action: e.ToolCall | e.CodeBlock) -> e.ToolCall:
     return e.ToolCall("shell", {"command": template.format(code=shlex.quote(action.code))})
 
 
+def in_doubt_results(state: BusState) -> list[e.Result]:
+    """What to report, on start, for every action an earlier executor left unfinished."""
+    return [
+        e.Result(record.position, ok=False, error=INTERRUPTED, in_doubt=True)
+        for record in state.in_doubt()
+    ]
+
+
+def plan(state: BusState) -> list[IntentRecord]:
+    """The committed intents not started yet, in log order."""
+    return sorted(state.runnable.values(), key=lambda record: record.position)
+
+
 class Executor(Component):
     fencing_name = "executor"
 
     def __init__(self, log: LogAPI, bus: str, tools: ToolRegistry) -> None:
         super().__init__(log, bus)
         self.tools = tools
-        self._started: set[int] = set()
 
     async def recovered(self) -> None:
-        for record in self.state.in_doubt():
-            result = e.Result(record.position, ok=False, error=INTERRUPTED, in_doubt=True)
-            await self.append(*result.to_entry())
+        results = in_doubt_results(self.state)
+        if results:
+            await self.append_batch([result.to_entry() for result in results])
 
     async def _run(self, record: IntentRecord) -> ToolOutcome:
         token = ACTION_ENV.set(
@@ -65,11 +77,8 @@ class Executor(Component):
             ACTION_ENV.reset(token)
 
     async def step(self, now: int) -> int | None:
-        for record in sorted(self.state.runnable.values(), key=lambda r: r.position):
-            if record.position in self._started:
-                continue
+        for record in plan(self.state):
             await self.append(*e.ExecStart(record.position).to_entry())
-            self._started.add(record.position)
             outcome = await self._run(record)
             await self.append(*outcome.to_result(record.position).to_entry())
         return None

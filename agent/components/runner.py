@@ -1,9 +1,13 @@
 """The loop every agent component runs: claim, replay the bus, then react to each new entry.
 
 A component is a :class:`BusState` plus a ``step`` that looks at the state and appends what is
-due (a vote, a decision, a result, the next intent). Recovery is replay: a restarted component
+due (a vote, a decision, a result, the next intent). Each component decides what is due with a
+pure ``plan`` over the state and only then acts. Recovery is replay: a restarted component
 rebuilds its state from the bus before its first step, so it acts on everything it missed and
 never on a partial view of its own earlier work.
+
+A component never steps while one of its own appends is still on its way back through the
+subscription: its state would not show that append yet, and it would act twice.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class Component(ABC):
         self.state = BusState(bus)
         self.epoch: int | None = None
         self.finished = False  # set by components that end (a driver's task is done)
+        self._awaiting = -1  # the position of our last append: step once it is folded in
 
     @property
     def fence(self) -> tuple[str, int] | None:
@@ -46,9 +51,26 @@ class Component(ABC):
             return None
         return (self.fencing_name, self.epoch)
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether the state shows every append this component made."""
+        return self.state.next > self._awaiting
+
     async def append(self, entry_type: str, body: object) -> int:
         """Append one entry, fenced when this component holds an epoch."""
-        return await self.log.append(self.bus, entry_type, body, fence=self.fence)
+        position = await self.log.append(self.bus, entry_type, body, fence=self.fence)
+        self._awaiting = max(self._awaiting, position)
+        return position
+
+    async def append_batch(
+        self, entries: list[tuple[str, object]], *, expect_tail: int | None = None
+    ) -> range:
+        """Append entries atomically (only if the bus ends at ``expect_tail``, when given)."""
+        positions = await self.log.append_batch(
+            self.bus, entries, fence=self.fence, expect_tail=expect_tail
+        )
+        self._awaiting = max(self._awaiting, positions[-1])
+        return positions
 
     async def recovered(self) -> None:
         """Called once after the replay, before the first step (e.g. report interruptions)."""
@@ -56,7 +78,10 @@ class Component(ABC):
 
     @abstractmethod
     async def step(self, now: int) -> int | None:
-        """Act on the current state; returns when (ms) to step again without news, if ever."""
+        """Act on the current state; returns when (ms) to step again without news, if ever.
+
+        Called only when the state shows this component's own appends (:attr:`caught_up`).
+        """
 
     def observe(self, entry: Entry) -> None:
         """Fold one entry; components may extend this to notice what arrived."""
@@ -109,7 +134,7 @@ async def run_component(
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_pump, component.log, component.bus, component.state.next, send)
         while True:
-            wake = await component.step(now_ms())
+            wake = await component.step(now_ms()) if component.caught_up else None
             if component.finished:
                 break
             timeout = math.inf if wake is None else max(wake - now_ms(), 0) / 1000

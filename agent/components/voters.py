@@ -1,8 +1,9 @@
 """Voter components: each undecided intent gets one vote from each voter, in log order.
 
-A voter's judgement is a function ``(state, record) -> Judgement``; this module runs it against
-the bus. A restarted voter replays the bus and sees its own earlier votes, so it votes at most
-once per intent (a vote in flight when it died may appear twice; only the first counts).
+A voter's judgement is a function ``(state, record, ballot) -> Vote``; this module plans which
+intents need its vote (a pure function of the fold) and runs the judgement against the bus. A
+restarted voter replays the bus and sees its own earlier votes, so it votes at most once per
+intent (a vote in flight when it died may appear twice; only the first counts).
 """
 
 from __future__ import annotations
@@ -21,14 +22,43 @@ from logact.protocol.api import LogAPI
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
-    approve: bool | None
-    reason: str
-    probability: float | None = None
-    escalate: bool = False  # ask a person (agent/judgement/policy.py, "Escalation")
+class Ballot:
+    """Who votes on which intent: a judge fills it in with its verdict."""
+
+    intent_id: int
+    voter_id: str
+    kind: str
+
+    def cast(
+        self,
+        approve: bool | None,
+        reason: str,
+        probability: float | None = None,
+        *,
+        escalate: bool = False,
+    ) -> e.Vote:
+        """The vote entry; an escalation asks a person (agent/core/policy.py, "Escalation")."""
+        return e.Vote(
+            self.intent_id,
+            self.voter_id,
+            self.kind,
+            reason,
+            approve,
+            probability,
+            escalate or None,
+        )
 
 
-Judge = Callable[[BusState, IntentRecord], Awaitable[Judgement]]
+Judge = Callable[[BusState, IntentRecord, Ballot], Awaitable[e.Vote]]
+
+
+def plan(state: BusState, voter_id: str) -> list[IntentRecord]:
+    """The undecided intents ``voter_id`` has not voted on, in log order."""
+    return [
+        record
+        for record in state.undecided.values()
+        if not any(vote.voter_id == voter_id for _, vote in record.votes)
+    ]
 
 
 class Voter(Component):
@@ -39,29 +69,12 @@ class Voter(Component):
         self.voter_id = voter_id
         self.kind = kind
         self.judge = judge
-        self._voted: set[int] = set()
-
-    def _has_voted(self, record: IntentRecord) -> bool:
-        if record.position in self._voted:
-            return True
-        return any(vote.voter_id == self.voter_id for _, vote in record.votes)
 
     async def step(self, now: int) -> int | None:
-        for record in list(self.state.undecided.values()):
-            if record.decision is not None or self._has_voted(record):
-                continue
-            judgement = await self.judge(self.state, record)
-            vote = e.Vote(
-                record.position,
-                self.voter_id,
-                self.kind,
-                judgement.reason,
-                judgement.approve,
-                judgement.probability,
-                judgement.escalate or None,
-            )
+        for record in plan(self.state, self.voter_id):
+            ballot = Ballot(record.position, self.voter_id, self.kind)
+            vote = await self.judge(self.state, record, ballot)
             await self.append(*vote.to_entry())
-            self._voted.add(record.position)
         return None
 
 
@@ -69,7 +82,7 @@ def rule_judge(default_rules: RuleSet) -> Judge:
     """Rules from the file, replaced by the latest ``voter_policy`` of kind ``rule`` before the
     intent (``{"kind": "rule", "default": ..., "rules": [...]}``)."""
 
-    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+    async def judge(state: BusState, record: IntentRecord, ballot: Ballot) -> e.Vote:
         rules = default_rules
         policy = state.voter_policy_for(record.position, "rule")
         if policy is not None:
@@ -77,9 +90,9 @@ def rule_judge(default_rules: RuleSet) -> Judge:
             try:
                 rules = RuleSet.from_doc(doc)
             except RuleError as exc:  # a broken policy must not open the gate
-                return Judgement(False, f"rule policy v{policy.version} is invalid: {exc}")
+                return ballot.cast(False, f"rule policy v{policy.version} is invalid: {exc}")
         verdict = rules.evaluate(record.intent.action, state.bus)
-        return Judgement(verdict.approve, verdict.reason)
+        return ballot.cast(verdict.approve, verdict.reason)
 
     return judge
 
@@ -87,11 +100,10 @@ def rule_judge(default_rules: RuleSet) -> Judge:
 def llm_judge(client: openai.OpenAI, model: str, *, timeout: float = 60) -> Judge:
     """The LLM voter: the model's structured verdict on the intent in its bus context."""
 
-    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+    async def judge(state: BusState, record: IntentRecord, ballot: Ballot) -> e.Vote:
         context = llm_voter.context_from_bus(state, record)
         verdict = await llm_voter.judge(client, model, context, timeout=timeout)
-        vote = verdict.to_vote(record.position, "llm")
-        return Judgement(vote.approve, vote.reason, vote.probability)
+        return verdict.to_vote(ballot.intent_id, ballot.voter_id, ballot.kind)
 
     return judge
 
@@ -99,10 +111,10 @@ def llm_judge(client: openai.OpenAI, model: str, *, timeout: float = 60) -> Judg
 def provenance_judge() -> Judge:
     """The provenance voter: rejects actions whose values only injected instructions supplied."""
 
-    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+    async def judge(state: BusState, record: IntentRecord, ballot: Ballot) -> e.Vote:
         sources = provenance.sources_from_bus(state, record.position)
         verdict = provenance.judge_action(record.intent.action, sources)
-        return Judgement(verdict.approve, verdict.reason)
+        return ballot.cast(verdict.approve, verdict.reason)
 
     return judge
 
@@ -111,9 +123,9 @@ def ifc_judge(labels: ifc.Labels) -> Judge:
     """The information-flow voter: escalates calls whose critical values come from content
     others can write (agent/judgement/ifc.py), whatever that content says."""
 
-    async def judge(state: BusState, record: IntentRecord) -> Judgement:
+    async def judge(state: BusState, record: IntentRecord, ballot: Ballot) -> e.Vote:
         sources = ifc.sources_from_bus(state, record.position, labels)
         verdict = ifc.judge_call(labels, record.intent.action, sources)
-        return Judgement(verdict.approve, verdict.reason, escalate=verdict.escalate)
+        return ballot.cast(verdict.approve, verdict.reason, escalate=verdict.escalate)
 
     return judge

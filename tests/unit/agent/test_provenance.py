@@ -17,7 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.agent.components.voters import provenance_judge
+from logact.agent.components.voters import Ballot, provenance_judge
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.judgement import provenance as p
@@ -292,6 +292,7 @@ async def test_the_voter_judges_an_intent_from_its_bus() -> None:
     )
     judge = provenance_judge()
     with trio.fail_after(10):
-        judgement = await judge(state, state.intents[3])
-        assert judgement.approve is False and "#2" in judgement.reason
-        assert (await judge(state, state.intents[1])).approve is True
+        vote = await judge(state, state.intents[3], Ballot(3, "provenance", "provenance"))
+        assert vote == e.Vote(3, "provenance", "provenance", vote.reason, False)
+        assert "#2" in vote.reason
+        assert (await judge(state, state.intents[1], Ballot(1, "p", "p"))).approve is True
