@@ -34,10 +34,17 @@ from logact.agent.components.voters import (
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.integrations.mailbox import give_task, send_mail
+from logact.agent.integrations.policy_admin import (
+    PolicyChange,
+    PolicyDocError,
+    append_change,
+    decider_policy,
+    veto_policy,
+)
 from logact.agent.introspection import timeline
 from logact.agent.judgement import llm_voter
 from logact.agent.judgement.ifc import LabelsError, load_labels
-from logact.agent.judgement.policy import DEFAULT_POLICY, Policy, PolicyError
+from logact.agent.judgement.policy import Policy
 from logact.agent.judgement.rules import RuleError, RuleSet, load_rules
 from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.models.llm import ModelError
@@ -265,25 +272,10 @@ def voter(
     run(main, errors=(ModelError, RuleError))
 
 
-def signed(doc: Any) -> Any:
-    """A decider policy document with the shipped identities unless it names its own: votes of a
-    kind count only from the principal named for it, decisions only from the decider."""
-    if not isinstance(doc, dict):
-        return doc
-    return {"signers": dict(e.VOTE_SIGNERS), "deciders": list(e.DECIDERS), **doc}
-
-
-def parse_policy(text: str | None) -> Policy:
-    """A decider policy from JSON text or ``@file``: {kind, params?, deadline_ms?, signers?,
-    deciders?}; signers and deciders default to the shipped principals (:func:`signed`)."""
+def _decider_policy(text: str | None) -> Policy:
     try:
-        if text is None:
-            return Policy.from_doc(signed({"version": 0, **DEFAULT_POLICY.to_doc()}))
-        if text.startswith("@"):
-            text = Path(text[1:]).read_text()
-        doc = json.loads(text)
-        return Policy.from_doc(signed({"version": 0, **doc}))
-    except (OSError, json.JSONDecodeError, PolicyError, TypeError) as exc:
+        return decider_policy(text)
+    except PolicyDocError as exc:
         fail(f"bad decider policy: {exc}")
 
 
@@ -305,7 +297,7 @@ def decider(
     policy: str | None,
 ) -> None:
     """Turn votes into commit/abort; decider_policy entries on the bus override --policy."""
-    default = parse_policy(policy)
+    default = _decider_policy(policy)
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "decider") as log:
@@ -480,16 +472,6 @@ def vote(
     run(main, errors=(ModelError, RuleError))
 
 
-def check_voter_policy(doc: Any) -> None:
-    """A voter policy the voters of its kind will accept (ValueError / RuleError if not)."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str):
-        raise ValueError('a voter policy is a JSON object with a string "kind"')
-    if doc["kind"] == "rule":
-        RuleSet.from_doc({k: v for k, v in doc.items() if k != "kind"})
-    elif doc["kind"] == "llm" and not isinstance(doc.get("prompt_extra", ""), str):
-        raise ValueError("an llm voter policy's prompt_extra must be a string")
-
-
 @click.command()
 @client_options
 @_bus_option
@@ -516,33 +498,16 @@ def policy(
 ) -> None:
     """Append new policy versions (atomically, when both are given); later intents use them."""
     try:
-        docs = {
-            name: json.loads(doc)
-            for name, doc in (("decider", decider_doc), ("voter", voter_doc))
-            if doc is not None
-        }
-        if "decider" in docs:
-            docs["decider"] = signed(docs["decider"])
-            Policy.from_doc({"version": 1, **docs["decider"]})
-        if "voter" in docs:
-            check_voter_policy(docs["voter"])
-    except (json.JSONDecodeError, PolicyError, RuleError, TypeError, ValueError) as exc:
+        change = PolicyChange.from_json(decider_doc, voter_doc)
+    except PolicyDocError as exc:
         fail(f"bad policy: {exc}")
-    if not docs:
+    if change.empty:
         fail("give --decider and/or --voter")
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "policy") as log:
-            state = await read_state(log, bus)
-            entries: list[tuple[str, Any]] = []
-            if "decider" in docs:
-                version = state.decider_policies.current.version + 1
-                entries.append(e.DeciderPolicy(version, docs["decider"]).to_entry())
-            if "voter" in docs:
-                last = state.voter_policies[-1][1].version if state.voter_policies else 0
-                entries.append(e.VoterPolicy(last + 1, docs["voter"]).to_entry())
-            positions = await log.append_batch(bus, entries, expect_tail=state.next)
-            console.print(f"policy appended at {list(positions)}")
+            positions = await append_change(log, bus, change)
+            console.print(f"policy appended at {positions}")
 
     run(main, errors=(ModelError, RuleError))
 
@@ -587,15 +552,7 @@ def run_all(
     when the task is done and prints the timeline."""
     kinds = ["rule", "llm"] if llm_voter_on else ["rule"]
     default = (
-        parse_policy(policy_text)
-        if policy_text
-        else Policy(
-            "veto",
-            {"kinds": kinds},
-            deadline_ms=120_000,
-            signers=e.VOTE_SIGNERS,
-            deciders=e.DECIDERS,
-        )
+        _decider_policy(policy_text) if policy_text else veto_policy(kinds, deadline_ms=120_000)
     )
     tools = executor_tools(Path(workspace), unsafe_no_sandbox)
 

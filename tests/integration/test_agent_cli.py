@@ -25,8 +25,8 @@ import trio
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
+from logact.agent.integrations.policy_admin import signed
 from logact.agent.models.llm import tool_call
-from logact.cli.agent import signed
 from logact.client.client import Client
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES
 from logact.ops.local_cluster import LocalCluster
