@@ -446,28 +446,25 @@ def vote(
             if intent_id is not None:
                 if approve is None or intent_id not in state.intents:
                     fail("--intent needs an intent of the bus and --approve or --reject")
-                record = state.intents[intent_id]
-                if record not in human.pending(state, voter_id):
+                if not human.counts(state, intent_id, voter_id):
                     console.print(
                         f"note: #{intent_id} is already decided or has a vote from {voter_id}; "
                         "this vote is recorded but only a first vote before the decision counts"
                     )
-                choices = [(record, approve, reason)]
+                answers = [human.Answer(intent_id, approve, reason)]
             else:
-                choices = []
+                answers = []
                 for record in human.pending(state, voter_id):
                     console.print("\n".join(human.context(state, record)), markup=False)
-                    answer = click.prompt("approve? [y/n/skip]", default="skip")
-                    if answer.lower() in ("y", "n"):
+                    said = click.prompt("approve? [y/n/skip]", default="skip").lower()
+                    if said in ("y", "n"):
                         why = click.prompt("reason", default="")
-                        choices.append((record, answer.lower() == "y", why))
-                if not choices:
+                        answers.append(human.Answer(record.position, said == "y", why))
+                if not answers:
                     console.print("nothing to vote on")
-            for record, approved, why in choices:
-                default_reason = "approved by a person" if approved else "rejected by a person"
-                body = e.Vote(record.position, voter_id, "human", why or default_reason, approved)
-                await log.append(bus, *body.to_entry())
-                console.print(f"#{record.position}: {'approved' if approved else 'rejected'}")
+            for answer in answers:
+                await human.cast(log, bus, voter_id, answer)
+                console.print(f"#{answer.position}: {'approved' if answer.approve else 'rejected'}")
 
     run(main, errors=(ModelError, RuleError))
 

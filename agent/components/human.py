@@ -1,10 +1,15 @@
-"""The human voter's view: which intents wait for a person, and the context to judge them."""
+"""The human voter: which intents wait for a person, the context to judge them, and the
+person's answer as a vote on the bus."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
 from logact.agent.introspection.timeline import clip, describe_action, status
+from logact.agent.judgement.policy import ESCALATION_KIND
+from logact.protocol.api import LogAPI
 
 
 def pending(state: BusState, voter_id: str) -> list[IntentRecord]:
@@ -14,6 +19,12 @@ def pending(state: BusState, voter_id: str) -> list[IntentRecord]:
         for record in state.undecided.values()
         if not any(vote.voter_id == voter_id for _, vote in record.votes)
     ]
+
+
+def counts(state: BusState, position: int, voter_id: str) -> bool:
+    """Whether a vote from ``voter_id`` on the intent at ``position`` would count: only a first
+    vote, cast before the decision, does (a later one is recorded all the same)."""
+    return any(record.position == position for record in pending(state, voter_id))
 
 
 def context(state: BusState, record: IntentRecord, recent: int = 5) -> list[str]:
@@ -38,3 +49,23 @@ def context(state: BusState, record: IntentRecord, recent: int = 5) -> list[str]
         verdict = "ESCALATED TO YOU" if v.escalate else "approve" if v.approve else "reject"
         lines.append(f"vote: {v.voter_id} ({v.kind}) {verdict}: {v.reason}")
     return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A person's answer on the intent at ``position``; no reason says which way they went."""
+
+    position: int
+    approve: bool
+    reason: str | None = None
+
+    def vote(self, voter_id: str) -> e.Vote:
+        default = "approved by a person" if self.approve else "rejected by a person"
+        return e.Vote(
+            self.position, voter_id, ESCALATION_KIND, self.reason or default, self.approve
+        )
+
+
+async def cast(log: LogAPI, bus: str, voter_id: str, answer: Answer) -> int:
+    """Append ``answer`` as ``voter_id``'s vote; its position."""
+    return await log.append(bus, *answer.vote(voter_id).to_entry())
