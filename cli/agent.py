@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from logact.agent.components.voters import (
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.integrations.mailbox import give_task, send_mail
+from logact.agent.integrations.parts import executor_tools, rules_or_allow_all, scripted_reviewer
 from logact.agent.integrations.policy_admin import (
     PolicyChange,
     PolicyDocError,
@@ -42,14 +42,12 @@ from logact.agent.integrations.policy_admin import (
     veto_policy,
 )
 from logact.agent.introspection import timeline
-from logact.agent.judgement import llm_voter
 from logact.agent.judgement.ifc import LabelsError, load_labels
 from logact.agent.judgement.policy import Policy
-from logact.agent.judgement.rules import RuleError, RuleSet, load_rules
+from logact.agent.judgement.rules import RuleError, RuleSet
 from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.models.llm import ModelError
 from logact.agent.tools.registry import ToolRegistry, standard_tools
-from logact.agent.tools.sandbox import unavailable as sandbox_unavailable
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.protocol.errors import Fenced
@@ -68,16 +66,11 @@ def _sandbox_option(func: Any) -> Any:
     )(func)
 
 
-def executor_tools(workspace: Path, unsafe_no_sandbox: bool, **options: Any) -> ToolRegistry:
-    """The built-in tools in ``workspace``, sandboxed unless told otherwise; a sandbox that
-    cannot be set up is reported now (every shell action will be refused, with the reason)."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    if unsafe_no_sandbox:
-        click.echo("executor: actions run WITHOUT a sandbox (--unsafe-no-sandbox)", err=True)
-        return standard_tools(workspace, sandbox=None, **options)
-    if (problem := sandbox_unavailable()) is not None:
-        click.echo(f"executor: shell actions will be refused: {problem}", err=True)
-    return standard_tools(workspace, **options)
+def _executor_tools(workspace: str, unsafe_no_sandbox: bool, **options: Any) -> ToolRegistry:
+    tools, warning = executor_tools(Path(workspace), sandboxed=not unsafe_no_sandbox, **options)
+    if warning is not None:
+        click.echo(f"executor: {warning}", err=True)
+    return tools
 
 
 def model_options(func: Any) -> Any:
@@ -178,20 +171,10 @@ def driver(
 
 
 def _rules(path: str | None) -> RuleSet:
-    if path is None:
-        return RuleSet.from_doc({"default": "allow"})
     try:
-        return load_rules(path)
+        return rules_or_allow_all(path)
     except (OSError, RuleError) as exc:
         fail(f"rules {path}: {exc}")
-
-
-def _deny_pairs(deny: Sequence[str]) -> list[tuple[str, str]]:
-    pairs = []
-    for item in deny:
-        text, _, reason = item.partition("=")
-        pairs.append((text, reason or f"mentions {text!r}"))
-    return pairs
 
 
 @agent.command()
@@ -258,11 +241,7 @@ def voter(
             elif labels is not None:
                 judge = ifc_judge(labels)
             else:
-                responder = (
-                    (lambda: llm_voter.keyword_responder(_deny_pairs(scripted_deny)))
-                    if scripted_deny
-                    else None
-                )
+                responder = scripted_reviewer(scripted_deny) if scripted_deny else None
                 client, name = await stack.enter_async_context(
                     open_model(llm, script, base_url, model, responder)
                 )
@@ -325,7 +304,7 @@ def executor(
     """Run committed intents in the workspace, at most once each."""
 
     async def main() -> None:
-        tools = executor_tools(Path(workspace), unsafe_no_sandbox, shell_timeout=shell_timeout)
+        tools = _executor_tools(workspace, unsafe_no_sandbox, shell_timeout=shell_timeout)
         async with _log(config_path, nodes, token, timeout, "executor") as log:
             await _run_component(Executor(log, bus, tools))
 
@@ -551,7 +530,7 @@ def run_all(
     default = (
         _decider_policy(policy_text) if policy_text else veto_policy(kinds, deadline_ms=120_000)
     )
-    tools = executor_tools(Path(workspace), unsafe_no_sandbox)
+    tools = _executor_tools(workspace, unsafe_no_sandbox)
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
@@ -570,9 +549,7 @@ def run_all(
                         *await stack.enter_async_context(
                             open_model(
                                 "script",
-                                scripted_responder=lambda: llm_voter.keyword_responder(
-                                    _deny_pairs(scripted_deny)
-                                ),
+                                scripted_responder=scripted_reviewer(scripted_deny),
                             )
                         )
                     )
