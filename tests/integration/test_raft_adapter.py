@@ -1,4 +1,4 @@
-"""LogAct's Raft adapter (server/raft.py) wired to the real PySyncObj 0.3.17, driven in-process.
+"""The Raft adapter (server/pysyncobj_adapter.py) on the real PySyncObj 0.3.17, driven in-process.
 
 A ``LogSyncObj`` (no ticking thread, no peers running) receives hand-made Raft messages, so
 exact interleavings that are hard to provoke with real processes are replayed
@@ -22,7 +22,7 @@ from pysyncobj import SyncObjConf
 
 from logact.ops.ports import free_ports
 from logact.server.journal import FsyncJournal
-from logact.server.raft import LogSyncObj
+from logact.server.pysyncobj_adapter import LogSyncObj
 from logact.server.state import LogState
 
 REGULAR_COMMAND = b"\x00"  # PySyncObj's _COMMAND_TYPE.REGULAR prefix
