@@ -26,8 +26,8 @@ def executor_tools(
     reason)."""
     workspace.mkdir(parents=True, exist_ok=True)
     if not sandboxed:
-        warning = "actions run WITHOUT a sandbox, as asked"
-        return standard_tools(workspace, sandbox=None, **options), warning
+        unsandboxed = "actions run WITHOUT a sandbox, as asked"
+        return standard_tools(workspace, sandbox=None, **options), unsandboxed
     problem = sandbox_unavailable()
     warning = f"shell actions will be refused: {problem}" if problem is not None else None
     return standard_tools(workspace, **options), warning
