@@ -9,18 +9,12 @@ mails them to the agent (as the mailer principal), so they reach its next model 
 from __future__ import annotations
 
 import json
-import time
-from contextlib import AsyncExitStack
-from typing import Any
+from contextlib import AsyncExitStack, aclosing
 
 import click
-import trio
 
-from logact.agent.components.runner import read_state
-from logact.agent.core import entries as e
-from logact.agent.introspection.digest import digest
-from logact.agent.introspection.health import Thresholds, check, is_news, model_judgement
-from logact.agent.introspection.supervisor import watched_buses
+from logact.agent.introspection.health import Thresholds
+from logact.agent.introspection.health_watch import HealthWatcher, Report, watch
 from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import (
@@ -33,19 +27,18 @@ from logact.cli.common import (
     watch_options,
 )
 
-CHECKER = "logact-health"
 
-
-def _print(bus: str, findings: list[dict[str, Any]], judgement: str | None) -> None:
-    if not findings:
+def _print(report: Report) -> None:
+    bus = report.bus
+    if not report.findings:
         console.print(f"{bus}: healthy", markup=False)
-    for f in findings:
+    for f in report.findings:
         console.print(
             f"{bus}: {f['severity'].upper()} {f['signal']}: {f['detail']} {f['positions']}",
             markup=False,
         )
-    if judgement:
-        console.print(f"{bus}: model: {judgement}", markup=False)
+    if report.judgement:
+        console.print(f"{bus}: model: {report.judgement}", markup=False)
 
 
 @click.command()
@@ -106,28 +99,15 @@ def health(
                 if judge
                 else None
             )
-            for index in range(rounds):
-                for bus in await watched_buses(reader, buses, prefix):
-                    state = await read_state(reader, bus)
-                    findings = check(state, int(time.time() * 1000), thresholds)
-                    judgement = None
-                    if chosen is not None:
-                        judgement = await model_judgement(*chosen, digest(state).render())
+            watcher = HealthWatcher(
+                reader, recorder=recorder, mailer=mailer, model=chosen, thresholds=thresholds
+            )
+            async with aclosing(watch(watcher, buses, prefix, rounds, interval)) as reports:
+                async for report in reports:
                     if as_json:
-                        print(
-                            json.dumps({"bus": bus, "findings": findings, "judgement": judgement})
-                        )
+                        line = {"bus": report.bus, "findings": report.findings}
+                        print(json.dumps({**line, "judgement": report.judgement}))
                     else:
-                        _print(bus, findings, judgement)
-                    if not is_news(state, findings):
-                        continue
-                    if recorder is not None:
-                        entry = e.Health(CHECKER, state.next - 1, tuple(findings), judgement)
-                        await recorder.append(bus, *entry.to_entry())
-                    if mailer is not None and findings:
-                        text = "; ".join(f"{f['signal']}: {f['detail']}" for f in findings)
-                        await mailer.append(bus, *e.Mail(CHECKER, bus, text, "health").to_entry())
-                if index + 1 < rounds:
-                    await trio.sleep(interval)
+                        _print(report)
 
     run(main)
