@@ -9,13 +9,13 @@ reader principal, mails as the mailer principal; bounded by ``--rounds``.
 
 from __future__ import annotations
 
-import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, aclosing
 
 import click
-import trio
 
-from logact.agent.introspection.supervisor import AdviceThresholds, Supervisor, watched_buses
+from logact.agent.components.runner import now_ms
+from logact.agent.introspection.rounds import watch_rounds
+from logact.agent.introspection.supervisor import AdviceThresholds, Supervisor
 from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import (
@@ -90,13 +90,11 @@ def supervise(
                 model=chosen,
                 thresholds=AdviceThresholds(repeat, min_ms, share),
             )
-            for index in range(rounds):
-                targets = await watched_buses(reader, buses, prefix)
-                for sent in await supervisor.round(targets, int(time.time() * 1000)):
-                    first = sent.text.splitlines()[0] if sent.text else ""
-                    line = f"{sent.bus}#{sent.position} {sent.subject}: {first}"
-                    console.print(line, markup=False)
-                if index + 1 < rounds:
-                    await trio.sleep(interval)
+            async with aclosing(watch_rounds(reader, buses, prefix, rounds, interval)) as each:
+                async for targets in each:
+                    for sent in await supervisor.round(targets, now_ms()):
+                        first = sent.text.splitlines()[0] if sent.text else ""
+                        line = f"{sent.bus}#{sent.position} {sent.subject}: {first}"
+                        console.print(line, markup=False)
 
     run(main)
