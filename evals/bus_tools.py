@@ -90,14 +90,14 @@ class BusGate:
         start = time.perf_counter()
         decision = await commit_intention(self.log, self.bus, intent, self.timeout)
         decision_ms = (time.perf_counter() - start) * 1000
-        if not decision.approved:
-            return CallOutcome(decision.position, False, decision.reason, decision_ms=decision_ms)
-        result = await wait_for_result(self.log, self.bus, decision.position, self.timeout)
+        if not decision.commit:
+            return CallOutcome(decision.intent_id, False, decision.reason, decision_ms=decision_ms)
+        result = await wait_for_result(self.log, self.bus, decision.intent_id, self.timeout)
         if result is None:
             error = f"no result within {self.timeout:g} s"
-            return CallOutcome(decision.position, True, decision.reason, "", error, decision_ms)
+            return CallOutcome(decision.intent_id, True, decision.reason, "", error, decision_ms)
         return CallOutcome(
-            decision.position, True, decision.reason, result.output, result.error, decision_ms
+            decision.intent_id, True, decision.reason, result.output, result.error, decision_ms
         )
 
 

@@ -30,10 +30,15 @@ def plan(state: BusState, now: int) -> Plan:
     due = Plan()
     for record in state.undecided.values():
         policy = state.decider_policies.policy_for(record.position)
-        decision = decide(policy, record.policy_votes(), intent_ts_ms=record.ts, now_ms=now)
+        decision = decide(
+            policy,
+            record.vote_entries(),
+            intent_id=record.position,
+            intent_ts_ms=record.ts,
+            now_ms=now,
+        )
         if decision is not None:
-            entry_type = e.Commit if decision.commit else e.Abort
-            due.decisions.append(entry_type(record.position, decision.reason, policy.version))
+            due.decisions.append(decision)
         elif policy.deadline_ms is not None:
             deadline = record.ts + policy.deadline_ms
             due.wake = deadline if due.wake is None else min(due.wake, deadline)

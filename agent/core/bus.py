@@ -14,9 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from logact.agent.core import entries as e
-from logact.agent.judgement.policy import Decision as PolicyDecision
 from logact.agent.judgement.policy import DecisionLog, Policy, PolicyError, PolicyLog
-from logact.agent.judgement.policy import Vote as PolicyVote
 from logact.protocol.codec import Entry
 
 T = TypeVar("T")
@@ -53,11 +51,9 @@ class IntentRecord:
         """Nothing more will happen to it: aborted, or has a result."""
         return self.aborted or self.result is not None
 
-    def policy_votes(self) -> list[PolicyVote]:
-        return [
-            PolicyVote(v.voter_id, v.kind, v.approve, v.probability, v.reason, bool(v.escalate))
-            for _, v in self.votes
-        ]
+    def vote_entries(self) -> list[e.Vote]:
+        """The counted votes, in log order."""
+        return [vote for _, vote in self.votes]
 
 
 class BusState:
@@ -129,8 +125,7 @@ class BusState:
             case e.Vote():
                 record.votes.append((raw.pos, entry))
             case e.Commit() | e.Abort():
-                decision = PolicyDecision(isinstance(entry, e.Commit), entry.reason)
-                if self.decisions.record(entry.intent_id, decision):
+                if self.decisions.record(entry):
                     record.decision = entry
                     del self.undecided[record.position]
                     if record.committed and record.exec_start is None and record.result is None:

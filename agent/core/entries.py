@@ -375,6 +375,11 @@ class _Decision(_Body):
         _check_str(self, "reason")
         _check_int(self, "policy_version", optional=True)
 
+    @property
+    def commit(self) -> bool:
+        """Whether the intent may run."""
+        return isinstance(self, Commit)
+
 
 @dataclass(frozen=True, slots=True)
 class Commit(_Decision):

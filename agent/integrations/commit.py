@@ -10,21 +10,11 @@ from __future__ import annotations
 
 import math
 from contextlib import aclosing
-from dataclasses import dataclass
 
 import trio
 
 from logact.agent.core import entries as e
 from logact.protocol.api import LogAPI
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The outcome of one intention: approved or not, why, and the intent's log position."""
-
-    approved: bool
-    reason: str
-    position: int
 
 
 async def _first_about(
@@ -46,28 +36,27 @@ async def _first_about(
 
 async def wait_for_decision(
     log: LogAPI, bus: str, intent_id: int, timeout: float = math.inf
-) -> Decision | None:
+) -> e.Commit | e.Abort | None:
     """The first commit/abort for ``intent_id``; None if none is logged within ``timeout``."""
     decision = await _first_about(log, bus, intent_id, (e.Commit, e.Abort), timeout)
-    if decision is None:
-        return None
-    assert isinstance(decision, e.Commit | e.Abort)
-    return Decision(isinstance(decision, e.Commit), decision.reason, intent_id)
+    assert decision is None or isinstance(decision, e.Commit | e.Abort)
+    return decision
 
 
 async def commit_intention(
     log: LogAPI, bus: str, intent: e.Intent, timeout: float, *, fence: tuple[str, int] | None = None
-) -> Decision:
-    """Append ``intent`` and wait for its decision.
+) -> e.Commit | e.Abort:
+    """Append ``intent`` and wait for its decision (its ``intent_id`` is the intent's position).
 
-    No decision within ``timeout`` means "do not run it" (reason ``timeout``); the intent stays
-    on the bus undecided unless a decider deadline aborts it, so set a decider deadline no longer
-    than harness timeouts to keep the log and the harness in agreement.
+    No decision within ``timeout`` means "do not run it": an abort with reason ``timeout`` that
+    is not on the log; the intent stays there undecided unless a decider deadline aborts it, so
+    set a decider deadline no longer than harness timeouts to keep the log and the harness in
+    agreement.
     """
     position = await log.append(bus, *intent.to_entry(), fence=fence)
     decision = await wait_for_decision(log, bus, position, timeout)
     if decision is None:
-        return Decision(False, f"timeout: no decision within {timeout:g} s", position)
+        return e.Abort(position, f"timeout: no decision within {timeout:g} s")
     return decision
 
 

@@ -50,7 +50,7 @@ import trio
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
-from logact.agent.integrations.commit import Decision, wait_for_decision
+from logact.agent.integrations.commit import wait_for_decision
 from logact.protocol.api import LogAPI
 from logact.protocol.codec import BUS_ID
 
@@ -449,7 +449,7 @@ async def handle_pre(
     """
     harness = payload.harness
     position: int | None = None
-    decision: Decision | None = None
+    decision: e.Commit | e.Abort | None = None
     with trio.move_on_after(timeout):
         position = await log.append(payload.bus, *e.Intent(action=payload.tool_call()).to_entry())
         decision = await wait_for_decision(log, payload.bus, position)
@@ -466,7 +466,7 @@ async def handle_pre(
             f"LogAct: no decision for {where} within {timeout:g} s; not running this tool "
             "(fail closed).",
         )
-    if decision.approved:
+    if decision.commit:
         return render_allow(
             harness, f"LogAct committed {where}: {decision.reason}", native_prompt=native_prompt
         )

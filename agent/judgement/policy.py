@@ -60,10 +60,12 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeGuard
+
+from logact.agent.core.entries import Abort, Commit, Vote
 
 __all__ = [
     "DEFAULT_APPROVE_THRESHOLD",
@@ -76,12 +78,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyLog",
-    "Vote",
+    "approves",
     "decide",
     "exact",
-    "first_decision",
-    "first_decisions",
     "first_vote_per_voter",
+    "vote_weight",
 ]
 
 POLICY_KINDS = (
@@ -121,8 +122,12 @@ class PolicyError(ValueError):
     """A decider policy (or its document) is invalid."""
 
 
-class Decision(NamedTuple):
-    """The decider's verdict on one intent: commit (True) or abort (False), with a reason."""
+#: The decider's verdict on one intent: the commit or abort entry to append.
+Decision = Commit | Abort
+
+
+class _Outcome(NamedTuple):
+    """What a policy kind concludes, before it is written as the decision on an intent."""
 
     commit: bool
     reason: str
@@ -149,52 +154,19 @@ def exact(value: float) -> Fraction:
     return Fraction(value) if isinstance(value, int) else Fraction(repr(value))
 
 
-@dataclass(frozen=True)
-class Vote:
-    """One voter's verdict on an intent: boolean (``approve``) and/or a ``probability``.
+def approves(vote: Vote, approve_threshold: float = DEFAULT_APPROVE_THRESHOLD) -> bool:
+    """The vote read as a boolean: ``approve`` when set, else its probability by the threshold."""
+    if vote.approve is not None:
+        return vote.approve
+    assert vote.probability is not None
+    return vote.probability >= approve_threshold
 
-    Boolean policies use ``approve`` when it is set, else ``probability >= approve_threshold``;
-    the weighted policy uses ``probability`` when it is set, else 1.0 / 0.0 for approve / reject.
-    """
 
-    voter_id: str
-    kind: str
-    approve: bool | None = None
-    probability: float | None = None
-    reason: str = ""
-    #: Not automatically: the voter asks a person to decide (see the module doc).
-    escalate: bool = False
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.escalate, bool):
-            raise ValueError(f"vote escalate must be a bool, got {self.escalate!r}")
-        if not isinstance(self.voter_id, str) or not self.voter_id:
-            raise ValueError(f"vote voter_id must be a non-empty string, got {self.voter_id!r}")
-        if not isinstance(self.kind, str) or not self.kind:
-            raise ValueError(f"vote kind must be a non-empty string, got {self.kind!r}")
-        if self.approve is None and self.probability is None:
-            raise ValueError(f"vote by {self.voter_id!r} has neither approve nor probability")
-        if self.approve is not None and not isinstance(self.approve, bool):
-            raise ValueError(f"vote approve must be a bool or None, got {self.approve!r}")
-        if self.probability is not None and (
-            not _is_real(self.probability) or not 0.0 <= self.probability <= 1.0
-        ):
-            raise ValueError(f"vote probability must be in [0, 1], got {self.probability!r}")
-        if not isinstance(self.reason, str):
-            raise ValueError(f"vote reason must be a string, got {self.reason!r}")
-
-    def approves(self, approve_threshold: float = DEFAULT_APPROVE_THRESHOLD) -> bool:
-        """The vote read as a boolean."""
-        if self.approve is not None:
-            return self.approve
-        assert self.probability is not None
-        return self.probability >= approve_threshold
-
-    def weight_fraction(self) -> Fraction:
-        """The vote read as a probability (exact)."""
-        if self.probability is not None:
-            return exact(self.probability)
-        return Fraction(1 if self.approve else 0)
+def vote_weight(vote: Vote) -> Fraction:
+    """The vote read as a probability (exact): ``probability`` when set, else 1 or 0."""
+    if vote.probability is not None:
+        return exact(vote.probability)
+    return Fraction(1 if vote.approve else 0)
 
 
 def first_vote_per_voter(votes: Iterable[Vote]) -> Iterator[Vote]:
@@ -412,62 +384,62 @@ def _by_kind(found: Mapping[str, list[str]], kinds: Sequence[str]) -> str:
     return "; ".join(f"{k} by {', '.join(found[k])}" for k in kinds)
 
 
-def _first_voter(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _first_voter(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     kinds = policy.params.get("kinds")
     threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
     for vote in votes:
         if kinds is not None and vote.kind not in kinds:
             continue
-        ok = vote.approves(threshold)
-        return Decision(ok, f"first voter {'approved' if ok else 'rejected'}: {_said(vote)}")
+        ok = approves(vote, threshold)
+        return _Outcome(ok, f"first voter {'approved' if ok else 'rejected'}: {_said(vote)}")
     return None
 
 
-def _all(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _all(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     kinds = policy.params["kinds"]
     threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
     approved: dict[str, list[str]] = {}
     for vote in votes:
         if vote.kind not in kinds:
             continue
-        if not vote.approves(threshold):
-            return Decision(False, f"rejected by {_said(vote)} (all of {list(kinds)} must approve)")
+        if not approves(vote, threshold):
+            return _Outcome(False, f"rejected by {_said(vote)} (all of {list(kinds)} must approve)")
         approved.setdefault(vote.kind, []).append(vote.voter_id)
         if len(approved) == len(kinds):
-            return Decision(True, f"all kinds approved: {_by_kind(approved, kinds)}")
+            return _Outcome(True, f"all kinds approved: {_by_kind(approved, kinds)}")
     return None
 
 
-def _any(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _any(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     kinds = policy.params["kinds"]
     threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
     rejected: dict[str, list[str]] = {}
     for vote in votes:
         if vote.kind not in kinds:
             continue
-        if vote.approves(threshold):
-            return Decision(True, f"approved by {_said(vote)}")
+        if approves(vote, threshold):
+            return _Outcome(True, f"approved by {_said(vote)}")
         rejected.setdefault(vote.kind, []).append(vote.voter_id)
         if len(rejected) == len(kinds):
-            return Decision(False, f"every kind rejected: {_by_kind(rejected, kinds)}")
+            return _Outcome(False, f"every kind rejected: {_by_kind(rejected, kinds)}")
     return None
 
 
-def _veto(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _veto(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     kinds = policy.params["kinds"]
     threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
     approved: dict[str, list[str]] = {}
     for vote in votes:
-        if not vote.approves(threshold):
-            return Decision(False, f"vetoed by {_said(vote)}")
+        if not approves(vote, threshold):
+            return _Outcome(False, f"vetoed by {_said(vote)}")
         if vote.kind in kinds:
             approved.setdefault(vote.kind, []).append(vote.voter_id)
             if len(approved) == len(kinds):
-                return Decision(True, f"no veto; approved: {_by_kind(approved, kinds)}")
+                return _Outcome(True, f"no veto; approved: {_by_kind(approved, kinds)}")
     return None
 
 
-def _k_of_n(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _k_of_n(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     params = policy.params
     k: int = params["k"]
     voters = params.get("voters")
@@ -481,19 +453,19 @@ def _k_of_n(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
             continue
         if kinds is not None and vote.kind not in kinds:
             continue
-        (yes if vote.approves(threshold) else no).append(vote.voter_id)
+        (yes if approves(vote, threshold) else no).append(vote.voter_id)
         if len(yes) >= k:
-            return Decision(True, f"{k} of {n} approved: {', '.join(yes)}")
+            return _Outcome(True, f"{k} of {n} approved: {', '.join(yes)}")
         if len(yes) + (n - len(yes) - len(no)) < k:
             approved = f"; approved by {', '.join(yes)}" if yes else ""
-            return Decision(
+            return _Outcome(
                 False,
                 f"quorum {k} of {n} unreachable: rejected by {', '.join(no)}{approved}",
             )
     return None
 
 
-def _weighted(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
+def _weighted(policy: Policy, votes: Iterable[Vote]) -> _Outcome | None:
     params = policy.params
     voter_weights: Mapping[str, float] = params.get("voter_weights", {})
     kind_weights: Mapping[str, float] = params.get("kind_weights", {})
@@ -512,15 +484,15 @@ def _weighted(policy: Policy, votes: Iterable[Vote]) -> Decision | None:
             weight = kind_weights[vote.kind]
         else:
             continue
-        p = vote.weight_fraction()
+        p = vote_weight(vote)
         remaining -= exact(weight)
         score += exact(weight) * p
         terms.append(f"{vote.voter_id}={weight:g}*{float(p):g}")
         summary = f"score {float(score):.4g} vs threshold {float(threshold):g} ({', '.join(terms)})"
         if score >= threshold:
-            return Decision(True, f"weighted {summary} reached")
+            return _Outcome(True, f"weighted {summary} reached")
         if score + remaining < threshold:
-            return Decision(False, f"weighted {summary} unreachable")
+            return _Outcome(False, f"weighted {summary} unreachable")
     return None
 
 
@@ -535,21 +507,32 @@ _DECIDERS = {
 
 
 def decide(
-    policy: Policy, votes: Iterable[Vote], *, intent_ts_ms: int, now_ms: int
+    policy: Policy, votes: Iterable[Vote], *, intent_id: int, intent_ts_ms: int, now_ms: int
 ) -> Decision | None:
-    """The decision for one intent, or None while it is still open.
+    """The decision on intent ``intent_id``, or None while it is still open.
 
     ``votes`` are that intent's votes in log order; only each voter's first vote counts. A
     decision determined by the votes stands even if the deadline has passed by the time it is
     computed; an intent still open at ``intent_ts_ms + deadline_ms`` aborts with reason
     ``"timeout"``.
     """
+    outcome = _outcome(policy, list(votes), late=_late(policy, intent_ts_ms, now_ms))
+    if outcome is None:
+        return None
+    decision = Commit if outcome.commit else Abort
+    return decision(intent_id, outcome.reason, policy.version)
+
+
+def _late(policy: Policy, intent_ts_ms: int, now_ms: int) -> bool:
+    return policy.deadline_ms is not None and now_ms - intent_ts_ms >= policy.deadline_ms
+
+
+def _outcome(policy: Policy, votes: list[Vote], *, late: bool) -> _Outcome | None:
     if policy.kind == "on_by_default":
-        return Decision(True, "on_by_default: committed without waiting for votes")
+        return _Outcome(True, "on_by_default: committed without waiting for votes")
     if policy.kind == "off_by_default":
-        return Decision(False, "off_by_default: aborted without waiting for votes")
+        return _Outcome(False, "off_by_default: aborted without waiting for votes")
     counted = list(first_vote_per_voter(votes))
-    late = policy.deadline_ms is not None and now_ms - intent_ts_ms >= policy.deadline_ms
     if any(v.escalate for v in counted):
         # Decided at the first vote that determines the outcome, as without escalations.
         for end in range(1, len(counted) + 1):
@@ -560,10 +543,10 @@ def decide(
     decision = _DECIDERS[policy.kind](policy, counted)
     if decision is not None:
         return decision
-    return Decision(False, TIMEOUT_REASON) if late else None
+    return _Outcome(False, TIMEOUT_REASON) if late else None
 
 
-def _escalated(policy: Policy, votes: list[Vote], *, late: bool) -> Decision | None:
+def _escalated(policy: Policy, votes: list[Vote], *, late: bool) -> _Outcome | None:
     """The decision on an intent a voter escalated to a person (see the module doc).
 
     The policy is first applied as if the person approved: if that aborts (another voter's
@@ -572,29 +555,32 @@ def _escalated(policy: Policy, votes: list[Vote], *, late: bool) -> Decision | N
     escalations = [v for v in votes if v.escalate]
     if not escalations:
         decision = _DECIDERS[policy.kind](policy, votes)
-        return decision if decision is not None or not late else Decision(False, TIMEOUT_REASON)
+        return decision if decision is not None or not late else _Outcome(False, TIMEOUT_REASON)
     threshold = policy.params.get("approve_threshold", DEFAULT_APPROVE_THRESHOLD)
     if_approved = _DECIDERS[policy.kind](
         policy,
-        [Vote(v.voter_id, v.kind, True, None, v.reason) if v.escalate else v for v in votes],
+        [
+            replace(v, approve=True, probability=None, escalate=None) if v.escalate else v
+            for v in votes
+        ],
     )
     if if_approved is not None and not if_approved.commit:
         return if_approved
     person = next((v for v in votes if v.kind == ESCALATION_KIND and not v.escalate), None)
     asked = "; ".join(_said(v) for v in escalations)
-    if person is not None and not person.approves(threshold):
-        return Decision(
+    if person is not None and not approves(person, threshold):
+        return _Outcome(
             False, f"a person rejected the escalated action: {_said(person)} (asked: {asked})"
         )
     if person is not None and if_approved is not None:
-        return Decision(True, f"approved by a person on escalation; {if_approved.reason}")
+        return _Outcome(True, f"approved by a person on escalation; {if_approved.reason}")
     if not late:
         return None
     if person is None and policy.unanswered == "deny":
-        return Decision(False, f"escalated to a person, who did not answer in time: {asked}")
+        return _Outcome(False, f"escalated to a person, who did not answer in time: {asked}")
     if if_approved is None:
-        return Decision(False, TIMEOUT_REASON)
-    return Decision(True, f"escalated, unanswered by the deadline, allowed by policy: {asked}")
+        return _Outcome(False, TIMEOUT_REASON)
+    return _Outcome(True, f"escalated, unanswered by the deadline, allowed by policy: {asked}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,19 +634,6 @@ class PolicyLog:
         return len(self._policies)
 
 
-def first_decision(decisions: Iterable[Decision]) -> Decision | None:
-    """The final decision among one intent's decisions in log order: the first."""
-    return next(iter(decisions), None)
-
-
-def first_decisions(entries: Iterable[tuple[int, Decision]]) -> dict[int, Decision]:
-    """{intent position: final decision} from (intent position, decision) pairs in log order."""
-    log = DecisionLog()
-    for intent_position, decision in entries:
-        log.record(intent_position, decision)
-    return log.decisions()
-
-
 class DecisionLog:
     """The final decision per intent; later (duplicate) decisions are ignored.
 
@@ -670,16 +643,16 @@ class DecisionLog:
 
     def __init__(self) -> None:
         self._final: dict[int, Decision] = {}
-        self.conflicts: list[tuple[int, Decision]] = []
+        self.conflicts: list[Decision] = []
 
-    def record(self, intent_position: int, decision: Decision) -> bool:
+    def record(self, decision: Decision) -> bool:
         """Record a decision read from the log; True if it is the final one (the first)."""
-        final = self._final.get(intent_position)
+        final = self._final.get(decision.intent_id)
         if final is None:
-            self._final[intent_position] = decision
+            self._final[decision.intent_id] = decision
             return True
         if final.commit != decision.commit:
-            self.conflicts.append((intent_position, decision))
+            self.conflicts.append(decision)
         return False
 
     def decision_for(self, intent_position: int) -> Decision | None:

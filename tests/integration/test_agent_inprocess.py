@@ -853,18 +853,18 @@ async def test_commit_intention_returns_the_decision_and_its_reason(rig: Rig) ->
                 hook, rig.bus, e.Intent(e.ToolCall("danger", {"target": "x"})), timeout=DEADLINE
             )
             nursery.cancel_scope.cancel()
-        await record_result(hook, rig.bus, e.Result(allowed.position, ok=True, output="hi"))
+        await record_result(hook, rig.bus, e.Result(allowed.intent_id, ok=True, output="hi"))
         state = await rig.state()
 
-    assert (allowed.approved, allowed.reason) == (True, "no veto; approved: rule by rules")
-    assert (refused.approved, refused.reason) == (
+    assert (allowed.commit, allowed.reason) == (True, "no veto; approved: rule by rules")
+    assert (refused.commit, refused.reason) == (
         False,
         "vetoed by rules (rule): danger is dangerous",
     )
-    assert state.intents[allowed.position].result == e.Result(
-        allowed.position, ok=True, output="hi"
+    assert state.intents[allowed.intent_id].result == e.Result(
+        allowed.intent_id, ok=True, output="hi"
     )
-    assert state.intents[refused.position].aborted
+    assert state.intents[refused.intent_id].aborted
 
 
 async def test_commit_intention_times_out_to_not_approved(
@@ -880,9 +880,9 @@ async def test_commit_intention_times_out_to_not_approved(
         assert trio.current_time() - start == pytest.approx(5)
         state = await rig.state()
 
-    assert not decision.approved
+    assert not decision.commit
     assert decision.reason == "timeout: no decision within 5 s"
-    assert decision.position in state.undecided  # the intent stays on the bus, undecided
+    assert decision.intent_id in state.undecided  # the intent stays on the bus, undecided
 
 
 # --- roles -------------------------------------------------------------------------------------

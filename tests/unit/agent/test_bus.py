@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.judgement.policy import Decision, Policy
-from logact.agent.judgement.policy import Vote as PolicyVote
+from logact.agent.judgement.policy import Policy
 from logact.protocol.codec import Entry
 
 BUS = "agent/test-bus"
@@ -68,9 +67,9 @@ def test_votes_attach_to_their_intent_in_log_order() -> None:
     v3 = bus.add(e.Vote(second, "judge", "llm", "unsure", probability=0.25))
     assert [pos for pos, _ in bus.state.intents[first].votes] == [v2]
     assert [pos for pos, _ in bus.state.intents[second].votes] == [v1, v3]
-    assert bus.state.intents[second].policy_votes() == [
-        PolicyVote("rules", "rule", True, None, "rules says True"),
-        PolicyVote("judge", "llm", None, 0.25, "unsure"),
+    assert bus.state.intents[second].vote_entries() == [
+        e.Vote(second, "rules", "rule", "rules says True", True),
+        e.Vote(second, "judge", "llm", "unsure", probability=0.25),
     ]
     # Votes decide nothing by themselves.
     assert set(bus.state.undecided) == {first, second}
@@ -111,10 +110,10 @@ def test_first_decision_is_final_and_a_disagreeing_one_is_a_conflict() -> None:
     bus.add(e.Commit(aborted, "late commit"))
     assert bus.state.intents[committed].decision == e.Commit(committed, "first")
     assert bus.state.intents[aborted].decision == e.Abort(aborted, "no")
-    assert bus.state.decisions.decision_for(committed) == Decision(True, "first")
+    assert bus.state.decisions.decision_for(committed) == e.Commit(committed, "first")
     assert bus.state.decisions.conflicts == [
-        (committed, Decision(False, "late abort")),
-        (aborted, Decision(True, "late commit")),
+        e.Abort(committed, "late abort"),
+        e.Commit(aborted, "late commit"),
     ]
     # The late commit does not make the aborted intent runnable.
     assert set(bus.state.runnable) == {committed}
@@ -346,6 +345,6 @@ def test_random_interleavings_keep_the_indexes_right(ops: list[tuple[str, int]])
                 assert record.committed == model.decision[p]
                 assert record.aborted == (not model.decision[p])
             assert record.in_doubt == (p in model.started and p not in model.finished)
-        assert [(p, d.commit) for p, d in state.decisions.conflicts] == model.conflicts
+        assert [(d.intent_id, d.commit) for d in state.decisions.conflicts] == model.conflicts
         assert state.next == len(bus.raws)
         assert (len(state.orphans), len(state.invalid)) == (model.orphans, model.invalid)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logact.agent.core.entries import Abort, Commit, Vote
 from logact.agent.judgement.policy import (
     DEFAULT_POLICY,
     POLICY_KINDS,
@@ -19,25 +20,35 @@ from logact.agent.judgement.policy import (
     Policy,
     PolicyError,
     PolicyLog,
-    Vote,
+    approves,
     decide,
     exact,
-    first_decision,
-    first_decisions,
     first_vote_per_voter,
 )
 
 
-def yes(voter: str, kind: str, reason: str = "") -> Vote:
-    return Vote(voter, kind, approve=True, reason=reason)
+def vote(
+    voter_id: str,
+    kind: str,
+    approve: bool | None = None,
+    probability: float | None = None,
+    reason: str = "ok",
+    escalate: bool = False,
+) -> Vote:
+    """A vote on intent 0, as the bus would hold it."""
+    return Vote(0, voter_id, kind, reason, approve, probability, escalate or None)
 
 
-def no(voter: str, kind: str, reason: str = "") -> Vote:
-    return Vote(voter, kind, approve=False, reason=reason)
+def yes(voter: str, kind: str, reason: str = "ok") -> Vote:
+    return vote(voter, kind, approve=True, reason=reason)
+
+
+def no(voter: str, kind: str, reason: str = "ok") -> Vote:
+    return vote(voter, kind, approve=False, reason=reason)
 
 
 def prob(voter: str, kind: str, p: float) -> Vote:
-    return Vote(voter, kind, probability=p)
+    return vote(voter, kind, probability=p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,11 +195,13 @@ CASES = [
 def test_table(policy_name: str, pattern: str, deadline: str) -> None:
     base = POLICIES[policy_name]
     policy = Policy(base.kind, base.params, deadline_ms=DEADLINES[deadline])
-    got = decide(policy, PATTERNS[pattern], intent_ts_ms=INTENT_TS, now_ms=NOW[deadline])
+    got = decide(
+        policy, PATTERNS[pattern], intent_id=0, intent_ts_ms=INTENT_TS, now_ms=NOW[deadline]
+    )
     expected = TABLE[pattern][policy_name]
     if expected == "-":
         if deadline == "passed":
-            assert got == Decision(False, TIMEOUT_REASON)
+            assert got == Abort(0, TIMEOUT_REASON, 0)
         else:
             assert got is None
         return
@@ -203,16 +216,20 @@ def test_table(policy_name: str, pattern: str, deadline: str) -> None:
 def test_reasons_name_the_deciding_voter_and_quote_its_reason() -> None:
     veto = POLICIES["veto"]
     got = decide(
-        veto, [yes("r1", "rule"), no("l1", "llm", "deletes /etc")], intent_ts_ms=0, now_ms=0
+        veto,
+        [yes("r1", "rule"), no("l1", "llm", "deletes /etc")],
+        intent_id=0,
+        intent_ts_ms=0,
+        now_ms=0,
     )
-    assert got == Decision(False, "vetoed by l1 (llm): deletes /etc")
+    assert got == Abort(0, "vetoed by l1 (llm): deletes /etc", 0)
 
 
 def test_k_of_n_abort_as_soon_as_unreachable() -> None:
     policy = Policy("k_of_n", {"k": 2, "n": 3})
     votes = [no("a", "rule"), yes("b", "llm"), no("c", "human")]
-    assert decide(policy, votes[:2], intent_ts_ms=0, now_ms=0) is None
-    got = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+    assert decide(policy, votes[:2], intent_id=0, intent_ts_ms=0, now_ms=0) is None
+    got = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
     assert got is not None and not got.commit
     assert "a, c" in got.reason and "b" in got.reason
 
@@ -220,15 +237,15 @@ def test_k_of_n_abort_as_soon_as_unreachable() -> None:
 def test_k_of_n_with_voter_set_ignores_others() -> None:
     policy = Policy("k_of_n", {"k": 2, "voters": ["a", "b", "c"]})
     votes = [yes("x", "rule"), yes("y", "rule"), yes("a", "rule")]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) is None
-    got = decide(policy, [*votes, yes("c", "llm")], intent_ts_ms=0, now_ms=0)
-    assert got == Decision(True, "2 of 3 approved: a, c")
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) is None
+    got = decide(policy, [*votes, yes("c", "llm")], intent_id=0, intent_ts_ms=0, now_ms=0)
+    assert got == Commit(0, "2 of 3 approved: a, c", 0)
 
 
 def test_k_of_n_counts_only_listed_kinds_and_first_n_voters() -> None:
     policy = Policy("k_of_n", {"k": 1, "n": 2, "kinds": ["llm"]})
     votes = [yes("r", "rule"), no("l1", "llm"), no("l2", "llm"), yes("l3", "llm")]
-    got = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+    got = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
     assert got is not None and not got.commit and "l3" not in got.reason
 
 
@@ -236,24 +253,30 @@ def test_approve_threshold_param_changes_the_boolean_reading() -> None:
     votes = [prob("r1", "rule", 0.6)]
     default = Policy("first_voter")
     strict = Policy("first_voter", {"approve_threshold": 0.8})
-    assert decide(default, votes, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
-    assert decide(strict, votes, intent_ts_ms=0, now_ms=0).commit is False  # type: ignore[union-attr]
+    assert decide(default, votes, intent_id=0, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
+    assert decide(strict, votes, intent_id=0, intent_ts_ms=0, now_ms=0).commit is False  # type: ignore[union-attr]
     # Exactly at the threshold approves.
-    assert decide(default, [prob("r", "rule", 0.5)], intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
+    assert (
+        decide(default, [prob("r", "rule", 0.5)], intent_id=0, intent_ts_ms=0, now_ms=0).commit
+        is True
+    )  # type: ignore[union-attr]
 
 
 def test_explicit_approve_wins_over_probability_for_boolean_policies() -> None:
-    vote = Vote("r1", "rule", approve=False, probability=0.99)
-    assert decide(Policy("first_voter"), [vote], intent_ts_ms=0, now_ms=0).commit is False  # type: ignore[union-attr]
+    sure_no = vote("r1", "rule", approve=False, probability=0.99)
+    assert (
+        decide(Policy("first_voter"), [sure_no], intent_id=0, intent_ts_ms=0, now_ms=0).commit
+        is False
+    )  # type: ignore[union-attr]
     weighted = Policy("weighted", {"voter_weights": {"r1": 1}, "threshold": 0.9})
-    assert decide(weighted, [vote], intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
+    assert decide(weighted, [sure_no], intent_id=0, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
 
 
 def test_first_voter_kinds_filter() -> None:
     policy = Policy("first_voter", {"kinds": ["human"]})
     votes = [no("r1", "rule"), yes("h1", "human", "looks fine")]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) == Decision(
-        True, "first voter approved: h1 (human): looks fine"
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) == Commit(
+        0, "first voter approved: h1 (human): looks fine", 0
     )
 
 
@@ -264,16 +287,27 @@ def test_weighted_slots_voter_weight_overrides_kind() -> None:
     )
     votes = [prob("l1", "llm", 1.0), prob("r1", "rule", 1.0)]
     for order in (votes, votes[::-1]):
-        assert decide(policy, order, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
+        assert decide(policy, order, intent_id=0, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
     # boss (an llm) fills its own slot, not the llm slot: 0.3 is still reachable.
-    assert decide(policy, [no("boss", "llm")], intent_ts_ms=0, now_ms=0) is None
-    got = decide(policy, [no("boss", "llm"), no("l1", "llm")], intent_ts_ms=0, now_ms=0)
-    assert got is not None and not got.commit and "boss" in got.reason and "l1" in got.reason
-    assert decide(policy, [yes("boss", "human")], intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
-    # A second llm voter does not refill the llm slot.
-    assert decide(policy, [no("l1", "llm"), yes("l2", "llm")], intent_ts_ms=0, now_ms=0) is None
+    assert decide(policy, [no("boss", "llm")], intent_id=0, intent_ts_ms=0, now_ms=0) is None
     got = decide(
-        policy, [no("l1", "llm"), yes("l2", "llm"), no("boss", "rule")], intent_ts_ms=0, now_ms=0
+        policy, [no("boss", "llm"), no("l1", "llm")], intent_id=0, intent_ts_ms=0, now_ms=0
+    )
+    assert got is not None and not got.commit and "boss" in got.reason and "l1" in got.reason
+    assert (
+        decide(policy, [yes("boss", "human")], intent_id=0, intent_ts_ms=0, now_ms=0).commit is True
+    )  # type: ignore[union-attr]
+    # A second llm voter does not refill the llm slot.
+    assert (
+        decide(policy, [no("l1", "llm"), yes("l2", "llm")], intent_id=0, intent_ts_ms=0, now_ms=0)
+        is None
+    )
+    got = decide(
+        policy,
+        [no("l1", "llm"), yes("l2", "llm"), no("boss", "rule")],
+        intent_id=0,
+        intent_ts_ms=0,
+        now_ms=0,
     )
     assert got is not None and not got.commit and "l2" not in got.reason
 
@@ -285,23 +319,26 @@ def test_weighted_arithmetic_is_exact_decimal() -> None:
     policy = Policy("weighted", {"voter_weights": {"a": 0.2, "b": 0.2, "c": 0.5}, "threshold": 0.9})
     votes = [yes("a", "rule"), yes("b", "rule"), yes("c", "rule")]
     for order in itertools.permutations(votes):
-        got = decide(policy, list(order), intent_ts_ms=0, now_ms=0)
+        got = decide(policy, list(order), intent_id=0, intent_ts_ms=0, now_ms=0)
         assert got is not None and got.commit, (order, got)
     # "Unanimous" written as threshold == sum of weights is valid and reachable.
     assert 0.7 + 0.2 + 0.1 < 1.0
     unanimous = Policy(
         "weighted", {"voter_weights": {"a": 0.7, "b": 0.2, "c": 0.1}, "threshold": 1.0}
     )
-    assert decide(unanimous, votes, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
+    assert decide(unanimous, votes, intent_id=0, intent_ts_ms=0, now_ms=0).commit is True  # type: ignore[union-attr]
     assert exact(0.1) + exact(0.2) == exact(0.3)
 
 
 def test_timeout_is_exact_at_the_boundary_and_votes_win_over_late_evaluation() -> None:
     policy = Policy("all", {"kinds": ["rule"]}, deadline_ms=100)
-    assert decide(policy, [], intent_ts_ms=0, now_ms=99) is None
-    assert decide(policy, [], intent_ts_ms=0, now_ms=100) == Decision(False, "timeout")
+    assert decide(policy, [], intent_id=0, intent_ts_ms=0, now_ms=99) is None
+    assert decide(policy, [], intent_id=0, intent_ts_ms=0, now_ms=100) == Abort(0, "timeout", 0)
     # Votes that decide stand even when evaluated after the deadline.
-    assert decide(policy, [yes("r", "rule")], intent_ts_ms=0, now_ms=10_000).commit is True  # type: ignore[union-attr]
+    assert (
+        decide(policy, [yes("r", "rule")], intent_id=0, intent_ts_ms=0, now_ms=10_000).commit
+        is True
+    )  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,10 +353,10 @@ def votes_strategy(draw: st.DrawFn, voter_ids: tuple[str, ...] = VOTER_IDS) -> V
     voter = draw(st.sampled_from(voter_ids))
     kind = draw(st.sampled_from(KINDS))
     if kind != "human" and draw(st.integers(0, 5)) == 0:
-        return Vote(voter, kind, approve=False, escalate=True)
+        return vote(voter, kind, approve=False, escalate=True)
     if draw(st.booleans()):
-        return Vote(voter, kind, approve=draw(st.booleans()))
-    return Vote(voter, kind, probability=draw(st.floats(0, 1)))
+        return vote(voter, kind, approve=draw(st.booleans()))
+    return vote(voter, kind, probability=draw(st.floats(0, 1)))
 
 
 kinds_st = st.lists(st.sampled_from(KINDS), min_size=1, max_size=3, unique=True)
@@ -359,7 +396,7 @@ def policies(draw: st.DrawFn) -> Policy:
 def test_decision_is_monotonic_in_votes(policy: Policy, votes: list[Vote]) -> None:
     decided: Decision | None = None
     for i in range(len(votes) + 1):
-        got = decide(policy, votes[:i], intent_ts_ms=0, now_ms=0)
+        got = decide(policy, votes[:i], intent_id=0, intent_ts_ms=0, now_ms=0)
         if decided is not None:
             assert got == decided
         decided = got
@@ -377,8 +414,8 @@ def test_decision_is_monotonic_in_time(
     policy: Policy, votes: list[Vote], deadline: int, t1: int, dt: int
 ) -> None:
     policy = Policy(policy.kind, policy.params, deadline_ms=deadline)
-    first = decide(policy, votes, intent_ts_ms=0, now_ms=t1)
-    later = decide(policy, votes, intent_ts_ms=0, now_ms=t1 + dt)
+    first = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=t1)
+    later = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=t1 + dt)
     if first is not None:
         assert later == first
     if t1 + dt >= deadline:
@@ -399,12 +436,12 @@ def test_only_the_first_vote_per_voter_counts(
             break
         i = data.draw(st.integers(0, len(extended) - 1))
         original = extended[i]
-        flipped = Vote(original.voter_id, data.draw(st.sampled_from(KINDS)), approve=True)
+        flipped = vote(original.voter_id, data.draw(st.sampled_from(KINDS)), approve=True)
         j = data.draw(st.integers(i + 1, len(extended)))
         extended.insert(j, flipped)
-    expected = decide(policy, firsts, intent_ts_ms=0, now_ms=0)
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) == expected
-    assert decide(policy, extended, intent_ts_ms=0, now_ms=0) == expected
+    expected = decide(policy, firsts, intent_id=0, intent_ts_ms=0, now_ms=0)
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) == expected
+    assert decide(policy, extended, intent_id=0, intent_ts_ms=0, now_ms=0) == expected
 
 
 def dec(x: float) -> Fraction:
@@ -418,7 +455,7 @@ def prob_of(vote: Vote) -> float:
 
 
 def _verdict(vote: Vote, policy: Policy) -> bool:
-    return vote.approves(policy.params.get("approve_threshold", 0.5))
+    return approves(vote, policy.params.get("approve_threshold", 0.5))
 
 
 @st.composite
@@ -428,8 +465,8 @@ def complete_electorates(draw: st.DrawFn) -> tuple[Policy, list[Vote], bool]:
 
     def verdict(voter: str, vkind: str) -> Vote:
         if draw(st.booleans()):
-            return Vote(voter, vkind, approve=draw(st.booleans()))
-        return Vote(voter, vkind, probability=draw(st.floats(0, 1)))
+            return vote(voter, vkind, approve=draw(st.booleans()))
+        return vote(voter, vkind, probability=draw(st.floats(0, 1)))
 
     if kind in ("all", "any", "veto"):
         kinds = draw(kinds_st)
@@ -469,7 +506,7 @@ def test_order_of_votes_does_not_change_the_final_decision(
     shuffled = list(votes)
     rnd.shuffle(shuffled)  # type: ignore[attr-defined]
     for order in (votes, shuffled, votes[::-1]):
-        got = decide(policy, order, intent_ts_ms=0, now_ms=0)
+        got = decide(policy, order, intent_id=0, intent_ts_ms=0, now_ms=0)
         assert got is not None, (policy, order)
         assert got.commit is expected, (policy, order, got)
 
@@ -478,7 +515,7 @@ def test_order_independence_small_exhaustive() -> None:
     policy = Policy("k_of_n", {"k": 2, "voters": ["a", "b", "c"]})
     votes = [yes("a", "rule"), no("b", "rule"), yes("c", "llm")]
     results = {
-        decide(policy, list(p), intent_ts_ms=0, now_ms=0).commit  # type: ignore[union-attr]
+        decide(policy, list(p), intent_id=0, intent_ts_ms=0, now_ms=0).commit  # type: ignore[union-attr]
         for p in itertools.permutations(votes)
     }
     assert results == {True}
@@ -532,19 +569,17 @@ def test_policy_log_ignores_stale_versions_and_replays() -> None:
 
 
 def test_decision_log_first_decision_is_final() -> None:
-    commit = Decision(True, "ok")
-    abort = Decision(False, "timeout")
+    commit = Commit(7, "ok")
+    abort = Abort(7, "timeout")
     log = DecisionLog()
-    assert log.record(7, commit)
-    assert not log.record(7, commit)
-    assert not log.record(7, abort)
+    assert log.record(commit)
+    assert not log.record(commit)
+    assert not log.record(abort)
     assert log.decision_for(7) == commit
-    assert log.conflicts == [(7, abort)]
+    assert log.conflicts == [abort]
     assert 7 in log and 8 not in log
     assert log.decision_for(8) is None
-    assert first_decision([]) is None
-    assert first_decision([abort, commit]) == abort
-    assert first_decisions([(1, commit), (2, abort), (1, abort)]) == {1: commit, 2: abort}
+    assert log.record(abort_8 := Abort(8, "vetoed")) and log.decisions() == {7: commit, 8: abort_8}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,7 +720,7 @@ def test_policy_error_is_a_value_error() -> None:
 )
 def test_invalid_votes(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        Vote(**kwargs)  # type: ignore[arg-type]
+        vote(**kwargs)  # type: ignore[arg-type]
 
 
 def test_signers_and_deciders_round_trip_and_decide_who_counts() -> None:
@@ -717,7 +752,7 @@ def test_bad_signers_or_deciders_are_policy_errors(doc: dict[str, Any]) -> None:
 
 
 def escalate(voter: str, kind: str, reason: str = "value from untrusted content") -> Vote:
-    return Vote(voter, kind, approve=False, reason=reason, escalate=True)
+    return vote(voter, kind, approve=False, reason=reason, escalate=True)
 
 
 VETO = Policy("veto", {"kinds": ["rule", "ifc"]}, deadline_ms=100)
@@ -725,27 +760,30 @@ VETO = Policy("veto", {"kinds": ["rule", "ifc"]}, deadline_ms=100)
 
 def test_an_escalated_intent_waits_for_a_person_and_is_denied_unanswered() -> None:
     votes = [yes("rules", "rule"), escalate("flow", "ifc")]
-    assert decide(VETO, votes, intent_ts_ms=0, now_ms=99) is None
-    late = decide(VETO, votes, intent_ts_ms=0, now_ms=100)
+    assert decide(VETO, votes, intent_id=0, intent_ts_ms=0, now_ms=99) is None
+    late = decide(VETO, votes, intent_id=0, intent_ts_ms=0, now_ms=100)
     assert late is not None and not late.commit
     assert "did not answer" in late.reason and "untrusted content" in late.reason
 
 
 def test_a_persons_answer_decides_an_escalation() -> None:
     votes = [yes("rules", "rule"), escalate("flow", "ifc")]
-    approved = decide(VETO, [*votes, yes("alice", "human")], intent_ts_ms=0, now_ms=0)
+    approved = decide(VETO, [*votes, yes("alice", "human")], intent_id=0, intent_ts_ms=0, now_ms=0)
     assert approved is not None and approved.commit and "person" in approved.reason
-    rejected = decide(VETO, [*votes, no("alice", "human", "not mine")], intent_ts_ms=0, now_ms=0)
-    assert rejected == Decision(
-        False,
+    rejected = decide(
+        VETO, [*votes, no("alice", "human", "not mine")], intent_id=0, intent_ts_ms=0, now_ms=0
+    )
+    assert rejected == Abort(
+        0,
         "a person rejected the escalated action: alice (human): not mine "
         "(asked: flow (ifc): value from untrusted content)",
+        0,
     )
 
 
 def test_another_voters_veto_aborts_without_waiting_for_the_person() -> None:
     votes = [escalate("flow", "ifc"), no("rules", "rule", "denied")]
-    decision = decide(VETO, votes, intent_ts_ms=0, now_ms=0)
+    decision = decide(VETO, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
     assert decision is not None and not decision.commit and "denied" in decision.reason
 
 
@@ -753,8 +791,8 @@ def test_a_policy_may_allow_an_unanswered_escalation() -> None:
     policy = Policy.from_doc({**VETO.to_doc(), "unanswered": "allow", "version": 1})
     assert Policy.from_doc(policy.to_doc()) == policy
     votes = [yes("rules", "rule"), escalate("flow", "ifc")]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=99) is None
-    late = decide(policy, votes, intent_ts_ms=0, now_ms=100)
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=99) is None
+    late = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=100)
     assert late is not None and late.commit and "allowed by policy" in late.reason
     with pytest.raises(PolicyError, match="unanswered"):
         Policy("veto", {"kinds": ["rule"]}, unanswered="maybe")
@@ -771,11 +809,11 @@ def test_nothing_escalated_commits_without_a_person_before_the_deadline(
         return
     policy = Policy(policy.kind, policy.params, deadline_ms=100)
     counted = list(first_vote_per_voter(votes))
-    decision = decide(policy, votes, intent_ts_ms=0, now_ms=now)
+    decision = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=now)
     escalated = next((i for i, v in enumerate(counted) if v.escalate), None)
     if escalated is None:
         return
-    earlier = decide(policy, counted[:escalated], intent_ts_ms=0, now_ms=0)
+    earlier = decide(policy, counted[:escalated], intent_id=0, intent_ts_ms=0, now_ms=0)
     answered = any(v.kind == "human" for v in counted)
     if earlier is None and not answered:
         assert decision is None or not decision.commit
@@ -790,8 +828,8 @@ def test_a_persons_rejection_of_an_escalation_never_commits(
 ) -> None:
     if policy.kind in ("on_by_default", "off_by_default"):
         return
-    decided_before = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+    decided_before = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
     answered = [*votes, escalate("flow", "ifc"), no("alice", "human", "no")]
-    decision = decide(policy, answered, intent_ts_ms=0, now_ms=0)
+    decision = decide(policy, answered, intent_id=0, intent_ts_ms=0, now_ms=0)
     if decided_before is None and not any(v.kind == "human" for v in votes):
         assert decision is not None and not decision.commit

@@ -16,18 +16,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logact.agent.core.entries import Abort, Vote
 from logact.agent.judgement.policy import (
     POLICY_KINDS,
     TIMEOUT_REASON,
     Decision,
     Policy,
-    Vote,
+    approves,
     decide,
     exact,
     first_vote_per_voter,
+    vote_weight,
 )
 
-TIMEOUT = Decision(False, TIMEOUT_REASON)
+TIMEOUT = Abort(0, TIMEOUT_REASON, 0)
 
 # ---------------------------------------------------------------------------------------------
 # Vote patterns, written the way they read: "r1+ l1-" is an approval by r1 (a rule voter), then a
@@ -36,6 +38,18 @@ TIMEOUT = Decision(False, TIMEOUT_REASON)
 
 VOTER_KIND = {"r": "rule", "l": "llm", "h": "human"}  # "human" is listed by no policy below
 _TOKEN = re.compile(r"^([rlh])(\d)([+-]?)(?:=([0-9.]+))?$")
+
+
+def vote(
+    voter_id: str,
+    kind: str,
+    approve: bool | None = None,
+    probability: float | None = None,
+    reason: str = "ok",
+    escalate: bool = False,
+) -> Vote:
+    """A vote on intent 0, as the bus would hold it."""
+    return Vote(0, voter_id, kind, reason, approve, probability, escalate or None)
 
 
 def parse_votes(pattern: str) -> list[Vote]:
@@ -48,17 +62,17 @@ def parse_votes(pattern: str) -> list[Vote]:
         letter, digit, sign, p = m.groups()
         approve = {"+": True, "-": False, "": None}[sign]
         probability = float(p) if p is not None else None
-        votes.append(Vote(f"{letter}{digit}", VOTER_KIND[letter], approve, probability))
+        votes.append(vote(f"{letter}{digit}", VOTER_KIND[letter], approve, probability))
     return votes
 
 
 def test_parse_votes() -> None:
     assert parse_votes("(none)") == []
     assert parse_votes("r1+ l2- h1=.4 r2+=.1") == [
-        Vote("r1", "rule", approve=True),
-        Vote("l2", "llm", approve=False),
-        Vote("h1", "human", probability=0.4),
-        Vote("r2", "rule", approve=True, probability=0.1),
+        vote("r1", "rule", approve=True),
+        vote("l2", "llm", approve=False),
+        vote("h1", "human", probability=0.4),
+        vote("r2", "rule", approve=True, probability=0.1),
     ]
 
 
@@ -215,7 +229,7 @@ def _grid_cases() -> list[object]:
 # One parameter per test (not four): pytest's per-argument fixture cost dominates this table.
 @pytest.mark.parametrize("case", _grid_cases())
 def test_grid(case: GridCase) -> None:
-    got = decide(case.policy, case.votes, intent_ts_ms=INTENT_TS, now_ms=case.now_ms)
+    got = decide(case.policy, case.votes, intent_id=0, intent_ts_ms=INTENT_TS, now_ms=case.now_ms)
     if case.expected is None:
         assert got is None
         return
@@ -279,7 +293,7 @@ def test_approve_threshold(
     if threshold is not None:
         params = {**params, "approve_threshold": threshold}
     policy = Policy(kind, params)
-    got = decide(policy, parse_votes(pattern), intent_ts_ms=0, now_ms=0)
+    got = decide(policy, parse_votes(pattern), intent_id=0, intent_ts_ms=0, now_ms=0)
     assert got is not None and got.commit is commit, got
 
 
@@ -322,7 +336,7 @@ def test_weighted_threshold(
     weights: dict[str, float], threshold: float, pattern: str, expected: bool | None
 ) -> None:
     policy = Policy("weighted", {"voter_weights": weights, "threshold": threshold})
-    got = decide(policy, parse_votes(pattern), intent_ts_ms=0, now_ms=0)
+    got = decide(policy, parse_votes(pattern), intent_id=0, intent_ts_ms=0, now_ms=0)
     if expected is None:
         assert got is None
     else:
@@ -359,7 +373,9 @@ def test_deadline_boundaries(
     expected: Decision | bool | None,
 ) -> None:
     policy = Policy(policy.kind, policy.params, deadline_ms=deadline_ms)
-    got = decide(policy, parse_votes(pattern), intent_ts_ms=intent_ts_ms, now_ms=now_ms)
+    got = decide(
+        policy, parse_votes(pattern), intent_id=0, intent_ts_ms=intent_ts_ms, now_ms=now_ms
+    )
     if isinstance(expected, bool):
         assert got is not None and got.commit is expected and got.reason != TIMEOUT_REASON
     else:
@@ -374,8 +390,8 @@ def test_a_late_vote_overrides_an_earlier_timeout_verdict() -> None:
     decision in the log (``DecisionLog``), which records the disagreement as a conflict.
     """
     policy = Policy("all", {"kinds": ["rule"]}, deadline_ms=100)
-    assert decide(policy, [], intent_ts_ms=0, now_ms=100) == TIMEOUT
-    late = decide(policy, parse_votes("r1+"), intent_ts_ms=0, now_ms=10_000)
+    assert decide(policy, [], intent_id=0, intent_ts_ms=0, now_ms=100) == TIMEOUT
+    late = decide(policy, parse_votes("r1+"), intent_id=0, intent_ts_ms=0, now_ms=10_000)
     assert late is not None and late.commit
 
 
@@ -410,7 +426,7 @@ def vote_st(draw: st.DrawFn) -> Vote:
     shape = draw(SHAPE_ST)
     approve = draw(BOOL_ST) if shape != "prob" else None
     probability = draw(PROBABILITY_ST) if shape != "bool" else None
-    return Vote(draw(VOTER_ST), draw(ANY_KIND_ST), approve, probability)
+    return vote(draw(VOTER_ST), draw(ANY_KIND_ST), approve, probability)
 
 
 votes_st = st.lists(vote_st(), max_size=10)
@@ -483,9 +499,15 @@ def test_deadline_only_settles_what_votes_left_open(
     """With a deadline, the decision is the vote decision if any; otherwise "timeout" from the
     deadline on and nothing before it (so no decision appears early unless votes determine it)."""
     now_ms = intent_ts_ms + elapsed
-    by_votes = decide(without_deadline(policy), votes, intent_ts_ms=intent_ts_ms, now_ms=now_ms)
+    by_votes = decide(
+        without_deadline(policy), votes, intent_id=0, intent_ts_ms=intent_ts_ms, now_ms=now_ms
+    )
     got = decide(
-        with_deadline(policy, deadline_ms), votes, intent_ts_ms=intent_ts_ms, now_ms=now_ms
+        with_deadline(policy, deadline_ms),
+        votes,
+        intent_id=0,
+        intent_ts_ms=intent_ts_ms,
+        now_ms=now_ms,
     )
     if by_votes is not None:
         assert got == by_votes
@@ -502,10 +524,10 @@ def test_a_vote_decision_survives_more_votes_and_more_time(
     policy: Policy, votes: list[Vote], more: list[Vote], now_ms: int, later: int
 ) -> None:
     policy = with_deadline(policy, 100)
-    first = decide(policy, votes, intent_ts_ms=0, now_ms=now_ms)
+    first = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=now_ms)
     if first is None or first == TIMEOUT:
         return
-    assert decide(policy, votes + more, intent_ts_ms=0, now_ms=now_ms + later) == first
+    assert decide(policy, votes + more, intent_id=0, intent_ts_ms=0, now_ms=now_ms + later) == first
 
 
 @settings(max_examples=60, deadline=None)
@@ -513,16 +535,16 @@ def test_a_vote_decision_survives_more_votes_and_more_time(
 def test_the_decision_is_taken_at_a_counted_vote_that_it_names(
     policy: Policy, votes: list[Vote]
 ) -> None:
-    final = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+    final = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
     if final is None:
         return
     i = next(
         i
         for i in range(len(votes) + 1)
-        if decide(policy, votes[:i], intent_ts_ms=0, now_ms=0) is not None
+        if decide(policy, votes[:i], intent_id=0, intent_ts_ms=0, now_ms=0) is not None
     )
     assert i >= 1
-    assert decide(policy, votes[:i], intent_ts_ms=0, now_ms=0) == final
+    assert decide(policy, votes[:i], intent_id=0, intent_ts_ms=0, now_ms=0) == final
     deciding = votes[i - 1]
     assert deciding.voter_id not in {v.voter_id for v in votes[: i - 1]}, "a repeat vote decided"
     assert deciding.voter_id in final.reason, (deciding, final)
@@ -539,7 +561,7 @@ def _counted(policy: Policy, vote: Vote) -> bool:
         return vote.voter_id in params["voters"]
     if policy.kind == "veto":  # unlisted approvals are ignored, unlisted rejections veto
         threshold = params.get("approve_threshold", 0.5)
-        return vote.kind in params["kinds"] or not vote.approves(threshold)
+        return vote.kind in params["kinds"] or not approves(vote, threshold)
     return "kinds" not in params or vote.kind in params["kinds"]
 
 
@@ -548,8 +570,8 @@ def _counted(policy: Policy, vote: Vote) -> bool:
 def test_votes_a_policy_does_not_count_change_nothing(policy: Policy, votes: list[Vote]) -> None:
     firsts = list(first_vote_per_voter(votes))
     kept = [v for v in firsts if _counted(policy, v)]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) == decide(
-        policy, kept, intent_ts_ms=0, now_ms=0
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) == decide(
+        policy, kept, intent_id=0, intent_ts_ms=0, now_ms=0
     )
 
 
@@ -557,9 +579,9 @@ def test_votes_a_policy_does_not_count_change_nothing(policy: Policy, votes: lis
 @given(policy_st(kinds=("first_voter", "all", "any", "veto", "k_of_n")), votes_st)
 def test_boolean_policies_see_only_the_boolean_reading(policy: Policy, votes: list[Vote]) -> None:
     threshold = policy.params.get("approve_threshold", 0.5)
-    booleans = [Vote(v.voter_id, v.kind, approve=v.approves(threshold)) for v in votes]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) == decide(
-        policy, booleans, intent_ts_ms=0, now_ms=0
+    booleans = [vote(v.voter_id, v.kind, approve=approves(v, threshold)) for v in votes]
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) == decide(
+        policy, booleans, intent_id=0, intent_ts_ms=0, now_ms=0
     )
 
 
@@ -567,11 +589,9 @@ def test_boolean_policies_see_only_the_boolean_reading(policy: Policy, votes: li
 @given(policy_st(kinds=("weighted",)), votes_st)
 def test_weighted_sees_only_the_probability(policy: Policy, votes: list[Vote]) -> None:
     """approve=True/False weighs 1/0; a probability, when given, overrides approve."""
-    probabilities = [
-        Vote(v.voter_id, v.kind, probability=float(v.weight_fraction())) for v in votes
-    ]
-    assert decide(policy, votes, intent_ts_ms=0, now_ms=0) == decide(
-        policy, probabilities, intent_ts_ms=0, now_ms=0
+    probabilities = [vote(v.voter_id, v.kind, probability=float(vote_weight(v))) for v in votes]
+    assert decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0) == decide(
+        policy, probabilities, intent_id=0, intent_ts_ms=0, now_ms=0
     )
 
 
@@ -590,7 +610,7 @@ def test_single_kind_policies_agree(
     ]
     outcomes = set()
     for policy in policies:
-        got = decide(policy, votes, intent_ts_ms=0, now_ms=0)
+        got = decide(policy, votes, intent_id=0, intent_ts_ms=0, now_ms=0)
         outcomes.add(None if got is None else got.commit)
     assert len(outcomes) == 1, outcomes
 
@@ -600,8 +620,8 @@ def test_single_kind_policies_agree(
 
 def _vote(draw: st.DrawFn, voter: str, kind: str) -> Vote:
     if draw(BOOL_ST):
-        return Vote(voter, kind, approve=draw(BOOL_ST))
-    return Vote(voter, kind, probability=draw(PROBABILITY_ST))
+        return vote(voter, kind, approve=draw(BOOL_ST))
+    return vote(voter, kind, probability=draw(PROBABILITY_ST))
 
 
 @st.composite
@@ -622,7 +642,7 @@ def full_k_of_n(draw: st.DrawFn) -> tuple[Policy, list[Vote], list[Vote], bool]:
         policy = Policy("k_of_n", params)
         counted = [_vote(draw, f"v{i}", draw(st.sampled_from(kinds))) for i in range(n)]
         noise = [_vote(draw, f"x{i}", NOISE_KIND) for i in range(draw(NOISE_ST))]
-    approvals = sum(v.approves(threshold) for v in counted)
+    approvals = sum(approves(v, threshold) for v in counted)
     return policy, counted, noise, approvals >= k
 
 
@@ -634,8 +654,8 @@ def full_weighted(draw: st.DrawFn) -> tuple[Policy, list[Vote], list[Vote], bool
     counted = [_vote(draw, v, draw(ANY_KIND_ST)) for v in vw]
     counted += [_vote(draw, f"k-{kind}", kind) for kind in kw]
     noise = [_vote(draw, f"x{i}", NOISE_KIND) for i in range(draw(NOISE_ST))]
-    weight = {**{f"k-{k}": w for k, w in kw.items()}, **vw}
-    score = sum((exact(weight[v.voter_id]) * v.weight_fraction() for v in counted), Fraction(0))
+    weights = {**{f"k-{k}": w for k, w in kw.items()}, **vw}
+    score = sum((exact(weights[v.voter_id]) * vote_weight(v) for v in counted), Fraction(0))
     return policy, counted, noise, score >= exact(threshold)
 
 
@@ -646,6 +666,6 @@ def test_final_outcome_is_order_independent_once_every_slot_is_filled(
 ) -> None:
     policy, counted, noise, expected = case
     order = data.draw(st.permutations([*counted, *noise]))
-    got = decide(policy, order, intent_ts_ms=0, now_ms=0)
+    got = decide(policy, order, intent_id=0, intent_ts_ms=0, now_ms=0)
     assert got is not None, (policy, order)
     assert got.commit is expected, (policy, order, got)
