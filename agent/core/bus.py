@@ -62,7 +62,7 @@ class BusState:
     def __init__(self, bus: str) -> None:
         self.bus = bus
         self.next = 0  # the position after the last entry applied (the cursor)
-        self.entries: list[tuple[Entry, e.Entry]] = []  # every valid entry, in log order
+        self.entries: list[tuple[Entry, e.AgentEntry]] = []  # every valid entry, in log order
         self.intents: dict[int, IntentRecord] = {}
         self.undecided: dict[int, IntentRecord] = {}  # no decision yet (voters, deciders)
         self.runnable: dict[int, IntentRecord] = {}  # committed, not started (executor)
@@ -74,7 +74,7 @@ class BusState:
         #: Votes and decisions whose author the intent's policy does not accept, with why.
         self.forged: list[tuple[Entry, str]] = []
 
-    def apply(self, raw: Entry) -> e.Entry | None:
+    def apply(self, raw: Entry) -> e.AgentEntry | None:
         """Fold one entry (positions must come in order); returns it typed, or None if invalid."""
         if raw.pos < self.next:
             return None  # already applied (a resumed subscription may repeat)
@@ -90,7 +90,7 @@ class BusState:
         self.entries.append((raw, entry))
         return entry
 
-    def _fold(self, raw: Entry, entry: e.Entry) -> bool:
+    def _fold(self, raw: Entry, entry: e.AgentEntry) -> bool:
         match entry:
             case e.Intent():
                 record = IntentRecord(raw.pos, raw.ts, raw.author, entry)
@@ -113,7 +113,7 @@ class BusState:
                     self.voter_policies.append((raw.pos, entry))
         return True
 
-    def _fold_about(self, raw: Entry, entry: e.Entry, record: IntentRecord) -> None:
+    def _fold_about(self, raw: Entry, entry: e.AgentEntry, record: IntentRecord) -> None:
         policy = self.decider_policies.policy_for(record.position)
         match entry:
             case e.Vote() if not policy.counts_vote(entry.kind, raw.author):

@@ -548,7 +548,7 @@ class VoterPolicy(_Policy):
 
 # --- registry and roles ------------------------------------------------------------------------
 
-Entry = (
+AgentEntry = (
     AgentInput
     | AgentOutput
     | InfIn
@@ -565,7 +565,7 @@ Entry = (
     | VoterPolicy
 )
 
-ENTRY_TYPES: dict[str, type[Entry]] = {
+ENTRY_TYPES: dict[str, type[AgentEntry]] = {
     cls.TYPE: cls
     for cls in (
         AgentInput,
@@ -643,7 +643,7 @@ def validate(entry_type: str, body: Any) -> str | None:
     return None
 
 
-def parse(entry_type: str, body: Any) -> Entry:
+def parse(entry_type: str, body: Any) -> AgentEntry:
     """The typed entry for a body read from the log; EntryError if it is not valid."""
     cls = ENTRY_TYPES.get(entry_type)
     if cls is None:

@@ -18,8 +18,8 @@ from logact.protocol.api import LogAPI
 
 
 async def _first_about(
-    log: LogAPI, bus: str, intent_id: int, kinds: tuple[type[e.Entry], ...], timeout: float
-) -> e.Entry | None:
+    log: LogAPI, bus: str, intent_id: int, kinds: tuple[type[e.AgentEntry], ...], timeout: float
+) -> e.AgentEntry | None:
     """The first valid entry of one of ``kinds`` about ``intent_id`` (None within ``timeout``)."""
     types = [kind.TYPE for kind in kinds]
     with trio.move_on_after(timeout):

@@ -523,7 +523,7 @@ class Flow:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class FlowVerdict:
     approve: bool
     escalate: bool
     reason: str
@@ -625,7 +625,7 @@ def _asked_for(tool: str, sink: Sink, sources: Sequence[Source]) -> bool:
 
 def judge_call(
     labels: Labels, action: e.ToolCall | e.CodeBlock, sources: Sequence[Source]
-) -> Verdict:
+) -> FlowVerdict:
     """Approve, or escalate to a person, one proposed action."""
     if isinstance(action, e.CodeBlock):
         tool, arguments = "code", {"code": action.code}
@@ -633,7 +633,7 @@ def judge_call(
         tool, arguments = action.tool, action.arguments
     sink = labels.sink(tool) if isinstance(action, e.ToolCall) else UNKNOWN_SINK
     if sink is None:
-        return Verdict(True, False, f"{tool} only reads")
+        return FlowVerdict(True, False, f"{tool} only reads")
     flows = tuple(
         trace(
             value, sources, labels.user_ids, sink.spoken.get(value.argument, {}).get(value.text, ())
@@ -646,7 +646,7 @@ def judge_call(
         why = "; ".join(_describe(f) for f in untrusted[:MAX_REASON_VALUES])
         if len(untrusted) > MAX_REASON_VALUES:
             why += f"; and {len(untrusted) - MAX_REASON_VALUES} more values"
-        return Verdict(False, True, f"escalated: {why}{asked}", flows)
+        return FlowVerdict(False, True, f"escalated: {why}{asked}", flows)
     last = sources[-1] if sources else None
     if (
         last is not None
@@ -659,9 +659,9 @@ def judge_call(
             f"{tool} was proposed right after {last.label}, which others can write, and the "
             "user's request names neither this action nor any of its critical values"
         )
-        return Verdict(False, True, f"escalated: {why}{asked}", flows)
+        return FlowVerdict(False, True, f"escalated: {why}{asked}", flows)
     if not flows:
-        return Verdict(True, False, f"{tool}: no critical values")
+        return FlowVerdict(True, False, f"{tool}: no critical values")
     shown = "; ".join(_describe(f) for f in flows[:MAX_REASON_VALUES])
     more = f"; and {len(flows) - MAX_REASON_VALUES} more" if len(flows) > MAX_REASON_VALUES else ""
-    return Verdict(True, False, shown + more, flows)
+    return FlowVerdict(True, False, shown + more, flows)

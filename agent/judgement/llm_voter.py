@@ -119,7 +119,7 @@ class VerdictError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ModelVerdict:
     """The LLM voter's answer; ``probability`` is the model's optional confidence in approval."""
 
     approve: bool
@@ -128,7 +128,7 @@ class Verdict:
     probability: float | None
 
     @classmethod
-    def failed(cls, what: str) -> Verdict:
+    def failed(cls, what: str) -> ModelVerdict:
         """The rejecting verdict given when no trustworthy verdict could be had."""
         return cls(False, _clip(FAILED + _oneline(what), MAX_VOTE_REASON), (), None)
 
@@ -314,7 +314,7 @@ def _no_constant(name: str) -> Any:
     raise VerdictError(f"{name} is not a JSON number")
 
 
-def parse_verdict(text: str | None) -> Verdict:
+def parse_verdict(text: str | None) -> ModelVerdict:
     """The verdict in a model reply: exactly one JSON object matching VERDICT_SCHEMA.
 
     Surrounding whitespace and one ```json fence around the whole reply are tolerated; anything
@@ -356,7 +356,7 @@ def parse_verdict(text: str | None) -> Verdict:
     ):
         raise VerdictError(f"'confidence' must be a number in [0, 1], got {confidence!r}")
     probability = None if confidence is None else float(confidence)
-    return Verdict(approve, reason, tuple(concerns), probability)
+    return ModelVerdict(approve, reason, tuple(concerns), probability)
 
 
 async def judge(
@@ -366,7 +366,7 @@ async def judge(
     *,
     timeout: float = 60,
     max_action_chars: int = MAX_ACTION_CHARS,
-) -> Verdict:
+) -> ModelVerdict:
     """Ask the model for a verdict on ``context``; any trouble gives a rejecting verdict.
 
     Fail closed: a model error, no answer within ``timeout`` seconds, a reply that is not a
@@ -375,7 +375,7 @@ async def judge(
     """
     size = len(json.dumps(context.intent.action.to_body(), ensure_ascii=False))
     if size > max_action_chars:
-        return Verdict.failed(
+        return ModelVerdict.failed(
             f"the action is {size} characters as JSON, more than the {max_action_chars} "
             "a review may show whole"
         )
@@ -390,14 +390,14 @@ async def judge(
                 temperature=0,
             )
         except llm.ModelError as exc:
-            return Verdict.failed(f"model error: {exc}")
+            return ModelVerdict.failed(f"model error: {exc}")
         except Exception as exc:  # the client itself broke: still no approval without a verdict
-            return Verdict.failed(f"unexpected {type(exc).__name__}: {exc}")
+            return ModelVerdict.failed(f"unexpected {type(exc).__name__}: {exc}")
         try:
             return parse_verdict(message.get("content"))
         except VerdictError as exc:
-            return Verdict.failed(f"unusable reply: {exc}")
-    return Verdict.failed(f"no verdict within {timeout:g} s")
+            return ModelVerdict.failed(f"unusable reply: {exc}")
+    return ModelVerdict.failed(f"no verdict within {timeout:g} s")
 
 
 # --- a scripted model -------------------------------------------------------------------------

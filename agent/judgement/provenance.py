@@ -82,7 +82,7 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ProvenanceVerdict:
     approve: bool
     reason: str
     findings: tuple[Finding, ...]
@@ -286,7 +286,7 @@ def _describe(finding: Finding) -> str:
     }[finding.origin]
 
 
-def judge_action(action: e.ToolCall | e.CodeBlock, sources: Sequence[Source]) -> Verdict:
+def judge_action(action: e.ToolCall | e.CodeBlock, sources: Sequence[Source]) -> ProvenanceVerdict:
     """Reject when a critical value was introduced only by instructions in untrusted content,
     or is an identifier the agent never read."""
     arguments = action.arguments if isinstance(action, e.ToolCall) else {"code": action.code}
@@ -298,10 +298,10 @@ def judge_action(action: e.ToolCall | e.CodeBlock, sources: Sequence[Source]) ->
         if f.origin == "injected" or (f.origin == "unseen" and f.value.identifier)
     ]
     if rejected:
-        return Verdict(False, "; ".join(_describe(f) for f in rejected), findings)
+        return ProvenanceVerdict(False, "; ".join(_describe(f) for f in rejected), findings)
     if not findings:
-        return Verdict(True, "no critical values to trace", findings)
-    return Verdict(True, "; ".join(_describe(f) for f in findings), findings)
+        return ProvenanceVerdict(True, "no critical values to trace", findings)
+    return ProvenanceVerdict(True, "; ".join(_describe(f) for f in findings), findings)
 
 
 def sources_from_bus(state: BusState, position: int) -> list[Source]:

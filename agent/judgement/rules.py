@@ -2,7 +2,7 @@
 
 Pure: nothing here does I/O except :func:`load_rules`, which reads one TOML file. The voter
 process feeds each intent's action (and the bus it came from) to :meth:`RuleSet.evaluate` and
-appends a vote from the :class:`Verdict`. A run-time update is a ``voter_policy`` entry whose
+appends a vote from the :class:`RuleVerdict`. A run-time update is a ``voter_policy`` entry whose
 ``policy`` document is (or holds) the same document :meth:`RuleSet.from_doc` reads.
 
 Document shape (TOML shown; a voter_policy entry carries the same keys as a map)::
@@ -337,7 +337,7 @@ class Rule:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class RuleVerdict:
     """The rule voter's answer; ``rule_index`` is the deciding rule's index, None for default."""
 
     approve: bool
@@ -360,7 +360,7 @@ class RuleSet:
             raise RuleError("rules must all be Rule objects")
         object.__setattr__(self, "rules", rules)
 
-    def evaluate(self, action: ToolCall | CodeBlock, bus: str) -> Verdict:
+    def evaluate(self, action: ToolCall | CodeBlock, bus: str) -> RuleVerdict:
         view = _view(action)
         first_allow: int | None = None
         for index, rule in enumerate(self.rules):
@@ -368,11 +368,13 @@ class RuleSet:
                 continue  # an allow is already found; only a deny can still change the answer
             if rule._matches(view, bus):
                 if rule.effect == "deny":
-                    return Verdict(False, rule.reason, index)
+                    return RuleVerdict(False, rule.reason, index)
                 first_allow = index
         if first_allow is not None:
-            return Verdict(True, self.rules[first_allow].reason, first_allow)
-        return Verdict(self.default == "allow", f"no rule matched (default {self.default})", None)
+            return RuleVerdict(True, self.rules[first_allow].reason, first_allow)
+        return RuleVerdict(
+            self.default == "allow", f"no rule matched (default {self.default})", None
+        )
 
     def to_doc(self) -> dict[str, Any]:
         return {"default": self.default, "rules": [r.to_doc() for r in self.rules]}

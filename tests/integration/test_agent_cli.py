@@ -177,7 +177,7 @@ def read_bus(cluster: LocalCluster, bus: str) -> list[Entry]:
     return trio.run(read)
 
 
-def append(cluster: LocalCluster, bus: str, role: str, *bodies: e.Entry) -> list[int]:
+def append(cluster: LocalCluster, bus: str, role: str, *bodies: e.AgentEntry) -> list[int]:
     """Append typed entries one by one as the principal of ``role``; their positions."""
 
     async def write() -> list[int]:

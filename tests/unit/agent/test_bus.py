@@ -35,7 +35,7 @@ class Bus:
         self.state.apply(raw)
         return raw
 
-    def add(self, entry: e.Entry, *, author: str = "local", ts: int = 0) -> int:
+    def add(self, entry: e.AgentEntry, *, author: str = "local", ts: int = 0) -> int:
         """Append a typed entry and fold it; returns its position."""
         return self.raw(*entry.to_entry(), author=author, ts=ts).pos
 

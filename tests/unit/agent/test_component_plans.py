@@ -22,7 +22,7 @@ class Bus:
     def __init__(self) -> None:
         self.state = BusState(BUS)
 
-    def add(self, entry: e.Entry) -> int:
+    def add(self, entry: e.AgentEntry) -> int:
         position = self.state.next
         entry_type, body = entry.to_entry()
         self.state.apply(Entry(position, 1000 + position, entry_type, "local", body))

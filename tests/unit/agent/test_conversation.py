@@ -47,7 +47,7 @@ class Bus:
     def __init__(self, bus: str = BUS) -> None:
         self.state = BusState(bus)
 
-    def add(self, entry: e.Entry, author: str = "local") -> int:
+    def add(self, entry: e.AgentEntry, author: str = "local") -> int:
         pos = self.state.next
         self.state.apply(Entry(pos, 1000 + pos, entry.TYPE, author, entry.to_body()))
         return pos

@@ -18,7 +18,7 @@ class Bus:
     def __init__(self, bus: str = "agent/digest") -> None:
         self.state = BusState(bus)
 
-    def add(self, entry: e.Entry, ts: int | None = None) -> int:
+    def add(self, entry: e.AgentEntry, ts: int | None = None) -> int:
         position = self.state.next
         body = entry.to_body()
         self.state.apply(Entry(position, ts or 1000 * (position + 1), entry.TYPE, "t", body))

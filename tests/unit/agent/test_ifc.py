@@ -54,7 +54,7 @@ class Bus:
         self.labels = labels
         self.next = 0
 
-    def add(self, entry: e.Entry, author: str = "local") -> int:
+    def add(self, entry: e.AgentEntry, author: str = "local") -> int:
         position = self.next
         self.state.apply(Entry(position, 1000 + position, entry.TYPE, author, entry.to_body()))
         self.next += 1
@@ -64,7 +64,7 @@ class Bus:
         intent = self.add(e.Intent(e.ToolCall(tool, arguments)))
         self.add(e.Result(intent, ok=True, output=output))
 
-    def verdict(self, tool: str, **arguments: Any) -> ifc.Verdict:
+    def verdict(self, tool: str, **arguments: Any) -> ifc.FlowVerdict:
         position = self.add(e.Intent(e.ToolCall(tool, arguments)))
         sources = ifc.sources_from_bus(self.state, position, self.labels)
         return ifc.judge_call(self.labels, self.state.intents[position].intent.action, sources)
@@ -424,7 +424,7 @@ def test_a_request_names_a_value_in_the_words_people_use(
 
 
 def test_a_sinks_verbs_name_its_action() -> None:
-    def after_untrusted(ask: str) -> ifc.Verdict:
+    def after_untrusted(ask: str) -> ifc.FlowVerdict:
         bus = Bus(CALENDAR)
         bus.add(e.AgentInput(ask))
         bus.read("search_events", yaml.safe_dump([event("Sync", description="notes")]))

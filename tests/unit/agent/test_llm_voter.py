@@ -23,7 +23,7 @@ from logact.agent.judgement.llm_voter import (
     MAX_VOTE_REASON,
     SCRIPTED_APPROVAL,
     VERDICT_SCHEMA,
-    Verdict,
+    ModelVerdict,
     VerdictError,
     VoteContext,
     build_messages,
@@ -296,26 +296,29 @@ def test_a_huge_request_is_cut_head_and_tail() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ('{"approve": true, "reason": "fine", "concerns": []}', Verdict(True, "fine", (), None)),
+        (
+            '{"approve": true, "reason": "fine", "concerns": []}',
+            ModelVerdict(True, "fine", (), None),
+        ),
         (
             '  {"approve": false, "reason": "no", "concerns": ["a", "b"]}\n',
-            Verdict(False, "no", ("a", "b"), None),
+            ModelVerdict(False, "no", ("a", "b"), None),
         ),
         (
             '```json\n{"approve": true, "reason": "ok", "concerns": [], "confidence": 0.75}\n```',
-            Verdict(True, "ok", (), 0.75),
+            ModelVerdict(True, "ok", (), 0.75),
         ),
         (
             '\n```\n{"approve": false, "reason": "r", "concerns": [], "confidence": 0}\n```\n',
-            Verdict(False, "r", (), 0.0),
+            ModelVerdict(False, "r", (), 0.0),
         ),
         (
             '{"approve": true, "reason": "r", "concerns": [], "confidence": 1}',
-            Verdict(True, "r", (), 1.0),
+            ModelVerdict(True, "r", (), 1.0),
         ),
     ],
 )
-def test_parse_good_verdicts(text: str, expected: Verdict) -> None:
+def test_parse_good_verdicts(text: str, expected: ModelVerdict) -> None:
     assert parse_verdict(text) == expected
 
 
@@ -393,19 +396,19 @@ def test_a_verdict_missing_a_key_or_with_an_extra_one_is_rejected(
 
 
 def test_verdicts_become_votes() -> None:
-    vote = Verdict(False, "deletes\nthe build", ("scope", " ", "irreversible"), 0.25).to_vote(
+    vote = ModelVerdict(False, "deletes\nthe build", ("scope", " ", "irreversible"), 0.25).to_vote(
         7, "llm-1"
     )
     assert vote == e.Vote(
         7, "llm-1", "llm", "deletes the build (concerns: scope; irreversible)", False, 0.25
     )
-    long = Verdict(True, "r" * 5000, (), None).to_vote(7, "llm-1")
+    long = ModelVerdict(True, "r" * 5000, (), None).to_vote(7, "llm-1")
     assert len(long.reason) == MAX_VOTE_REASON and long.approve and long.probability is None
-    assert Verdict(True, " ", (), None).to_vote(1, "v").reason == "(no reason given)"
+    assert ModelVerdict(True, " ", (), None).to_vote(1, "v").reason == "(no reason given)"
 
 
 def test_failed_verdicts_reject_with_a_short_reason() -> None:
-    verdict = Verdict.failed("boom\n" * 1000)
+    verdict = ModelVerdict.failed("boom\n" * 1000)
     assert not verdict.approve and verdict.concerns == () and verdict.probability is None
     assert verdict.reason.startswith(FAILED + "boom boom")
     assert len(verdict.reason) == MAX_VOTE_REASON
@@ -419,7 +422,7 @@ async def test_judge_approves_and_sends_the_schema_and_the_request() -> None:
     verdict = await judge(
         ScriptedModel(model).client(), "some-model", context(shell("ls -l"), "list the files")
     )
-    assert verdict == Verdict(True, SCRIPTED_APPROVAL, (), None)
+    assert verdict == ModelVerdict(True, SCRIPTED_APPROVAL, (), None)
     (body,) = model.bodies
     assert body["model"] == "some-model"
     assert body["response_format"] == {"type": "json_object", "schema": VERDICT_SCHEMA}
@@ -431,7 +434,7 @@ async def test_judge_approves_and_sends_the_schema_and_the_request() -> None:
 async def test_judge_rejects_what_the_scripted_model_denies() -> None:
     client = ScriptedModel(keyword_responder(DENY)).client()
     verdict = await judge(client, "m", context(shell("rm -rf / && curl evil.example")))
-    assert verdict == Verdict(
+    assert verdict == ModelVerdict(
         False,
         "scripted: recursive delete",
         ("scripted: matched 'rm -rf'", "scripted: matched 'evil.example'"),
@@ -444,7 +447,7 @@ async def test_judge_carries_a_probability() -> None:
         return reply('{"approve": true, "reason": "routine", "concerns": [], "confidence": 0.9}')
 
     verdict = await judge(ScriptedModel(confident).client(), "m", context(shell("ls")))
-    assert verdict == Verdict(True, "routine", (), 0.9)
+    assert verdict == ModelVerdict(True, "routine", (), 0.9)
     assert verdict.to_vote(7, "llm-1").probability == 0.9
 
 
@@ -501,7 +504,7 @@ async def test_judge_fails_closed_when_the_model_hangs(
         verdict = await judge(ScriptedModel(hang).client(), "m", context(shell("ls")), timeout=5)
     finally:
         release.set()  # let the abandoned worker thread finish
-    assert verdict == Verdict(False, FAILED + "no verdict within 5 s", (), None)
+    assert verdict == ModelVerdict(False, FAILED + "no verdict within 5 s", (), None)
 
 
 async def test_judge_rejects_an_action_too_large_to_show_without_asking() -> None:

@@ -61,7 +61,7 @@ def source(position: int, text: str, trusted: bool = False) -> p.Source:
     return p.Source(position, f"entry #{position}", trusted, text)
 
 
-def verdict(arguments: dict[str, Any], *sources: p.Source) -> p.Verdict:
+def verdict(arguments: dict[str, Any], *sources: p.Source) -> p.ProvenanceVerdict:
     return p.judge_action(e.ToolCall("send_money", arguments), sources)
 
 
@@ -262,7 +262,7 @@ def test_any_arguments_and_output_give_a_verdict(doc: Any) -> None:
 # --- the voter on a bus ------------------------------------------------------------------------
 
 
-def _bus(*entries: e.Entry) -> BusState:
+def _bus(*entries: e.AgentEntry) -> BusState:
     state = BusState("b")
     for position, entry in enumerate(entries):
         state.apply(Entry(position, 1000 + position, entry.TYPE, "local", entry.to_body()))

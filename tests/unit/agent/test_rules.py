@@ -16,7 +16,7 @@ from logact.agent.judgement.rules import (
     Rule,
     RuleError,
     RuleSet,
-    Verdict,
+    RuleVerdict,
     load_rules,
 )
 
@@ -36,7 +36,7 @@ def deny(**kw) -> dict:
     return {"effect": "deny", "reason": "no", **kw}
 
 
-def verdict(action, *rules: dict, default: str = "deny", bus: str = BUS) -> Verdict:
+def verdict(action, *rules: dict, default: str = "deny", bus: str = BUS) -> RuleVerdict:
     return RuleSet.from_doc({"default": default, "rules": list(rules)}).evaluate(action, bus)
 
 
@@ -163,25 +163,25 @@ def test_deny_overrides_allow_regardless_of_order():
     a, d = allow(reason="allowed"), deny(tool="shell", reason="denied")
     for rules in ([a, d], [d, a]):
         v = verdict(shell("ls"), *rules)
-        assert v == Verdict(False, "denied", rules.index(d))
+        assert v == RuleVerdict(False, "denied", rules.index(d))
 
 
 def test_first_deny_and_first_allow_give_the_reason():
     rules = [allow(reason="a1"), deny(reason="d1"), allow(reason="a2"), deny(reason="d2")]
-    assert verdict(shell("ls"), *rules) == Verdict(False, "d1", 1)
+    assert verdict(shell("ls"), *rules) == RuleVerdict(False, "d1", 1)
     rules = [allow(tool="x", reason="a0"), allow(reason="a1"), allow(reason="a2")]
-    assert verdict(shell("ls"), *rules) == Verdict(True, "a1", 1)
+    assert verdict(shell("ls"), *rules) == RuleVerdict(True, "a1", 1)
 
 
 def test_non_matching_deny_does_not_block():
     v = verdict(shell("ls"), deny(text={"substring": "rm"}), allow(tool="shell"))
-    assert v == Verdict(True, "ok", 1)
+    assert v == RuleVerdict(True, "ok", 1)
 
 
 @pytest.mark.parametrize(("default", "approve"), [("deny", False), ("allow", True)])
 def test_default(default, approve):
     v = verdict(shell("ls"), allow(tool="other"), default=default)
-    assert v == Verdict(approve, f"no rule matched (default {default})", None)
+    assert v == RuleVerdict(approve, f"no rule matched (default {default})", None)
 
 
 def test_default_is_deny():

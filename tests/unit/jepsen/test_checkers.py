@@ -325,7 +325,7 @@ class Bus:
     name: str = BUS
     entries: list[list[Any]] = field(default_factory=list)
 
-    def add(self, entry: e.Entry) -> int:
+    def add(self, entry: e.AgentEntry) -> int:
         kind, body = entry.to_entry()
         self.entries.append([len(self.entries), kind, body])
         return len(self.entries) - 1
@@ -836,7 +836,7 @@ def _bus_entries(h: list[Op]) -> list[list[Any]]:
     return next(o for o in h if o["op"] == "final_bus")["entries"]
 
 
-def _add(h: list[Op], entry: e.Entry) -> None:
+def _add(h: list[Op], entry: e.AgentEntry) -> None:
     entries = _bus_entries(h)
     entries.append([len(entries), *entry.to_entry()])
 
