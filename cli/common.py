@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -12,8 +16,10 @@ from rich.console import Console
 
 from logact.agent.models.llm import ModelError
 from logact.client.client import Client
+from logact.protocol.api import LogAPI
 from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
+from logact.server.local import open_embedded
 from logact.server.tls import TlsSettings, client_context_for
 
 E = TypeVar("E", bound=BaseException)
@@ -121,6 +127,30 @@ def make_client(
     except (OSError, ValueError) as exc:
         fail(f"TLS files: {exc}")
     return Client(addresses, token, timeout=timeout, tls=tls)
+
+
+@asynccontextmanager
+async def open_role_logs(
+    roles: Sequence[str], embedded: Path, cluster_config: str | None
+) -> AsyncIterator[dict[str, LogAPI]]:
+    """A log for each role: one embedded log in ``embedded`` that all share, or, given
+    ``cluster_config``, a client of that cluster as each role's principal."""
+    async with AsyncExitStack() as stack:
+        if cluster_config is None:
+            log = await stack.enter_async_context(open_embedded(embedded, durability="os"))
+            yield dict.fromkeys(roles, log)
+        else:
+            yield {
+                role: await stack.enter_async_context(
+                    make_client(cluster_config, None, None, 30.0, role)
+                )
+                for role in roles
+            }
+
+
+def run_prefix(name: str) -> str:
+    """A bus prefix no earlier run of the command used: ``agent/NAME-<time>-<random>``."""
+    return f"agent/{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
 def find_error(exc: BaseException, kind: type[E]) -> E | None:

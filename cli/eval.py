@@ -2,58 +2,29 @@
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from contextlib import AsyncExitStack
-from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import click
 
 from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
-from logact.cli.common import console, fail, make_client, run
+from logact.cli.common import console, fail, open_role_logs, run, run_prefix
 from logact.config import shipped
 from logact.evals.configurations import ConfigurationError, load_configurations
-from logact.evals.harness import (
-    ROLES,
-    SUITES,
-    AgentFactory,
-    Evaluation,
-    Voting,
-    attack_names,
-    goal_attacks,
-    model_agent,
-    oracle_agent,
-    run_eval,
+from logact.evals.harness import ROLES, SUITES
+from logact.evals.run import (
+    AgentDojoOptions,
+    Results,
+    choose_attacks,
+    parse_suites,
+    run_agentdojo,
 )
-from logact.evals.metrics import markdown, summaries
-from logact.server.local import open_embedded
 
 
 @click.group()
 def eval_() -> None:
     """Evaluate LogAct's voters on third-party benchmarks."""
-
-
-def _suites(text: str) -> tuple[str, ...]:
-    names = tuple(s.strip() for s in text.split(",") if s.strip())
-    unknown = [s for s in names if s not in SUITES]
-    if not names or unknown:
-        raise click.BadParameter(f"choose from {', '.join(SUITES)} (got {text!r})")
-    return names
-
-
-def _attacks(given: tuple[str, ...]) -> tuple[str, ...]:
-    if not given:
-        return ("important_instructions",)
-    if "all" in given:
-        return tuple(goal_attacks())
-    unknown = [a for a in given if a not in attack_names()]
-    if unknown:
-        fail(f"unknown attack {unknown[0]!r}; known: all, {', '.join(attack_names())}")
-    return tuple(dict.fromkeys(given))
 
 
 @eval_.command("agentdojo")
@@ -119,102 +90,46 @@ def agentdojo(
     model: str | None,
 ) -> None:
     """Run AgentDojo tasks through LogAct's voters and report safety and utility."""
-    chosen = _suites(suites)
-    attack_list = _attacks(attack_args)
     try:
+        chosen = parse_suites(suites)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    try:
+        attacks = choose_attacks(attack_args)
         configurations = load_configurations(voters_path, only)
-    except ConfigurationError as exc:
+    except (ConfigurationError, ValueError) as exc:
         fail(str(exc))
-    needs_model = configurations.needs_model or agent_kind == "model"
+    options = AgentDojoOptions(chosen, attacks, configurations, agent_kind, user_tasks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prefix = f"agent/agentdojo-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    where = f"cluster of {cluster_config}" if cluster_config else f"embedded log in {out / 'log'}"
 
-    async def evaluate(logs: dict[str, object]) -> Evaluation:
-        async with AsyncExitStack() as stack:
-            chosen_model = None
-            if needs_model:
-                chosen_model = await stack.enter_async_context(
-                    open_model(llm, script, base_url, model)
-                )
-            agent: AgentFactory = (
-                model_agent(*chosen_model)
-                if agent_kind == "model" and chosen_model
-                else oracle_agent
-            )
-            return await run_eval(
+    async def main() -> Results:
+        async with open_role_logs(ROLES, out / "log", cluster_config) as logs:
+            return await run_agentdojo(
                 logs,
-                prefix,
-                chosen,
-                attack_list,
-                Voting(configurations, chosen_model),
-                agent,
-                user_tasks=user_tasks,
-                replay=agent_kind == "oracle",
+                options,
+                prefix=run_prefix("agentdojo"),
+                where=where,
+                open_model=partial(open_model, llm, script, base_url, model),
                 progress=lambda line: console.print(f"  {line}"),
             )
 
-    async def embedded() -> Evaluation:
-        async with open_embedded(out / "log", durability="os") as log:
-            return await evaluate(dict.fromkeys(ROLES, log))
-
-    async def on_cluster() -> Evaluation:
-        assert cluster_config is not None
-        async with AsyncExitStack() as stack:
-            logs = {
-                role: await stack.enter_async_context(
-                    make_client(cluster_config, None, None, 30.0, role)
-                )
-                for role in ROLES
-            }
-            return await evaluate(logs)
-
-    started = time.perf_counter()
-    attack_text = ", ".join(attack_list)
-    console.print(f"AgentDojo {', '.join(chosen)} · attack {attack_text} · agent {agent_kind}")
-    if cluster_config is None:
-        evaluation = run(embedded, errors=(ValueError,))
-        where = f"embedded log in {out / 'log'}"
-    else:
-        evaluation = run(on_cluster, errors=(ValueError,))
-        where = f"cluster of {cluster_config}"
-    seconds = time.perf_counter() - started
-    if not evaluation.runs:
-        fail("no run was made: no task matched")
-    table = summaries(evaluation.runs)
-    title = f"AgentDojo ({', '.join(chosen)}), {agent_kind} agent"
-    report = markdown(table, title=title)
-    if evaluation.skipped:
-        report += (
-            "\n## Injection tasks not replayable\n\n"
-            + "\n".join(f"- {s.suite} {s.injection_task}: {s.why}" for s in evaluation.skipped)
-            + "\n"
-        )
-    (out / "summary.md").write_text(report)
-    results = {
-        "suites": chosen,
-        "attacks": list(attack_list),
-        "agent": agent_kind,
-        "log": where,
-        "prefix": prefix,
-        "seconds": round(seconds, 1),
-        "summary": {
-            a: {c: {s: asdict(v) for s, v in row.items()} for c, row in rows.items()}
-            for a, rows in table.items()
-        },
-        "skipped": [asdict(s) for s in evaluation.skipped],
-        "runs": [r.to_doc() for r in evaluation.runs],
-    }
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    console.print(report, markup=False, highlight=False, soft_wrap=True)
     console.print(
-        f"{len(evaluation.runs)} runs in {seconds:.0f} s on the {where}; "
-        f"wrote {out / 'summary.md'} and {out / 'results.json'}"
+        f"AgentDojo {', '.join(chosen)} · attack {', '.join(attacks)} · agent {agent_kind}"
     )
-    unsafe = [(r.bus, problem) for r in evaluation.runs for problem in r.unsafe]
+    results = run(main, errors=(ValueError,))
+    summary_path, results_path = results.write(out)
+    console.print(results.summary(), markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        f"{len(results.evaluation.runs)} runs in {results.seconds:.0f} s on the {where}; "
+        f"wrote {summary_path} and {results_path}"
+    )
+    unsafe = results.unsafe()
     if unsafe:
         shown = "; ".join(f"{bus}: {problem}" for bus, problem in unsafe[:5])
         fail(f"the safety checker found {len(unsafe)} violations: {shown}")
     console.print(
-        f"safety: no action ran without a commit or twice in any of the {len(evaluation.runs)} runs"
+        f"safety: no action ran without a commit or twice in any of the "
+        f"{len(results.evaluation.runs)} runs"
     )
