@@ -19,17 +19,19 @@ from __future__ import annotations
 import hashlib
 import random
 import re
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
 from logact.agent.introspection.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
-from logact.agent.models.llm import tool_call
+from logact.agent.models.llm import ScriptedModel, tool_call
 from logact.agent.tools.registry import standard_tools
 from logact.protocol.api import LogAPI
+from logact.scenarios.report import Report
 from logact.scenarios.rig import Model, run_task, supervise_until
 
 SYSTEM = (
@@ -195,3 +197,62 @@ async def run_once(
             nursery.start_soon(supervision)
     correct = read_sums(workspace / "sums.txt") == expected
     return Run(supervised, bus, seconds, correct, tuple(sent))
+
+
+async def compare(
+    logs: Mapping[str, LogAPI],
+    prefix: str,
+    layout: Layout,
+    model: Model | None = None,
+    *,
+    interval: float = 0.2,
+) -> Report:
+    """The task alone, then supervised, each on its own bus under ``prefix`` and in a fresh
+    workspace; ``model`` serves the agent and the advice, or the scripted ones do."""
+    agent = model or Model(ScriptedModel(scripted_agent).client(), "scripted")
+    advisor = model or Model(ScriptedModel(scripted_advice).client(), "scripted")
+    runs = []
+    for supervised in (False, True):
+        bus = f"{prefix}/checksum-{'supervised' if supervised else 'alone'}"
+        with tempfile.TemporaryDirectory() as workspace:
+            runs.append(
+                await run_once(
+                    logs,
+                    bus,
+                    Path(workspace),
+                    layout,
+                    agent,
+                    advisor,
+                    supervised=supervised,
+                    interval=interval,
+                )
+            )
+    alone, supervised_run = runs
+    rows = [
+        {
+            "run": "supervised" if r.supervised else "alone",
+            "bus": r.bus,
+            "seconds": f"{r.seconds:.2f}",
+            "sums correct": r.correct,
+            "advice mailed": len(r.advice),
+        }
+        for r in runs
+    ]
+    speedup = alone.seconds / supervised_run.seconds if supervised_run.seconds else 0.0
+    notes = [
+        f"{layout.folders} folders x {layout.files} files x {layout.size} bytes; "
+        f"model: {agent.name}.",
+        f"End-to-end speed-up with the supervisor: {speedup:.1f}x.",
+    ]
+    if model is None:
+        notes.append(
+            "Scripted models: the agent is scripted to take the advice; this measures "
+            "the mechanism (log -> supervisor -> mail -> next inference), not a model."
+        )
+    doc = {
+        "layout": asdict(layout),
+        "model": agent.name,
+        "speedup": speedup,
+        "runs": [asdict(r) for r in runs],
+    }
+    return Report("Checksum scenario", rows, notes, doc)

@@ -22,10 +22,12 @@ import hashlib
 import json
 import random
 import re
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import trio
@@ -39,6 +41,7 @@ from logact.agent.introspection.supervisor import Sent, Supervisor, completed
 from logact.agent.models.llm import ScriptedModel, tool_call
 from logact.agent.tools.registry import ToolError, ToolRegistry
 from logact.protocol.api import LogAPI
+from logact.scenarios.report import Report
 from logact.scenarios.rig import Model, run_task, supervise_until
 
 SYSTEM = (
@@ -275,3 +278,86 @@ async def run_swarm(
         mails,
         tuple(sent),
     )
+
+
+def _change(value: float, base: float) -> str:
+    return f"{value / base - 1:+.0%}" if base else "n/a"
+
+
+async def compare(
+    logs: Mapping[str, LogAPI],
+    prefix: str,
+    tree: Tree,
+    model: Model | None = None,
+    *,
+    seeds: int = 1,
+    think: float = 0.1,
+    interval: float = 0.2,
+) -> Report:
+    """The swarm under every coordination, ``seeds`` times each (agent orders), each run on its
+    own buses under ``prefix`` and in a fresh tree; figures are medians over the seeds.
+    ``model`` serves every agent, or scripted agents do (``think`` s per reply)."""
+    runs: dict[str, list[SwarmRun]] = {c: [] for c in COORDINATIONS}
+    for seed in range(seeds):
+        for coordination in COORDINATIONS:
+            buses = [f"{prefix}/swarm-{seed}-{coordination}/a{i}" for i in range(tree.agents)]
+            models = (
+                scripted_models(buses, think, coordination, tree.budget, seed)
+                if model is None
+                else dict.fromkeys(buses, model)
+            )
+            with tempfile.TemporaryDirectory() as root:
+                runs[coordination].append(
+                    await run_swarm(
+                        logs, Path(root), tree, models, coordination=coordination,
+                        interval=interval,
+                    )
+                )  # fmt: skip
+    medians = {
+        c: {
+            "unique": median(r.unique for r in rs),
+            "total": median(r.processed for r in rs),
+            "tokens": median(r.tokens for r in rs),
+        }
+        for c, rs in runs.items()
+    }
+    rows = [
+        {
+            "coordination": c,
+            "files": tree.dirs * tree.files,
+            "unique work": f"{medians[c]['unique']:g}",
+            "total work": f"{medians[c]['total']:g}",
+            "duplicated": f"{median(r.processed - r.unique for r in rs):g}",
+            "tokens": f"{medians[c]['tokens']:g}",
+            "peer mails": f"{median(r.peer_mails for r in rs):g}",
+            "gossip mails": f"{median(len(r.gossip_mail) for r in rs):g}",
+            "seconds": f"{median(r.seconds for r in rs):.2f}",
+        }
+        for c, rs in runs.items()
+    ]
+    name = "scripted" if model is None else model.name
+    budget = tree.budget if tree.budget is not None else "until done"
+    notes = [
+        f"{tree.agents} agents, {tree.dirs * tree.files} files, budget {budget}; model: {name}; "
+        f"medians of {seeds} run(s) each.",
+        "none: no coordination; peers: agents mail each other what they take; hub: a "
+        "supervisor gossips what each has done.",
+    ]
+    base = medians["none"]
+    for c in COORDINATIONS[1:]:
+        notes.append(
+            f"{c} vs none: unique work {_change(medians[c]['unique'], base['unique'])}, "
+            f"tokens {_change(medians[c]['tokens'], base['tokens'])}."
+        )
+    if model is None:
+        notes.append(
+            "Scripted agents skip what mail reports; token counts are the scripted "
+            "client's word counts. Mechanism, not model quality."
+        )
+    doc = {
+        "tree": asdict(tree),
+        "model": name,
+        "seeds": seeds,
+        "runs": {c: [asdict(r) for r in rs] for c, rs in runs.items()},
+    }
+    return Report("Swarm scenario", rows, notes, doc)

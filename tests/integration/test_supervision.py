@@ -206,6 +206,38 @@ async def test_agents_that_mail_each_other_what_they_take(tmp_path: Path) -> Non
         assert_never_redoes_what_mail_named(state)
 
 
+async def test_the_checksum_comparison_reports_both_runs() -> None:
+    with trio.fail_after(DEADLINE):
+        async with open_memory() as log:
+            report = await cs.compare(
+                dict.fromkeys(ROLES, log), "agent/compare", cs.Layout(3, 1, 1024), interval=0.05
+            )
+    assert [(row["run"], row["sums correct"]) for row in report.rows] == [
+        ("alone", True),
+        ("supervised", True),
+    ]
+    assert [run["bus"] for run in report.doc["runs"]] == [
+        "agent/compare/checksum-alone",
+        "agent/compare/checksum-supervised",
+    ]
+    assert report.doc["model"] == "scripted" and "Scripted models" in report.notes[-1]
+
+
+async def test_the_swarm_comparison_reports_every_coordination() -> None:
+    tree = sw.Tree(dirs=1, files=3, agents=2)
+    with trio.fail_after(DEADLINE):
+        async with open_memory() as log:
+            report = await sw.compare(
+                dict.fromkeys(ROLES, log), "agent/compare", tree, think=0.0, interval=0.05
+            )
+    assert [row["coordination"] for row in report.rows] == list(sw.COORDINATIONS)
+    assert all(row["unique work"] == "3" for row in report.rows)
+    (none,) = report.doc["runs"]["none"]
+    assert none["buses"] == ("agent/compare/swarm-0-none/a0", "agent/compare/swarm-0-none/a1")
+    assert none["processed"] == 6  # uncoordinated: both agents did every file
+    assert report.notes[0].startswith("2 agents, 3 files, budget until done; model: scripted")
+
+
 @pytest.mark.cluster
 def test_the_scenario_commands_run_on_the_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
     runner = CliRunner()
