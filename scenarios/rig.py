@@ -15,16 +15,14 @@ from logact.agent.components import assembly
 from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model
 from logact.agent.components.conversation import Settings
 from logact.agent.components.runner import now_ms
+from logact.agent.integrations.parts import ALLOW_ALL
 from logact.agent.introspection.supervisor import Sent, Supervisor
 from logact.agent.judgement.policy import Policy
-from logact.agent.judgement.rules import RuleSet
 from logact.agent.tools.registry import ToolRegistry
 from logact.protocol.api import LogAPI
 
 #: The roles a scenario appends as (``user`` gives tasks; the supervisor reads and mails).
 ROLES = ("user", "driver", "voter", "decider", "executor", "reader", "mailer")
-#: The scenarios' voter approves everything: they measure supervision, not safety.
-ALLOW_ALL = RuleSet.from_doc({"default": "allow", "rules": []})
 
 
 async def run_task(
@@ -39,6 +37,7 @@ async def run_task(
 ) -> float:
     """Give ``task`` to a fresh agent on ``bus`` and run it until it answers; seconds taken."""
     policy = Policy("veto", {"kinds": ["rule"]})
+    # The voter approves everything: the scenarios measure supervision, not safety.
     spec = AgentSpec(model, tools, Settings(system, max_steps=max_steps), ALLOW_ALL, policy)
     # The scenarios' principals: one voter, no LLM voter.
     parts = {p: logs["voter" if p == "rule-voter" else p] for p in PARTS if p != "llm-voter"}
