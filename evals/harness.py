@@ -36,7 +36,7 @@ from agentdojo.types import ChatMessage
 from logact.agent.components.decider import Decider
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, read_state, run_component
-from logact.agent.components.voters import Voter, ifc_judge, llm_judge, provenance_judge, rule_judge
+from logact.agent.components.voters import Judges, Voter
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
 from logact.agent.introspection.safety import check_entries
@@ -198,19 +198,11 @@ class Voting:
     def voters(
         self, configuration: Configuration, log: LogAPI, bus: str, suite: str
     ) -> Iterator[Voter]:
+        """A voter of each of the configuration's kinds (ValueError: a need is missing)."""
+        labels = self.configurations.labels_for(suite) if "ifc" in configuration.voters else None
+        judges = Judges(self.configurations.rules, labels, self.model)
         for kind in configuration.voters:
-            if kind == "rule":
-                assert self.configurations.rules is not None  # checked on load
-                judge = rule_judge(self.configurations.rules)
-            elif kind == "provenance":
-                judge = provenance_judge()
-            elif kind == "ifc":
-                judge = ifc_judge(self.configurations.labels_for(suite))
-            else:
-                if self.model is None:
-                    raise ValueError(f"configuration {configuration.name!r} needs a model")
-                judge = llm_judge(*self.model)
-            yield Voter(log, bus, kind, kind, judge)
+            yield Voter(log, bus, kind, kind, judges.judge(kind))
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from logact.agent.components.decider import Decider
 from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_agent
-from logact.agent.components.voters import Voter, llm_judge, rule_judge
+from logact.agent.components.voters import Judges, Voter
 from logact.agent.integrations.mailbox import give_task
 from logact.agent.judgement.policy import Policy
 from logact.agent.judgement.rules import RuleSet
@@ -64,12 +64,11 @@ def assemble(
         spec.settings,
         exit_when_idle=True,
     )
-    parts: list[Component] = [
-        Voter(logs["rule-voter"], bus, "rules", "rule", rule_judge(spec.rules))
-    ]
-    if spec.reviewer is not None:
-        judge = llm_judge(spec.reviewer.client, spec.reviewer.name)
-        parts.append(Voter(logs["llm-voter"], bus, "llm", "llm", judge))
+    reviewer = None if spec.reviewer is None else (spec.reviewer.client, spec.reviewer.name)
+    judges = Judges(spec.rules, reviewer=reviewer)
+    parts: list[Component] = [Voter(logs["rule-voter"], bus, "rules", "rule", judges.judge("rule"))]
+    if reviewer is not None:
+        parts.append(Voter(logs["llm-voter"], bus, "llm", "llm", judges.judge("llm")))
     parts += [
         Decider(logs["decider"], bus, spec.policy),
         Executor(logs["executor"], bus, spec.tools),

@@ -129,3 +129,32 @@ def ifc_judge(labels: ifc.Labels) -> Judge:
         return ballot.cast(verdict.approve, verdict.reason, escalate=verdict.escalate)
 
     return judge
+
+
+@dataclass(frozen=True, slots=True)
+class Judges:
+    """What each kind of voter judges with: the rule voter's rules, the information-flow
+    voter's labels, the LLM voter's model (client, name). A kind whose need is missing is a
+    ValueError when asked for."""
+
+    rules: RuleSet | None = None
+    labels: ifc.Labels | None = None
+    reviewer: tuple[openai.OpenAI, str] | None = None
+
+    def judge(self, kind: str) -> Judge:
+        """The judge of a voter of ``kind`` (rule, provenance, ifc or llm)."""
+        match kind:
+            case "provenance":
+                return provenance_judge()
+            case "rule" if self.rules is not None:
+                return rule_judge(self.rules)
+            case "ifc" if self.labels is not None:
+                return ifc_judge(self.labels)
+            case "llm" if self.reviewer is not None:
+                return llm_judge(*self.reviewer)
+            case "rule" | "ifc" | "llm":
+                raise ValueError(f"a {kind} voter needs {_NEEDS[kind]}")
+        raise ValueError(f"unknown voter kind {kind!r} (known: rule, provenance, ifc, llm)")
+
+
+_NEEDS = {"rule": "rules", "ifc": "information-flow labels", "llm": "a model"}

@@ -3,6 +3,7 @@ its own appends: a component does not act again until the state shows what it ap
 
 from __future__ import annotations
 
+import pytest
 import trio
 
 from logact.agent.components import decider, executor, voters
@@ -10,6 +11,7 @@ from logact.agent.components.runner import Component, run_component
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.judgement.policy import Policy
+from logact.agent.judgement.rules import RuleSet
 from logact.protocol.codec import Entry
 from logact.server.local import open_memory
 
@@ -104,3 +106,20 @@ async def test_a_component_steps_only_once_its_own_append_is_folded_in() -> None
             await run_component(component)
     # Each step saw everything it had appended before: one more entry every time.
     assert component.steps == [1, 2, 3]
+
+
+async def test_judges_give_each_kind_its_judge_and_name_what_is_missing() -> None:
+    bus = Bus()
+    position = bus.intent()
+    judges = voters.Judges(rules=RuleSet.from_doc({"default": "deny", "rules": []}))
+    ballot = voters.Ballot(position, "rules", "rule")
+    with trio.fail_after(10):
+        vote = await judges.judge("rule")(bus.state, bus.state.intents[position], ballot)
+    assert vote == e.Vote(position, "rules", "rule", "no rule matched (default deny)", False)
+    assert judges.judge("provenance") is not None
+    with pytest.raises(ValueError, match="llm voter needs a model"):
+        judges.judge("llm")
+    with pytest.raises(ValueError, match="ifc voter needs information-flow labels"):
+        judges.judge("ifc")
+    with pytest.raises(ValueError, match="unknown voter kind 'oracle'"):
+        judges.judge("oracle")
