@@ -8,145 +8,44 @@ subscriber saw a gap-free, duplicate-free stream, shows status, and shuts the cl
 
 from __future__ import annotations
 
-import shutil
-import socket
 import sys
-import time
-import uuid
-from pathlib import Path
-from typing import Any
 
 import click
 import trio
 from rich.console import Console
 from rich.table import Table
 
-from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
+from logact.scenarios.log_demo import PortsInUse, verify, workload
+from logact.scenarios.log_demo import fresh_cluster as fresh_local_cluster
+from logact.scenarios.report import Check, all_passed
 
 console = Console() if Console().is_terminal else Console(width=120)
 
 
+def _progress(line: str) -> None:
+    console.print(f"  {line}", markup=False)
+
+
 def fresh_cluster(config_path: str, run_dir: str) -> LocalCluster:
     """A local cluster about to start on empty data; exits if its ports are taken."""
-    local = LocalCluster(config_path, run_dir)
-    busy = ports_in_use(local)
-    if busy:
+    try:
+        return fresh_local_cluster(config_path, run_dir)
+    except PortsInUse as exc:
         console.print(
-            f"[red]ports in use: {', '.join(busy)}[/red] — is a cluster already "
+            f"[red]ports in use: {exc}[/red] — is a cluster already "
             "running? (`logact cluster down`)"
         )
         sys.exit(1)
-    shutil.rmtree(Path(run_dir) / "data", ignore_errors=True)
-    return local
 
 
-def ports_in_use(local: LocalCluster) -> list[str]:
-    busy = []
-    for node in local.config.nodes:
-        for host, port in ((node.client_host, node.client_port), (node.raft_host, node.raft_port)):
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((host, port))
-                except OSError:
-                    busy.append(f"{host}:{port}")
-    return busy
-
-
-async def _workload(local: LocalCluster, writers: int, per_writer: int) -> dict[str, Any]:
-    bus = f"demo/{uuid.uuid4().hex[:8]}"
-    acked: dict[str, int] = {}
-    seen: list[Entry] = []
-    token = local.admin_token()
-    half = writers * per_writer // 2
-    killed: dict[str, Any] = {}
-
-    async def writer(index: int, client: Client) -> None:
-        for seq in range(per_writer):
-            payload = f"w{index}-{seq}"
-            acked[payload] = await client.append(bus, "note", {"payload": payload}, timeout=30)
-            if len(acked) == half and not killed:
-                killed["at"] = len(acked)
-                leader = await local.wait_for_leader(10)
-                console.print(f"  [yellow]kill -9 leader {leader}[/yellow] after {half} appends")
-                killed["node"] = leader
-                killed["t"] = time.monotonic()
-                local.kill(leader)
-
-    async def subscriber(done: trio.Event) -> None:
-        async with Client(local.addresses, token) as client:
-            async for entry in client.subscribe(bus, 0):
-                seen.append(entry)
-                if len(seen) == writers * per_writer:
-                    done.set()
-                    return
-
-    started = time.monotonic()
-    sub_done = trio.Event()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(subscriber, sub_done)
-        async with Client(local.addresses, token) as client, trio.open_nursery() as writers_n:
-            for index in range(writers):
-                writers_n.start_soon(writer, index, client)
-        console.print(f"  {len(acked)} appends acknowledged in {time.monotonic() - started:.1f}s")
-        local.start(killed["node"])
-        console.print(f"  restarted {killed['node']}")
-        with trio.fail_after(60):
-            await sub_done.wait()
-        async with Client(local.addresses, token) as client:
-            final = await client.read_all(bus)
-        await local.wait_until_serving(killed["node"])
-        async with Client(
-            [local.config.node(killed["node"]).client_address], token, prefer_leader=False
-        ) as direct:
-            with trio.fail_after(30):
-                while (await direct.check_tail(bus, stale=True)).tail < len(final):
-                    await trio.sleep(0.05)
-            rejoined = await direct.read_all(bus) if final else []
-    return {
-        "bus": bus,
-        "acked": acked,
-        "seen": seen,
-        "final": final,
-        "rejoined": rejoined,
-        "killed": killed["node"],
-    }
-
-
-def _verify(result: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    acked, final, seen = result["acked"], result["final"], result["seen"]
-    by_pos = {e.pos: e.body["payload"] for e in final}
-    payloads = [e.body["payload"] for e in final]
-    return [
-        (
-            "every acknowledged append is in the log at its acknowledged position",
-            all(by_pos.get(pos) == p for p, pos in acked.items()),
-            f"{len(acked)} acknowledged",
-        ),
-        (
-            "no payload appears twice (idempotent retries)",
-            len(payloads) == len(set(payloads)),
-            f"{len(payloads)} entries",
-        ),
-        (
-            "positions are dense from 0",
-            [e.pos for e in final] == list(range(len(final))),
-            f"0..{len(final) - 1}",
-        ),
-        (
-            "the subscriber saw every entry once, in order, across the failover",
-            [e.pos for e in seen] == [e.pos for e in final],
-            f"{len(seen)} pushed",
-        ),
-        (
-            f"the restarted node {result['killed']} caught up with the same log",
-            [(e.pos, e.body) for e in result["rejoined"]] == [(e.pos, e.body) for e in final],
-            f"{len(result['rejoined'])} entries",
-        ),
-    ]
+def print_check(check: Check) -> None:
+    """``ok``, ``FAIL`` or, for a check that is not required, ``n/a``, then the claim."""
+    mark = (
+        "[green]ok[/green]  " if check.passed else "[red]FAIL[/red]" if check.required else "n/a "
+    )
+    console.print(f"  {mark} {check.name}" + (f" ({check.detail})" if check.detail else ""))
 
 
 @click.command("log-demo")
@@ -177,13 +76,12 @@ def log_demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep
         leader = trio.run(local.wait_for_leader, 30)
         console.print(f"1. cluster up: nodes {', '.join(local.node_ids)}, leader {leader}")
         console.print(f"2. workload: {writers} writers x {per_writer} appends, one subscriber")
-        result = trio.run(_workload, local, writers, per_writer)
+        result = trio.run(workload, local, writers, per_writer, _progress)
         console.print("3. checks from the log")
-        checks = _verify(result)
-        for name, passed, detail in checks:
-            mark = "[green]ok[/green]  " if passed else "[red]FAIL[/red]"
-            console.print(f"  {mark} {name} ({detail})")
-        ok = all(passed for _, passed, _ in checks)
+        checks = verify(result)
+        for check in checks:
+            print_check(check)
+        ok = all_passed(checks)
         console.print("4. status")
         statuses = trio.run(local.statuses)
         table = Table()

@@ -1,9 +1,10 @@
 """What a scenario leaves behind: a table with notes (``summary.md``) and every figure measured
-(``results.json``)."""
+(``results.json``); for a demo, the checks it made."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,3 +31,18 @@ class Report:
         """``results.json`` and ``summary.md`` in ``out``."""
         (out / "results.json").write_text(json.dumps(self.doc, indent=2, default=str))
         (out / "summary.md").write_text("\n".join(self.lines()) + "\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One claim a demo checked; one that is not ``required`` is shown but does not fail it."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+    required: bool = True
+
+
+def all_passed(checks: Sequence[Check]) -> bool:
+    """Whether every required check passed."""
+    return all(check.passed for check in checks if check.required)
