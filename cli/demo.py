@@ -24,7 +24,8 @@ from logact.scenarios.report import Check, all_passed
 console = Console() if Console().is_terminal else Console(width=120)
 
 
-def _progress(line: str) -> None:
+def print_progress(line: str) -> None:
+    """A demo's progress line, indented under its step."""
     console.print(f"  {line}", markup=False)
 
 
@@ -76,7 +77,7 @@ def log_demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep
         leader = trio.run(local.wait_for_leader, 30)
         console.print(f"1. cluster up: nodes {', '.join(local.node_ids)}, leader {leader}")
         console.print(f"2. workload: {writers} writers x {per_writer} appends, one subscriber")
-        result = trio.run(workload, local, writers, per_writer, _progress)
+        result = trio.run(workload, local, writers, per_writer, print_progress)
         console.print("3. checks from the log")
         checks = verify(result)
         for check in checks:

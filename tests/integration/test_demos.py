@@ -32,3 +32,13 @@ def test_the_log_demo_survives_a_leader_kill_and_passes_its_checks(tmp_path: Pat
     assert "kill -9 leader" in done.stdout and "all checks passed" in done.stdout
     assert done.stdout.count("  ok  ") == 5 and "FAIL" not in done.stdout
     assert "5. cluster down" in done.stdout
+
+
+def test_the_agent_demo_vetoes_twice_survives_a_leader_kill_and_passes_its_checks(
+    tmp_path: Path,
+) -> None:
+    done = logact(tmp_path, "demo", "--run-dir", "run")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kill -9 leader" in done.stdout and "restarted" in done.stdout
+    assert done.stdout.count("  ok  ") == 7 and "FAIL" not in done.stdout
+    assert "all checks passed" in done.stdout and "6. cluster down" in done.stdout
