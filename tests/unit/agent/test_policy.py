@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_votes import vote
 
 from logact.agent.core.entries import Abort, Commit, Vote
 from logact.agent.judgement.policy import (
@@ -25,18 +26,6 @@ from logact.agent.judgement.policy import (
     exact,
     first_vote_per_voter,
 )
-
-
-def vote(
-    voter_id: str,
-    kind: str,
-    approve: bool | None = None,
-    probability: float | None = None,
-    reason: str = "ok",
-    escalate: bool = False,
-) -> Vote:
-    """A vote on intent 0, as the bus would hold it."""
-    return Vote(0, voter_id, kind, reason, approve, probability, escalate or None)
 
 
 def yes(voter: str, kind: str, reason: str = "ok") -> Vote:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_votes import vote
 
 from logact.agent.core.entries import Abort, Vote
 from logact.agent.judgement.policy import (
@@ -38,18 +39,6 @@ TIMEOUT = Abort(0, TIMEOUT_REASON, 0)
 
 VOTER_KIND = {"r": "rule", "l": "llm", "h": "human"}  # "human" is listed by no policy below
 _TOKEN = re.compile(r"^([rlh])(\d)([+-]?)(?:=([0-9.]+))?$")
-
-
-def vote(
-    voter_id: str,
-    kind: str,
-    approve: bool | None = None,
-    probability: float | None = None,
-    reason: str = "ok",
-    escalate: bool = False,
-) -> Vote:
-    """A vote on intent 0, as the bus would hold it."""
-    return Vote(0, voter_id, kind, reason, approve, probability, escalate or None)
 
 
 def parse_votes(pattern: str) -> list[Vote]:
