@@ -38,10 +38,9 @@ from logact.benchmarks.procstat import CpuSnapshot, cpu_delta, cpu_seconds, memo
 from logact.benchmarks.stats import percentile, summarize_us
 from logact.ops.local_cluster import LocalCluster
 from logact.ops.ports import free_ports
-from logact.ops.test_config import write_local_config
+from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 
 SIZES: dict[str, int] = {"100B": 100, "10KB": 10 * 1024}
-ADMIN_TOKEN = "admin-token-0000"
 READY_TIMEOUT_S = 60.0
 SEQ_MAX_SECONDS = 60.0
 

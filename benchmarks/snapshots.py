@@ -24,10 +24,9 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-from logact.ops.test_config import write_local_config
+from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 from logact.server.config import RaftTuning
 
-ADMIN = "admin-token-0000"
 ENTRY = "x" * 10_000
 BATCH = 100
 #: The measured cluster compacts this often (Raft entries): every ~2 s of the measured load.
@@ -43,7 +42,7 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
     cluster.start_all()
     try:
         await cluster.wait_for_leader(30)
-        async with Client(cluster.addresses, ADMIN, timeout=30) as log:
+        async with Client(cluster.addresses, ADMIN_TOKEN, timeout=30) as log:
             for start in range(0, state_mb * 100, BATCH):
                 await log.append_batch(
                     "state", [("data", {"i": start + k, "b": ENTRY}) for k in range(BATCH)]

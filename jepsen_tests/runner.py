@@ -29,6 +29,7 @@ from logact.jepsen_tests.model_endpoint import serve
 from logact.jepsen_tests.nemesis import apply
 from logact.jepsen_tests.node_state import record_node_states
 from logact.jepsen_tests.schedule import Fault, make_schedule
+from logact.ops.test_config import WRITER_TOKEN
 
 WORKLOADS = ("log", "agent")
 #: Deliberately broken server modes, to show the checkers catch them (config [unsafe]).
@@ -102,7 +103,7 @@ async def _faults(
 async def _log_run(
     options: ChaosOptions, cluster: ChaosCluster, schedule: list[Fault], history: HistoryWriter
 ) -> int:
-    workload = LogWorkload(cluster.addresses, "writer-token-0000", f"chaos/{options.seed}")
+    workload = LogWorkload(cluster.addresses, WRITER_TOKEN, f"chaos/{options.seed}")
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_log_workload, workload, history.write, options.time_s)

@@ -14,8 +14,13 @@ AGENT_VALIDATOR = "logact.agent.core.entries:validate"
 
 
 def agent_token(name: str) -> str:
-    """The token of agent principal ``name`` in configs from write_local_config."""
+    """The token of principal ``name`` in configs from write_local_config."""
     return f"{name}-token-0000"
+
+
+ADMIN_TOKEN = agent_token("admin")
+WRITER_TOKEN = agent_token("writer")
+READER_TOKEN = agent_token("reader")
 
 
 def agent_auth_lines() -> list[str]:
@@ -95,17 +100,17 @@ def write_local_config(
         "",
         "[[auth.principals]]",
         'name = "admin"',
-        'token = "admin-token-0000"',
+        f'token = "{ADMIN_TOKEN}"',
         'roles = ["admin"]',
         "",
         "[[auth.principals]]",
         'name = "writer"',
-        'token = "writer-token-0000"',
+        f'token = "{WRITER_TOKEN}"',
         'roles = ["writer"]',
         "",
         "[[auth.principals]]",
         'name = "reader"',
-        'token = "reader-token-0000"',
+        f'token = "{READER_TOKEN}"',
         'roles = ["reader"]',
         "",
         *agent_auth_lines(),

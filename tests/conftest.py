@@ -20,15 +20,11 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-from logact.ops.test_config import write_local_config
+from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 from logact.protocol.api import LogAPI
 from logact.server.config import ClusterConfig, load_config
 from logact.server.local import LOCAL_PRINCIPAL, open_embedded, open_memory
 from logact.server.secret_files import ensure_secret_files
-
-ADMIN_TOKEN = "admin-token-0000"
-WRITER_TOKEN = "writer-token-0000"
-READER_TOKEN = "reader-token-0000"
 
 #: Bound on starting a cluster and electing its first leader.
 CLUSTER_START_TIMEOUT = 30.0

@@ -11,14 +11,11 @@ import trio
 
 from logact.client.client import Client, parse_address
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol import codec
 from logact.protocol.api import LogAPI
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
-
-ADMIN_TOKEN = "admin-token-0000"
-WRITER_TOKEN = "writer-token-0000"
-READER_TOKEN = "reader-token-0000"
 
 #: Bound on any single wait for a reply or a state on a healthy cluster.
 STEP_TIMEOUT = 10.0

@@ -30,13 +30,12 @@ from logact.agent.models.llm import tool_call
 from logact.client.client import Client
 from logact.jepsen_tests.model_endpoint import LLM_DENY, RULES
 from logact.ops.local_cluster import LocalCluster
-from logact.ops.test_config import agent_token
+from logact.ops.test_config import ADMIN_TOKEN, agent_token
 from logact.protocol.codec import Entry
 from logact.protocol.errors import UnknownBus
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
-ADMIN_TOKEN = "admin-token-0000"
 #: Bound on one CLI process (start-up, a few requests, exit).
 CLI_TIMEOUT = 60.0
 #: Bound on ``logact agent run`` (a whole three-step agent).

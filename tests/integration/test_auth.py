@@ -10,17 +10,10 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-from logact.ops.test_config import agent_token
+from logact.ops.test_config import ADMIN_TOKEN, READER_TOKEN, WRITER_TOKEN, agent_token
 from logact.protocol.errors import BadRequest, Forbidden, Unauthorized
 
-from .support import (
-    ADMIN_TOKEN,
-    READER_TOKEN,
-    STEP_TIMEOUT,
-    WRITER_TOKEN,
-    RawConnection,
-    error_code,
-)
+from .support import STEP_TIMEOUT, RawConnection, error_code
 
 pytestmark = pytest.mark.cluster
 

@@ -17,10 +17,11 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol import codec
 from logact.protocol.errors import TooLarge
 
-from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection, error_code
+from .support import STEP_TIMEOUT, RawConnection, error_code
 
 pytestmark = pytest.mark.cluster
 

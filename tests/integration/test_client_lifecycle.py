@@ -7,8 +7,7 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-
-from .support import ADMIN_TOKEN
+from logact.ops.test_config import ADMIN_TOKEN
 
 pytestmark = pytest.mark.cluster
 

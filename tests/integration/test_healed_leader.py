@@ -21,9 +21,10 @@ import trio
 
 from logact.client.client import Client
 from logact.jepsen_tests.chaos_cluster import ChaosCluster
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol.errors import LogError
 
-from .support import ADMIN_TOKEN, at_least, read_node, wait_until
+from .support import at_least, read_node, wait_until
 
 DEADLINE = 150.0
 OP_TIMEOUT = 20.0

@@ -10,8 +10,9 @@ import pytest
 import trio
 
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import READER_TOKEN
 
-from .support import READER_TOKEN, STEP_TIMEOUT, RawConnection, error_code
+from .support import STEP_TIMEOUT, RawConnection, error_code
 
 pytestmark = pytest.mark.cluster
 

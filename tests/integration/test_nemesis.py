@@ -29,11 +29,12 @@ from logact.jepsen_tests.partition import (
     netns_unavailable,
 )
 from logact.jepsen_tests.schedule import Fault
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError, Timeout
 from logact.server.storage import frame_record, synced_size_path
 
-from .support import ADMIN_TOKEN, History, at_least, read_node, wait_until, writer
+from .support import History, at_least, read_node, wait_until, writer
 
 #: Bound on one whole cluster test.
 DEADLINE = 120.0

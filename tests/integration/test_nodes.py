@@ -14,12 +14,12 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
-from logact.ops.test_config import write_local_config
+from logact.ops.test_config import ADMIN_TOKEN, WRITER_TOKEN, write_local_config
 from logact.protocol.codec import Entry
 from logact.protocol.errors import LogError
 from logact.server.node import data_dir_for
 
-from .support import ADMIN_TOKEN, STEP_TIMEOUT, WRITER_TOKEN, read_node, wait_until
+from .support import STEP_TIMEOUT, read_node, wait_until
 
 pytestmark = pytest.mark.cluster
 

@@ -14,20 +14,12 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol.api import Tail
 from logact.protocol.codec import Entry
 from logact.protocol.errors import Fenced, LogError, Trimmed
 
-from .support import (
-    ADMIN_TOKEN,
-    History,
-    at_least,
-    ensure_all_running,
-    read_node,
-    unique,
-    wait_until,
-    writer,
-)
+from .support import History, at_least, ensure_all_running, read_node, unique, wait_until, writer
 
 pytestmark = pytest.mark.cluster
 

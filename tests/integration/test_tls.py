@@ -16,10 +16,11 @@ import trustme
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.test_config import ADMIN_TOKEN
 from logact.protocol.errors import Unavailable
 from logact.server.tls import client_context
 
-from .support import ADMIN_TOKEN, STEP_TIMEOUT, RawConnection
+from .support import STEP_TIMEOUT, RawConnection
 
 pytestmark = pytest.mark.cluster
 
