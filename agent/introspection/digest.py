@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
-from logact.agent.introspection.timeline import clip, describe_action, status
+from logact.agent.core.text import clip
+from logact.agent.introspection.timeline import describe_action, status
 
 #: Statuses a digest never folds away.
 KEPT = frozenset({"failed", "aborted", "in doubt", "running", "undecided", "committed"})

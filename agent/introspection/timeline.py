@@ -11,11 +11,7 @@ from dataclasses import dataclass
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
-
-
-def clip(text: str, width: int = 90) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+from logact.agent.core.text import clip
 
 
 def describe_action(action: e.ToolCall | e.CodeBlock) -> str:

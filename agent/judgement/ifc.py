@@ -53,7 +53,7 @@ from typing import Any
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.introspection.timeline import clip
+from logact.agent.core.text import clip
 from logact.agent.judgement.provenance import directive_spans
 from logact.agent.judgement.values import IDENTIFIER, as_number, parse_records
 

@@ -38,6 +38,7 @@ import trio
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.core.text import clip, oneline, shorten
 from logact.agent.models import llm
 
 #: The verdict the model must answer with. ``confidence`` is optional: the model's probability
@@ -130,19 +131,19 @@ class ModelVerdict:
     @classmethod
     def failed(cls, what: str) -> ModelVerdict:
         """The rejecting verdict given when no trustworthy verdict could be had."""
-        return cls(False, _clip(FAILED + _oneline(what), MAX_VOTE_REASON), (), None)
+        return cls(False, clip(FAILED + what, MAX_VOTE_REASON), (), None)
 
     def to_vote(self, intent_id: int, voter_id: str, kind: str = VOTE_KIND) -> e.Vote:
         """The vote entry to append: approve and probability as given, concerns in the reason."""
-        reason = _oneline(self.reason) or "(no reason given)"
-        concerns = [c for c in map(_oneline, self.concerns) if c]
+        reason = oneline(self.reason) or "(no reason given)"
+        concerns = [c for c in map(oneline, self.concerns) if c]
         if concerns:
             reason += " (concerns: " + "; ".join(concerns) + ")"
         return e.Vote(
             intent_id=intent_id,
             voter_id=voter_id,
             kind=kind,
-            reason=_clip(reason, MAX_VOTE_REASON),
+            reason=shorten(reason, MAX_VOTE_REASON),
             approve=self.approve,
             probability=self.probability,
         )
@@ -160,15 +161,6 @@ class VoteContext:
 
 
 # --- context -------------------------------------------------------------------------------------
-
-
-def _oneline(text: str) -> str:
-    """Whitespace runs (newlines too) as single spaces: a summary line cannot fake structure."""
-    return " ".join(text.split())
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 def _describe(action: e.ToolCall | e.CodeBlock) -> str:
@@ -213,7 +205,7 @@ def context_from_bus(
         intent = state.intents.get(intent_id)
         if intent is None or intent_id >= at:
             return f"#{intent_id} (unknown intent)"
-        return f"#{intent_id} " + _clip(_oneline(_describe(intent.intent.action)), max_chars // 2)
+        return f"#{intent_id} " + clip(_describe(intent.intent.action), max_chars // 2)
 
     request: str | None = None
     recent: list[str] = []
@@ -245,7 +237,7 @@ def context_from_bus(
                 subject = f" (subject: {entry.subject})" if entry.subject else ""
                 line = f"mail from {entry.sender}{subject}, untrusted: {entry.text}"
         if line is not None and len(recent) < max_recent:
-            recent.append(_clip(_oneline(line), max_chars))
+            recent.append(clip(line, max_chars))
         if request is not None and len(recent) >= max_recent:
             break
     return VoteContext(
@@ -268,7 +260,7 @@ def _review_doc(context: VoteContext) -> dict[str, Any]:
         "recent_history": list(context.recent),
     }
     if context.intent.reasoning:
-        doc["agent_reasoning"] = _clip(context.intent.reasoning, MAX_REASONING_CHARS)
+        doc["agent_reasoning"] = shorten(context.intent.reasoning, MAX_REASONING_CHARS)
     doc["proposed_action"] = context.intent.action.to_body()
     return doc
 
