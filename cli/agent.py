@@ -22,14 +22,7 @@ from logact.agent.components.decider import Decider
 from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, read_state, run_component
-from logact.agent.components.voters import (
-    Judge,
-    Voter,
-    ifc_judge,
-    llm_judge,
-    provenance_judge,
-    rule_judge,
-)
+from logact.agent.components.voters import Judges, Voter
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.integrations.mailbox import give_task, send_mail
@@ -233,19 +226,14 @@ def voter(
         async with AsyncExitStack() as stack:
             signer = e.VOTE_SIGNERS.get(kind, "voter")
             log = await stack.enter_async_context(_log(config_path, nodes, token, timeout, signer))
-            judge: Judge
-            if kind == "rule":
-                judge = rule_judge(_rules(rules_path))
-            elif kind == "provenance":
-                judge = provenance_judge()
-            elif labels is not None:
-                judge = ifc_judge(labels)
-            else:
+            reviewer = None
+            if kind == "llm":
                 responder = scripted_reviewer(scripted_deny) if scripted_deny else None
-                client, name = await stack.enter_async_context(
+                reviewer = await stack.enter_async_context(
                     open_model(llm, script, base_url, model, responder)
                 )
-                judge = llm_judge(client, name)
+            rules = _rules(rules_path) if kind == "rule" else None
+            judge = Judges(rules=rules, labels=labels, reviewer=reviewer).judge(kind)
             await _run_component(Voter(log, bus, voter_id or kind, kind, judge))
 
     run(main, errors=(ModelError, RuleError))
