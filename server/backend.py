@@ -1,8 +1,9 @@
 """What the service needs from a log implementation, and the in-memory one.
 
 A backend owns a ``LogState`` and makes batches of commands durable (or replicated) before
-applying them, in order. Readers take ``lock`` around every access because the Raft backend
-applies on PySyncObj's thread.
+applying them, in order. It is the replication edge: commands travel in their replicated form
+(``replicated_form``) and every replica applies what it parses back. Readers take ``lock``
+around every access because the Raft backend applies on PySyncObj's thread.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from logact.server.command_types import Command, Reply
+from logact.server.replicated_form import replicated_batch
 from logact.server.state import LogState
 
 
@@ -25,7 +28,7 @@ class Backend(Protocol):
         """The log state this node applies commands to (read under ``lock``)."""
         ...
 
-    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]: ...
+    async def replicate(self, cmds: list[Command]) -> list[Reply]: ...
 
     def set_listener(self, listener: Callable[[], None]) -> None:
         """``listener`` is called (possibly from another thread) after every applied batch."""
@@ -36,7 +39,11 @@ class Backend(Protocol):
 
 
 class MemoryBackend:
-    """Volatile, single process: for tests and as the reference implementation."""
+    """Volatile, single process: for tests and as the reference implementation.
+
+    Commands go through their replicated form as on any replica, so it answers exactly as Raft
+    would (a command that cannot be replicated is refused alike).
+    """
 
     max_inflight = 1
     durability = "none"
@@ -46,9 +53,10 @@ class MemoryBackend:
         self.lock = threading.Lock()
         self._listener: Callable[[], None] = lambda: None
 
-    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(self, cmds: list[Command]) -> list[Reply]:
+        replicated = replicated_batch(cmds)
         with self.lock:
-            replies = self.state.apply_batch(cmds)
+            replies = self.state.apply_replicated_batch(replicated)
         self._listener()
         return replies
 

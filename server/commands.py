@@ -1,8 +1,8 @@
-"""Validation of client requests and their translation into replicated commands.
+"""Validation of client requests and their translation into commands for ``LogState``.
 
 Pure functions: a request dict (decoded from the wire or built in-process) is checked field by
-field and either becomes a command for ``LogState`` or raises a typed error. Nothing that fails
-here ever reaches the log.
+field and either becomes a typed command (``command_types``) or raises a typed error. Nothing
+that fails here ever reaches the log.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Any
 
 from logact.protocol.codec import BUS_ID, BadBody, TooManyItems, check_body, decode_body
 from logact.protocol.errors import BadRequest, Forbidden, TooLarge
-from logact.server.command_shape import INT_LIMIT
+from logact.server.command_types import Append, Claim, NewEntry, Quota, Trim
+from logact.server.replicated_form import INT_LIMIT
 
 ENTRY_TYPE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NAME = re.compile(r"[A-Za-z0-9_.:/-]{1,128}")
@@ -116,7 +117,7 @@ def append_command(
     may_append: Callable[[str], bool],
     fences: Mapping[str, str] | None = None,
     validate: Callable[[str, Any], str | None] | None = None,
-) -> dict[str, Any]:
+) -> Append:
     """Build an append command; the ACL is checked before any body is examined.
 
     ``fences`` maps entry types to the fencing name guarding them: the command carries the
@@ -141,7 +142,7 @@ def append_command(
     denied = sorted({t for t in types if not may_append(t)})
     if denied:
         raise Forbidden(f"principal {author!r} may not append {denied}")
-    entries: list[tuple[str, bytes, int]] = []
+    entries: list[NewEntry] = []
     total = 0
     items_left = limits.max_batch_items
     for index, (etype, raw) in enumerate(zip(types, raw_entries, strict=True)):
@@ -162,52 +163,45 @@ def append_command(
             raise BadRequest(f"entry {index}: {exc}") from None
         if validate is not None and (problem := validate(etype, decode_body(body))):
             raise BadRequest(f"entry {index}: {problem[:500]}")
-        entries.append((etype, body, size))
-    cmd: dict[str, Any] = {
-        "op": "append",
-        "bus": bus,
-        "entries": entries,
-        "author": author,
-        "ts": ts,
-        # In the command, so that every replica decides with the same numbers.
-        "quota": (limits.max_bus_bytes, limits.max_principal_bytes, limits.max_log_bytes),
-    }
+        entries.append(NewEntry(etype, body, size))
     guards = sorted({fences[t] for t in types if t in fences}) if fences else []
-    if guards:
-        cmd["guards"] = tuple(guards)
     key = field(request, "key", list, None)
-    if key is not None:
-        if (
-            len(key) != 2
-            or not isinstance(key[0], str)
-            or not 1 <= len(key[0]) <= 128
-            or isinstance(key[1], bool)
-            or not isinstance(key[1], int)
-            or not 0 <= key[1] < INT_LIMIT
-        ):
-            raise BadRequest("'key' must be [client_id (1-128 chars), sequence number >= 0]")
-        cmd["key"] = (key[0], key[1])
+    if key is not None and (
+        len(key) != 2
+        or not isinstance(key[0], str)
+        or not 1 <= len(key[0]) <= 128
+        or isinstance(key[1], bool)
+        or not isinstance(key[1], int)
+        or not 0 <= key[1] < INT_LIMIT
+    ):
+        raise BadRequest("'key' must be [client_id (1-128 chars), sequence number >= 0]")
     expect = position(request, "expect_tail", None)
-    if expect is not None:
-        cmd["expect_tail"] = expect
     fence = field(request, "fence", list, None)
-    if fence is not None:
-        if (
-            len(fence) != 2
-            or not isinstance(fence[0], str)
-            or not NAME.fullmatch(fence[0])
-            or isinstance(fence[1], bool)
-            or not isinstance(fence[1], int)
-            or not 0 <= fence[1] < INT_LIMIT
-        ):
-            raise BadRequest("'fence' must be [name, epoch in [0, 2**63)]")
-        cmd["fence"] = (fence[0], fence[1])
-    return cmd
+    if fence is not None and (
+        len(fence) != 2
+        or not isinstance(fence[0], str)
+        or not NAME.fullmatch(fence[0])
+        or isinstance(fence[1], bool)
+        or not isinstance(fence[1], int)
+        or not 0 <= fence[1] < INT_LIMIT
+    ):
+        raise BadRequest("'fence' must be [name, epoch in [0, 2**63)]")
+    return Append(
+        bus=bus,
+        entries=tuple(entries),
+        author=author,
+        ts=ts,
+        quota=Quota(limits.max_bus_bytes, limits.max_principal_bytes, limits.max_log_bytes),
+        guards=tuple(guards),
+        key=None if key is None else (key[0], key[1]),
+        expect_tail=expect,
+        fence=None if fence is None else (fence[0], fence[1]),
+    )
 
 
-def trim_command(request: dict[str, Any], ts: int) -> dict[str, Any]:
-    return {"op": "trim", "bus": bus_id(request), "before": position(request, "before"), "ts": ts}
+def trim_command(request: dict[str, Any], ts: int) -> Trim:
+    return Trim(bus_id(request), position(request, "before"), ts)
 
 
-def claim_command(request: dict[str, Any], ts: int) -> dict[str, Any]:
-    return {"op": "claim", "bus": bus_id(request), "name": name_field(request, "name"), "ts": ts}
+def claim_command(request: dict[str, Any], ts: int) -> Claim:
+    return Claim(bus_id(request), name_field(request, "name"), ts)

@@ -9,14 +9,14 @@ local state, which by then reflects every write acknowledged before the read beg
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import trio
 
 from logact.protocol.errors import LogError, Timeout, Unavailable
+from logact.server.command_types import Append, Barrier, Command, Reply
 
-Replicate = Callable[[list[dict[str, Any]]], Awaitable[list[dict[str, Any]]]]
-BARRIER: dict[str, Any] = {"op": "barrier"}
+Replicate = Callable[[list[Command]], Awaitable[list[Reply]]]
+BARRIER = Barrier()
 
 
 class _Slot:
@@ -24,7 +24,7 @@ class _Slot:
 
     def __init__(self) -> None:
         self.done = trio.Event()
-        self.reply: dict[str, Any] | None = None
+        self.reply: Reply | None = None
         self.error: LogError | None = None
 
 
@@ -43,12 +43,12 @@ class GroupCommitter:
         self._max_batch_bytes = max_batch_bytes
         self._timeout = timeout
         self._inflight = trio.Semaphore(max_inflight)
-        self._pending: list[tuple[dict[str, Any] | None, _Slot]] = []
+        self._pending: list[tuple[Command | None, _Slot]] = []
         self._wake = trio.Event()
         self.batches = 0  # counters for status / benchmarks
         self.commands = 0
 
-    async def submit(self, cmd: dict[str, Any]) -> dict[str, Any]:
+    async def submit(self, cmd: Command) -> Reply:
         """Replicate one command; its reply, or Timeout when the outcome is unknown."""
         slot = await self._enqueue(cmd)
         assert slot.reply is not None
@@ -57,7 +57,7 @@ class GroupCommitter:
     async def barrier(self) -> None:
         await self._enqueue(None)
 
-    async def _enqueue(self, cmd: dict[str, Any] | None) -> _Slot:
+    async def _enqueue(self, cmd: Command | None) -> _Slot:
         slot = _Slot()
         self._pending.append((cmd, slot))
         self._wake.set()
@@ -79,7 +79,7 @@ class GroupCommitter:
                     await self._inflight.acquire()
                     nursery.start_soon(self._flush, self._take_batch())
 
-    def _take_batch(self) -> list[tuple[dict[str, Any] | None, _Slot]]:
+    def _take_batch(self) -> list[tuple[Command | None, _Slot]]:
         """The longest prefix of pending work within the count and byte caps (at least one)."""
         size = 0
         count = 0
@@ -92,7 +92,7 @@ class GroupCommitter:
         del self._pending[:count]
         return batch
 
-    async def _flush(self, batch: list[tuple[dict[str, Any] | None, _Slot]]) -> None:
+    async def _flush(self, batch: list[tuple[Command | None, _Slot]]) -> None:
         try:
             cmds = [cmd for cmd, _ in batch if cmd is not None] or [BARRIER]
             self.batches += 1
@@ -116,7 +116,7 @@ class GroupCommitter:
             self._inflight.release()
 
 
-def _command_bytes(cmd: dict[str, Any] | None) -> int:
-    if cmd is None or cmd["op"] != "append":
+def _command_bytes(cmd: Command | None) -> int:
+    if not isinstance(cmd, Append):
         return 64
-    return 64 + sum(size + 32 for _, _, size in cmd["entries"])
+    return 64 + sum(entry.size + 32 for entry in cmd.entries)

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from logact.server import bus_patterns
-from logact.server.command_shape import MAX_GUARDS
 from logact.server.commands import Limits
+from logact.server.replicated_form import MAX_GUARDS
 from logact.server.tls import TlsSettings
 
 

@@ -18,6 +18,8 @@ import cbor2
 import trio
 
 from logact.protocol.errors import Unavailable
+from logact.server.command_types import Command, Reply
+from logact.server.replicated_form import replicated_batch
 from logact.server.state import LogState
 from logact.server.storage import RecordFile, atomic_write
 
@@ -50,7 +52,7 @@ class EmbeddedBackend:
         for payload in self._wal.read_all():
             batch_no, cmds = cbor2.loads(payload)
             if batch_no > self._batch_no:
-                self.state.apply_batch(cmds)
+                self.state.apply_replicated_batch(cmds)
                 self._batch_no = batch_no
                 self.replayed += 1
 
@@ -61,15 +63,17 @@ class EmbeddedBackend:
         image = cbor2.loads(path.read_bytes())
         return LogState.from_snapshot(image["state"]), image["batch"]
 
-    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        payload = cbor2.dumps([self._batch_no + 1, cmds])
+    async def replicate(self, cmds: list[Command]) -> list[Reply]:
+        replicated = replicated_batch(cmds)
+        payload = cbor2.dumps([self._batch_no + 1, replicated])
         if self.durability == "fsync":
             await trio.to_thread.run_sync(self._write, payload)  # fdatasync off the trio thread
         else:
             self._write(payload)  # a page-cache write: cheaper inline than a thread hop
         self._batch_no += 1
         with self.lock:
-            replies = self.state.apply_batch(cmds)
+            # As replayed after a restart: the state must not depend on whether it was.
+            replies = self.state.apply_replicated_batch(replicated)
         self._listener()
         if self._wal.size >= self.snapshot_bytes:
             await trio.to_thread.run_sync(self.snapshot)

@@ -44,6 +44,7 @@ from pysyncobj.serializer import SERIALIZER_STATE
 from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
+from logact.server.command_types import Reply
 from logact.server.journal import FsyncJournal
 from logact.server.peer_transport import (
     LENGTH,
@@ -342,9 +343,10 @@ class LogSyncObj(SyncObj):
         return self._getLeader()
 
     @replicated
-    def apply_batch(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def apply_batch(self, cmds: list[dict[str, Any]]) -> list[Reply]:
+        """Apply a batch in its replicated form (from this leader, the journal or a peer)."""
         with self._lock:
-            replies = self._state_holder[0].apply_batch(cmds)
+            replies = self._state_holder[0].apply_replicated_batch(cmds)
         self._listener()
         return replies
 

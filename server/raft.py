@@ -34,10 +34,12 @@ from pysyncobj import FAIL_REASON, SyncObjConf
 
 from logact.protocol.errors import LogError, NotLeader, Overloaded, Timeout, Unavailable
 from logact.server import pysyncobj_adapter
+from logact.server.command_types import Command, Reply
 from logact.server.config import ClusterConfig, NodeConfig, RaftTuning
 from logact.server.journal import FsyncJournal
 from logact.server.peer_transport import MAX_MESSAGE
 from logact.server.pysyncobj_adapter import LogSyncObj, PeerNode
+from logact.server.replicated_form import replicated_batch
 from logact.server.state import LogState
 
 PEER_SOCKET_BUFFER = 4 * 1024 * 1024
@@ -126,7 +128,7 @@ class RaftBackend:
         return self.sync_obj.state
 
     # ---- replication ----------------------------------------------------------------------
-    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(self, cmds: list[Command]) -> list[Reply]:
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
         outcome: list[Any] = []
@@ -139,7 +141,8 @@ class RaftBackend:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(deliver, result, error)
 
-        self.sync_obj.apply_batch(cmds, callback=callback)
+        # Journaled and sent to followers in the replicated form (as older versions wrote).
+        self.sync_obj.apply_batch(replicated_batch(cmds), callback=callback)
         with trio.move_on_after(self._timeout):
             await done.wait()
         if not outcome:

@@ -17,6 +17,7 @@ import trio
 from logact.protocol.errors import BadRequest, Forbidden, error_from_wire
 from logact.server import commands
 from logact.server.backend import Backend
+from logact.server.command_types import Command
 from logact.server.commands import Limits
 from logact.server.committer import GroupCommitter
 from logact.server.config import Principal, Unsafe
@@ -32,7 +33,7 @@ def entry_to_wire(entry: StoredEntry) -> dict[str, Any]:
 
 
 def _reply(reply: dict[str, Any]) -> dict[str, Any]:
-    """Turn a state-machine reply into a result, raising its typed error."""
+    """Turn a state-machine reply (in its wire form) into a result, raising its typed error."""
     if not reply["ok"]:
         raise error_from_wire(reply)
     return {k: v for k, v in reply.items() if k != "ok"}
@@ -89,6 +90,11 @@ class LogService:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    async def _commit(self, cmd: Command) -> dict[str, Any]:
+        """Replicate ``cmd``; its result, or its typed error."""
+        reply = await self.committer.submit(cmd)
+        return _reply(reply.to_wire())
+
     async def handle(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
         handler = self._handlers.get(op) if isinstance(op, str) else None
@@ -110,25 +116,25 @@ class LogService:
             self.fences,
             self.validate,
         )
-        return _reply(await self.committer.submit(cmd))
+        return await self._commit(cmd)
 
     async def _trim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.trim_command(request, self._now_ms())
-        if not principal.may_trim(cmd["bus"]):
+        if not principal.may_trim(cmd.bus):
             raise Forbidden(
-                f"principal {principal.name!r} may not trim {cmd['bus']!r}: "
+                f"principal {principal.name!r} may not trim {cmd.bus!r}: "
                 "needs an admin role whose buses include it"
             )
-        return _reply(await self.committer.submit(cmd))
+        return await self._commit(cmd)
 
     async def _claim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.claim_command(request, self._now_ms())
-        if not principal.may_claim_on(cmd["name"], cmd["bus"]):
+        if not principal.may_claim_on(cmd.name, cmd.bus):
             raise Forbidden(
-                f"principal {principal.name!r} may not claim {cmd['name']!r} on {cmd['bus']!r}: "
+                f"principal {principal.name!r} may not claim {cmd.name!r} on {cmd.bus!r}: "
                 "needs a role with that name in 'claim' (or admin) whose buses include it"
             )
-        return _reply(await self.committer.submit(cmd))
+        return await self._commit(cmd)
 
     def require_read(self, principal: Principal, bus: str) -> None:
         if not principal.may_read(bus):

@@ -2,21 +2,36 @@
 
 No sockets, threads, clocks or randomness: every input (including timestamps) arrives inside the
 command, so the same command sequence yields the same state on every replica, in the embedded
-store and under hypothesis. Commands are plain dicts built and validated by
-``logact.server.commands``; ``apply`` returns a reply dict (``{"ok": True, ...}`` or
-``{"ok": False, "code": ..., "message": ...}``) and never raises, whatever the command: Raft
-retries a raising entry forever, so one bad command would stop the cluster for good.
+store and under hypothesis. Commands and replies are typed (``command_types``); a replicated
+command (``apply_replicated``, from Raft, its journal or the WAL) is parsed first. Nothing
+raises, whatever the command: Raft retries a raising entry forever, so one bad command would
+stop the cluster for good.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, assert_never
 
 from logact.protocol.errors import ErrorCode
-from logact.server.command_shape import malformed
+from logact.server.command_types import (
+    Append,
+    Appended,
+    Barrier,
+    Claim,
+    Claimed,
+    Command,
+    Done,
+    Failed,
+    Quota,
+    Reply,
+    Trim,
+    Trimmed,
+)
+from logact.server.replicated_form import Malformed, parse
 
 log = logging.getLogger(__name__)
 #: Exception types already logged by ``LogState.apply`` (each is logged once per process).
@@ -53,10 +68,13 @@ class BusState:
 class ClientRecord:
     last_ts: int
     floor: int = 0  # sequence numbers below this are forgotten
+    #: Replies by sequence number, in their wire form (``Appended.to_wire``): as snapshots hold
+    #: them, so taking a snapshot's image converts nothing on Raft's tick thread.
     results: OrderedDict[int, dict[str, Any]] = field(default_factory=OrderedDict)
 
 
 def ok(**fields: Any) -> dict[str, Any]:
+    """A query's reply (``read``, ``tail``); commands reply with ``command_types``."""
     return {"ok": True, **fields}
 
 
@@ -87,12 +105,9 @@ class LogState:
         self.dedup_max_clients = dedup_max_clients
 
     # ------------------------------------------------------------------ commands
-    def apply(self, cmd: Any) -> dict[str, Any]:
+    def apply(self, cmd: Command) -> Reply:
         """The reply to ``cmd``; the same on every replica, and never an exception."""
         self.applied += 1
-        problem = malformed(cmd)
-        if problem is not None:
-            return fail(ErrorCode.BAD_REQUEST, f"malformed command: {problem}")
         try:
             return self._apply(cmd)
         except Exception as exc:  # a bug: answer alike everywhere instead of wedging Raft
@@ -100,98 +115,117 @@ class LogState:
             if name not in _LOGGED:
                 _LOGGED.add(name)
                 log.error("a command could not be applied (%s); answered with an error", name)
-            return fail(ErrorCode.BAD_REQUEST, f"the command could not be applied ({name})")
+            return Failed(ErrorCode.BAD_REQUEST, f"the command could not be applied ({name})")
 
-    def _apply(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        op = cmd["op"]
-        if op == "append":
-            return self._append(cmd)
-        if op == "trim":
-            return self._trim(cmd)
-        if op == "claim":
-            return self._claim(cmd)
-        return ok()  # barrier
+    def _apply(self, cmd: Command) -> Reply:
+        match cmd:
+            case Append():
+                return self._append(cmd)
+            case Trim():
+                return self._trim(cmd)
+            case Claim():
+                return self._claim(cmd)
+            case Barrier():
+                return Done()
+        assert_never(cmd)
 
-    def apply_batch(self, cmds: Any) -> list[dict[str, Any]]:
-        if not isinstance(cmds, list):
-            return [fail(ErrorCode.BAD_REQUEST, "malformed command: a batch must be a list")]
+    def apply_batch(self, cmds: Sequence[Command]) -> list[Reply]:
         return [self.apply(cmd) for cmd in cmds]
 
-    def _append(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        ts = cmd["ts"]
+    def apply_replicated(self, raw: Any) -> Reply:
+        """The reply to a command in its replicated form, which may have been written by an
+        older version: a malformed one counts as applied, changes nothing and gets the same
+        error on every replica."""
+        try:
+            cmd = parse(raw)
+        except Malformed as exc:
+            self.applied += 1
+            return Failed(ErrorCode.BAD_REQUEST, f"malformed command: {exc}")
+        return self.apply(cmd)
+
+    def apply_replicated_batch(self, raw: Any) -> list[Reply]:
+        if not isinstance(raw, list):
+            return [Failed(ErrorCode.BAD_REQUEST, "malformed command: a batch must be a list")]
+        return [self.apply_replicated(cmd) for cmd in raw]
+
+    def _append(self, cmd: Append) -> Reply:
+        ts = cmd.ts
         self._expire_clients(ts)
-        key = cmd.get("key")
+        key = None
         record = None
-        if key is not None:
+        if cmd.key is not None:
             # Keys are scoped by principal: one principal can never replay another's results.
-            key = (f"{cmd['author']}/{key[0]}", key[1])
+            key = (f"{cmd.author}/{cmd.key[0]}", cmd.key[1])
             client_id, seq = key
             record = self.clients.get(client_id)
             if record is not None:
                 self.clients.move_to_end(client_id)
                 record.last_ts = max(record.last_ts, ts)
                 if seq in record.results:
-                    return {**record.results[seq], "duplicate": True}
+                    return replace(Appended.from_wire(record.results[seq]), duplicate=True)
                 if seq < record.floor:
-                    return fail(
+                    return Failed(
                         ErrorCode.CONDITION_FAILED,
                         f"idempotency key ({client_id}, {seq}) is older than the dedup window",
-                        reason="key_expired",
+                        {"reason": "key_expired"},
                     )
-        bus_id = cmd["bus"]
+        bus_id = cmd.bus
         bus = self.buses.get(bus_id)
         tail = bus.tail if bus is not None else 0
-        fence = cmd.get("fence")
+        fence = cmd.fence
         if fence is not None:
             name, epoch = fence
             current = bus.epochs.get(name, 0) if bus is not None else 0
             if epoch != current:
-                return fail(
+                return Failed(
                     ErrorCode.FENCED,
                     f"epoch {epoch} for {name!r} on {bus_id!r} is not the current epoch {current}",
-                    current_epoch=current,
+                    {"current_epoch": current},
                 )
-        for name in cmd.get("guards", ()):
+        for name in cmd.guards:
             claimed = bus.epochs.get(name) if bus is not None else None
             if claimed is not None and (fence is None or fence[0] != name):
-                return fail(
+                return Failed(
                     ErrorCode.FENCED,
                     f"{name!r} is claimed on {bus_id!r} (epoch {claimed}): appending "
                     f"what it guards needs its fence",
-                    current_epoch=claimed,
+                    {"current_epoch": claimed},
                 )
-        expect = cmd.get("expect_tail")
+        expect = cmd.expect_tail
         if expect is not None and expect != tail:
-            return fail(
+            return Failed(
                 ErrorCode.CONDITION_FAILED,
                 f"expected tail {expect} but the tail of {bus_id!r} is {tail}",
-                tail=tail,
+                {"tail": tail},
             )
-        author = cmd["author"]
-        added = sum(size for _etype, _body, size in cmd["entries"])
-        over = self._over_quota(cmd.get("quota"), bus, author, added)
+        author = cmd.author
+        added = cmd.size
+        over = self._over_quota(cmd.quota, bus, author, added)
         if over is not None:
-            return fail(ErrorCode.QUOTA_EXCEEDED, over)
+            return Failed(ErrorCode.QUOTA_EXCEEDED, over)
         if bus is None:
             bus = self.buses[bus_id] = BusState()
         entry_ts = max(ts, bus.last_ts)  # per-bus timestamps never go backwards
         bus.last_ts = entry_ts
         first = tail
-        for etype, body, size in cmd["entries"]:
-            bus.entries.append((bus.trim + len(bus.entries), entry_ts, etype, author, body, size))
+        for entry in cmd.entries:
+            position = bus.trim + len(bus.entries)
+            bus.entries.append((position, entry_ts, entry.type, author, entry.body, entry.size))
         bus.bytes += added
         self.author_bytes[author] = self.author_bytes.get(author, 0) + added
         self.live_bytes += added
-        reply = ok(first=first, last=bus.tail - 1, ts=entry_ts)
+        reply = Appended(first=first, last=bus.tail - 1, ts=entry_ts)
         if key is not None:
-            self._remember(key, ts, reply)
+            self._remember(key, ts, reply.to_wire())
         return reply
 
-    def _over_quota(self, quota: Any, bus: BusState | None, author: str, added: int) -> str | None:
+    def _over_quota(
+        self, quota: Quota | None, bus: BusState | None, author: str, added: int
+    ) -> str | None:
         """Why an append of ``added`` bytes would exceed the command's quotas, or None."""
         if quota is None:
             return None
-        bus_cap, author_cap, log_cap = quota
+        bus_cap, author_cap, log_cap = quota.bus, quota.author, quota.log
         held = bus.bytes if bus is not None else 0
         if held + added > bus_cap:
             return f"the bus holds {held} of its {bus_cap} live bytes: trim it first"
@@ -230,16 +264,16 @@ class LogState:
                 break
             del self.clients[oldest_id]
 
-    def _trim(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        bus = self.buses.get(cmd["bus"])
+    def _trim(self, cmd: Trim) -> Reply:
+        bus = self.buses.get(cmd.bus)
         if bus is None:
-            return fail(ErrorCode.UNKNOWN_BUS, f"no bus {cmd['bus']!r}")
-        before = cmd["before"]
+            return Failed(ErrorCode.UNKNOWN_BUS, f"no bus {cmd.bus!r}")
+        before = cmd.before
         if before > bus.tail:
-            return fail(
+            return Failed(
                 ErrorCode.BAD_REQUEST,
-                f"cannot trim {cmd['bus']!r} before {before}: its tail is {bus.tail}",
-                tail=bus.tail,
+                f"cannot trim {cmd.bus!r} before {before}: its tail is {bus.tail}",
+                {"tail": bus.tail},
             )
         if before > bus.trim:
             drop = before - bus.trim
@@ -248,16 +282,15 @@ class LogState:
             bus.bytes -= sum(entry[5] for entry in bus.entries[:drop])
             del bus.entries[:drop]
             bus.trim = before
-        return ok(trim=bus.trim, tail=bus.tail)
+        return Trimmed(trim=bus.trim, tail=bus.tail)
 
-    def _claim(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        bus_id = cmd["bus"]
-        bus = self.buses.get(bus_id)
+    def _claim(self, cmd: Claim) -> Reply:
+        bus = self.buses.get(cmd.bus)
         if bus is None:
-            bus = self.buses[bus_id] = BusState()
-        epoch = bus.epochs.get(cmd["name"], 0) + 1
-        bus.epochs[cmd["name"]] = epoch
-        return ok(epoch=epoch)
+            bus = self.buses[cmd.bus] = BusState()
+        epoch = bus.epochs.get(cmd.name, 0) + 1
+        bus.epochs[cmd.name] = epoch
+        return Claimed(epoch=epoch)
 
     # ------------------------------------------------------------------ queries
     def read(

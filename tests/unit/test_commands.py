@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from logact.protocol.errors import BadRequest, Forbidden, LogError, TooLarge
 from logact.server import commands
+from logact.server.command_types import Append, Claim, NewEntry, Quota, Trim
 from logact.server.commands import Limits, append_command, claim_command, trim_command
 
 LIMITS = Limits()
@@ -42,12 +43,12 @@ def build(
     req: dict[str, Any],
     limits: Limits = LIMITS,
     may_append: Callable[[str], bool] = allow_all,
-) -> dict[str, Any]:
+) -> Append:
     return append_command(req, "alice", 1234, limits, may_append)
 
 
-def types_of(cmd: dict[str, Any]) -> set[str]:
-    return {etype for etype, _, _ in cmd["entries"]}
+def types_of(cmd: Append) -> set[str]:
+    return {entry.type for entry in cmd.entries}
 
 
 # ---------------------------------------------------------------- good requests
@@ -62,32 +63,31 @@ def test_minimal_append_command() -> None:
             ]
         )
     )
-    assert cmd == {
-        "op": "append",
-        "bus": "b",
-        "entries": [("a", b"\xf6", 1), ("b", b"\x81\x01", 2)],
-        "author": "alice",
-        "ts": 1234,
-        "quota": (256 * 2**20, 2**30, 4 * 2**30),
-    }
+    assert cmd == Append(
+        bus="b",
+        entries=(NewEntry("a", b"\xf6", 1), NewEntry("b", b"\x81\x01", 2)),
+        author="alice",
+        ts=1234,
+        quota=Quota(256 * 2**20, 2**30, 4 * 2**30),
+    )
     assert types_of(cmd) == {"a", "b"}
 
 
 def test_optional_fields_are_carried_as_tuples() -> None:
     cmd = build(request(key=["client", 7], expect_tail=3, fence=["driver", 2]))
-    assert cmd["key"] == ("client", 7)
-    assert cmd["expect_tail"] == 3
-    assert cmd["fence"] == ("driver", 2)
+    assert cmd.key == ("client", 7)
+    assert cmd.expect_tail == 3
+    assert cmd.fence == ("driver", 2)
 
 
 def test_none_means_absent_for_optional_fields() -> None:
     cmd = build(request(key=None, expect_tail=None, fence=None))
-    assert not {"key", "expect_tail", "fence"} & set(cmd)
+    assert cmd.key is None and cmd.expect_tail is None and cmd.fence is None
 
 
 def test_author_comes_from_the_principal_not_the_request() -> None:
     cmd = build(request(author="mallory"))
-    assert cmd["author"] == "alice"
+    assert cmd.author == "alice"
 
 
 WIRE_INT = st.integers(min_value=-(2**64), max_value=2**64 - 1)
@@ -114,27 +114,17 @@ def test_every_well_formed_append_is_accepted(
         fence=[fence_name, epoch],
     )
     cmd = build(req)
-    assert cmd["bus"] == bus
-    assert [e[0] for e in cmd["entries"]] == etypes
-    assert all(e[2] == len(cbor2.dumps(body)) for e in cmd["entries"])
+    assert cmd.bus == bus
+    assert [e.type for e in cmd.entries] == etypes
+    assert all(e.size == len(cbor2.dumps(body)) for e in cmd.entries)
     assert types_of(cmd) == set(etypes)
-    assert cmd["key"] == ("c", seq) and cmd["expect_tail"] == expect
-    assert cmd["fence"] == (fence_name, epoch)
+    assert cmd.key == ("c", seq) and cmd.expect_tail == expect
+    assert cmd.fence == (fence_name, epoch)
 
 
 def test_trim_and_claim_commands() -> None:
-    assert trim_command({"bus": "x/y", "before": 5}, 9) == {
-        "op": "trim",
-        "bus": "x/y",
-        "before": 5,
-        "ts": 9,
-    }
-    assert claim_command({"bus": "x", "name": "driver:1"}, 9) == {
-        "op": "claim",
-        "bus": "x",
-        "name": "driver:1",
-        "ts": 9,
-    }
+    assert trim_command({"bus": "x/y", "before": 5}, 9) == Trim("x/y", 5, 9)
+    assert claim_command({"bus": "x", "name": "driver:1"}, 9) == Claim("x", "driver:1", 9)
 
 
 # ---------------------------------------------------------------- bus ids
@@ -172,7 +162,7 @@ def test_bad_bus_ids_are_rejected_everywhere(bus: Any) -> None:
 
 @pytest.mark.parametrize("bus", ["a", "a" * 256, "A.b_c-d/e", "0", ".", "../x", "a//b"])
 def test_bus_id_edges_accepted(bus: str) -> None:
-    assert build(request(bus=bus))["bus"] == bus
+    assert build(request(bus=bus)).bus == bus
 
 
 BUS_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._/-"
@@ -357,19 +347,19 @@ def test_request_shape_is_checked_before_the_acl() -> None:
 def test_any_body_of_the_data_model_is_stored_as_sent(body: Any) -> None:
     encoded = cbor2.dumps(body)
     cmd = build(request(entries=[{"type": "t", "body": encoded}]))
-    assert cmd["entries"] == [("t", encoded, len(encoded))]
+    assert cmd.entries == (NewEntry("t", encoded, len(encoded)),)
 
 
 def test_bodies_of_many_items_are_too_large_before_they_are_decoded() -> None:
     limits = Limits(max_batch_items=100)
     at_limit = cbor2.dumps([{}] * 99)  # the array and its 99 maps
-    assert build(request(entries=[{"type": "t", "body": at_limit}]), limits)["entries"]
+    assert build(request(entries=[{"type": "t", "body": at_limit}]), limits).entries
     over = cbor2.dumps([{}] * 100)
     with pytest.raises(TooLarge, match="entry 0: the bodies of one append hold at most 100"):
         build(request(entries=[{"type": "t", "body": over}]), limits)
     # The limit is for the whole append: two halves are as many items as one whole.
     half = {"type": "t", "body": cbor2.dumps([{}] * 49)}
-    assert build(request(entries=[half, half]), limits)["entries"]
+    assert build(request(entries=[half, half]), limits).entries
     with pytest.raises(TooLarge, match="entry 2: the bodies"):
         build(request(entries=[half, half, {"type": "t", "body": b"\x01"}]), limits)
     # The count reads headers only: a declared length far beyond the bytes is cut off early.
@@ -434,7 +424,7 @@ def test_bad_keys(key: Any) -> None:
 
 @pytest.mark.parametrize("key", [["c", 0], ["x" * 128, 2**63 - 1], ["any chars ✓", 5]])
 def test_key_edges_accepted(key: list[Any]) -> None:
-    assert build(request(key=key))["key"] == tuple(key)
+    assert build(request(key=key)).key == tuple(key)
 
 
 @pytest.mark.parametrize("expect", [-1, 2**63, True, False, 1.0, "1", [1], b"1"])
@@ -445,7 +435,7 @@ def test_bad_expect_tail(expect: Any) -> None:
 
 @pytest.mark.parametrize("expect", [0, 2**63 - 1])
 def test_expect_tail_edges(expect: int) -> None:
-    assert build(request(expect_tail=expect))["expect_tail"] == expect
+    assert build(request(expect_tail=expect)).expect_tail == expect
 
 
 BAD_FENCES: list[Any] = [

@@ -20,6 +20,7 @@ from logact.protocol import errors
 from logact.protocol.api import BusInfo, Tail
 from logact.protocol.codec import Entry
 from logact.server.backend import MemoryBackend
+from logact.server.command_types import Append, Barrier, Claim, Command, Done, NewEntry, Reply
 from logact.server.commands import Limits
 from logact.server.committer import GroupCommitter
 from logact.server.config import Principal, Role
@@ -483,16 +484,16 @@ async def test_group_commit_batches_concurrent_submissions() -> None:
     backend = MemoryBackend()
     batches: list[int] = []
 
-    async def replicate(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(cmds: list[Command]) -> list[Reply]:
         batches.append(len(cmds))
         return await backend.replicate(cmds)
 
     committer = GroupCommitter(replicate, max_inflight=1)
-    cmd = {"op": "claim", "bus": "b", "name": "n", "ts": 0}
+    cmd = Claim("b", "n", 0)
     epochs: list[int] = []
 
     async def submit() -> None:
-        epochs.append((await committer.submit(cmd))["epoch"])
+        epochs.append((await committer.submit(cmd)).to_wire()["epoch"])
 
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
@@ -512,7 +513,7 @@ async def test_group_commit_caps_batches_by_bytes_but_always_makes_progress() ->
     backend = MemoryBackend()
     batches: list[int] = []
 
-    async def replicate(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(cmds: list[Command]) -> list[Reply]:
         batches.append(len(cmds))
         return await backend.replicate(cmds)
 
@@ -520,14 +521,8 @@ async def test_group_commit_caps_batches_by_bytes_but_always_makes_progress() ->
     firsts: list[int] = []
 
     async def submit(size: int) -> None:
-        cmd = {
-            "op": "append",
-            "bus": "b",
-            "entries": [("t", b"", size)],
-            "author": "a",
-            "ts": 0,
-        }
-        firsts.append((await committer.submit(cmd))["first"])
+        cmd = Append(bus="b", entries=(NewEntry("t", b"", size),), author="a", ts=0)
+        firsts.append((await committer.submit(cmd)).to_wire()["first"])
 
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
@@ -544,7 +539,7 @@ async def test_group_commit_caps_batches_by_bytes_but_always_makes_progress() ->
 
 
 async def test_group_commit_replication_failure_is_unavailable_for_everyone() -> None:
-    async def replicate(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(cmds: list[Command]) -> list[Reply]:
         raise RuntimeError("disk on fire")
 
     committer = GroupCommitter(replicate)
@@ -552,14 +547,14 @@ async def test_group_commit_replication_failure_is_unavailable_for_everyone() ->
         async with trio.open_nursery() as nursery:
             await nursery.start(committer.run)
             with pytest.raises(errors.Unavailable, match="disk on fire"):
-                await committer.submit({"op": "barrier"})
+                await committer.submit(Barrier())
             with pytest.raises(errors.Unavailable):
                 await committer.barrier()
             nursery.cancel_scope.cancel()
 
 
 async def test_group_commit_passes_typed_errors_through() -> None:
-    async def replicate(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(cmds: list[Command]) -> list[Reply]:
         raise errors.NotLeader("ask n2", {"leader": "n2"})
 
     committer = GroupCommitter(replicate)
@@ -567,7 +562,7 @@ async def test_group_commit_passes_typed_errors_through() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(committer.run)
             with pytest.raises(errors.NotLeader) as info:
-                await committer.submit({"op": "barrier"})
+                await committer.submit(Barrier())
             assert info.value.details == {"leader": "n2"}
             nursery.cancel_scope.cancel()
 
@@ -577,19 +572,19 @@ async def test_group_commit_unknown_outcome_is_a_timeout(
 ) -> None:
     release = trio.Event()
 
-    async def replicate(cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(cmds: list[Command]) -> list[Reply]:
         await release.wait()
-        return [{"ok": True} for _ in cmds]
+        return [Done() for _ in cmds]
 
     committer = GroupCommitter(replicate, timeout=3.0)
     async with trio.open_nursery() as nursery:
         await nursery.start(committer.run)
         with pytest.raises(errors.Timeout) as info:
-            await committer.submit({"op": "barrier"})
+            await committer.submit(Barrier())
         assert info.value.retryable
         # The stuck batch finishing later does not break later submissions.
         release.set()
-        assert await committer.submit({"op": "barrier"}) == {"ok": True}
+        assert await committer.submit(Barrier()) == Done()
         nursery.cancel_scope.cancel()
 
 
@@ -603,7 +598,7 @@ class StuckBackend(MemoryBackend):
         super().__init__(LogState())
         self.release = trio.Event()
 
-    async def replicate(self, cmds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def replicate(self, cmds: list[Command]) -> list[Reply]:
         await self.release.wait()
         return await super().replicate(cmds)
 

@@ -35,7 +35,7 @@ def state_image() -> dict[str, Any]:
     state = LogState()
     for i in range(1000):
         cmd = {"op": "append", "bus": f"b{i % 3}", "entries": [("t", cbor2.dumps({"i": i}), 9)]}
-        state.apply({**cmd, "author": "a", "ts": i, "key": ("c", i)})
+        state.apply_replicated({**cmd, "author": "a", "ts": i, "key": ("c", i)})
     return state.to_snapshot()
 
 

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from logact.server.command_types import Barrier, Done
 from logact.server.commands import Limits, append_command, claim_command, trim_command
 from logact.server.state import LogState
 
@@ -211,12 +212,12 @@ class LogStateMachine(RuleBasedStateMachine):
             request["fence"] = list(fence)
         ts = self._tick(delta)
         cmd = append_command(request, author, ts, Limits(), lambda etype: etype in TYPES)
-        assert cmd["author"] == author
+        assert cmd.author == author
         sizes = [len(cbor2.dumps(body)) for _, body in batch]
-        assert [size for _, _, size in cmd["entries"]] == sizes
+        assert [entry.size for entry in cmd.entries] == sizes
 
         tail_before = {b: self.sut.tail(b)["tail"] for b in BUSES}
-        actual = self.sut.apply(cmd)
+        actual = self.sut.apply(cmd).to_wire()
         expected = self.model.append(
             bus_id,
             [(t, b, s) for (t, b), s in zip(batch, sizes, strict=True)],
@@ -299,17 +300,17 @@ class LogStateMachine(RuleBasedStateMachine):
     def trim(self, data: st.DataObject, bus_id: str) -> None:
         before = data.draw(st.integers(min_value=0, max_value=self._tail(bus_id) + 2), label="at")
         cmd = trim_command({"bus": bus_id, "before": before}, self._tick(1))
-        check_reply(self.sut.apply(cmd), self.model.trim(bus_id, before))
+        check_reply(self.sut.apply(cmd).to_wire(), self.model.trim(bus_id, before))
 
     @rule(bus_id=st.sampled_from(BUSES), name=st.sampled_from(FENCE_NAMES))
     def claim(self, bus_id: str, name: str) -> None:
         cmd = claim_command({"bus": bus_id, "name": name}, self._tick(1))
-        check_reply(self.sut.apply(cmd), self.model.claim(bus_id, name))
+        check_reply(self.sut.apply(cmd).to_wire(), self.model.claim(bus_id, name))
 
     @rule()
     def barrier(self) -> None:
         self.model.applied += 1
-        assert self.sut.apply({"op": "barrier", "ts": self._tick(0)}) == {"ok": True}
+        assert self.sut.apply(Barrier()) == Done()
 
     @rule()
     def restart_from_snapshot(self) -> None:

@@ -21,8 +21,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from logact.protocol.errors import Unavailable
 from logact.server import commands
+from logact.server.command_types import Append, Barrier, Claim, Command, Reply, Trim
 from logact.server.embedded import SNAPSHOT, WAL, EmbeddedBackend
 from logact.server.journal import FsyncJournal
+from logact.server.replicated_form import replicated_batch
 from logact.server.state import LogState
 from logact.server.storage import (
     RECORD_HEADER,
@@ -375,7 +377,7 @@ TestJournalMachine.settings = settings(
 # ---------------------------------------------------------------- embedded backend
 
 
-def build(bus: str, *bodies: Any, key: tuple[str, int] | None = None) -> dict[str, Any]:
+def build(bus: str, *bodies: Any, key: tuple[str, int] | None = None) -> Append:
     request: dict[str, Any] = {
         "bus": bus,
         "entries": [{"type": "t", "body": cbor2.dumps(body)} for body in bodies],
@@ -389,17 +391,17 @@ def image(state: LogState) -> bytes:
     return cbor2.dumps(state.to_snapshot())
 
 
-def batches() -> list[list[dict[str, Any]]]:
+def batches() -> list[list[Command]]:
     return [
         [build("a", 1, 2), build("b", "x", key=("c", 0))],
-        [{"op": "claim", "bus": "a", "name": "d", "ts": 1_001}],
+        [Claim("a", "d", 1_001)],
         [build("a", {"k": [1, 2]}, key=("c", 1)), build("a", 3, key=("c", 0))],
-        [{"op": "trim", "bus": "a", "before": 1, "ts": 1_002}, build("a", None)],
-        [{"op": "barrier"}],
+        [Trim("a", 1, 1_002), build("a", None)],
+        [Barrier()],
     ]
 
 
-async def fill(backend: EmbeddedBackend) -> list[list[dict[str, Any]]]:
+async def fill(backend: EmbeddedBackend) -> list[list[Reply]]:
     replies = []
     for batch in batches():
         replies.append(await backend.replicate(batch))
@@ -415,7 +417,7 @@ def copy_dir(src: Path, dst: Path) -> Path:
 async def test_embedded_restart_recovers_the_same_state(tmp_path: Path) -> None:
     backend = EmbeddedBackend(tmp_path / "d")
     replies = await fill(backend)
-    assert replies[2][1]["duplicate"] is True  # the retried key was deduplicated
+    assert replies[2][1].to_wire()["duplicate"] is True  # the retried key was deduplicated
     expected = image(backend.state)
     # Crash (no close): the acknowledged batches are in the WAL.
     crashed = EmbeddedBackend(copy_dir(tmp_path / "d", tmp_path / "crash"))
@@ -427,7 +429,7 @@ async def test_embedded_restart_recovers_the_same_state(tmp_path: Path) -> None:
     assert image(again.state) == expected
     # Continue after the restart: numbering and positions carry on.
     reply = await again.replicate([build("a", "more")])
-    assert reply[0]["first"] == again.state.tail("a")["tail"] - 1
+    assert reply[0].to_wire()["first"] == again.state.tail("a")["tail"] - 1
     after = image(again.state)
     again.close()
     final = EmbeddedBackend(tmp_path / "d")
@@ -456,7 +458,7 @@ async def test_embedded_ignores_a_torn_wal_tail(tmp_path: Path) -> None:
     await fill(backend)
     expected = image(backend.state)
     backend.close()
-    full = frame_record(cbor2.dumps([99, [build("a", "never acknowledged")]]))
+    full = frame_record(cbor2.dumps([99, replicated_batch([build("a", "never acknowledged")])]))
     with open(tmp_path / WAL, "ab") as handle:
         handle.write(full[: len(full) - 3])  # the crash hit mid-write
     again = EmbeddedBackend(tmp_path)
@@ -512,7 +514,7 @@ async def test_embedded_failed_wal_sync_is_unavailable_and_applies_nothing(
     assert image(backend.state) == before
     monkeypatch.undo()
     reply = await backend.replicate([build("a", 3)])
-    assert reply[0]["first"] == 1
+    assert reply[0].to_wire()["first"] == 1
     expected = image(backend.state)
     backend.close()
     again = EmbeddedBackend(tmp_path)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from logact.protocol.errors import BadRequest
 from logact.server import commands
+from logact.server.command_types import Claim, Reply
 from logact.server.embedded import WAL
 from logact.server.local import open_embedded
 from logact.server.state import LogState
@@ -92,15 +93,15 @@ def image(state: LogState) -> bytes:
 def test_any_command_sequence_applies_alike_and_never_raises(cmds: list[Any]) -> None:
     one, two = LogState(), LogState()
     for cmd in cmds:
-        reply = one.apply(cmd)
-        assert isinstance(reply, dict) and isinstance(reply["ok"], bool)
+        reply = one.apply_replicated(cmd).to_wire()
+        assert isinstance(reply["ok"], bool)
         if not reply["ok"]:
             assert isinstance(reply["code"], str) and isinstance(reply["message"], str)
-        assert two.apply(cmd) == reply
+        assert two.apply_replicated(cmd).to_wire() == reply
     assert image(one) == image(two)
     # The state machine still works after whatever came before.
-    assert one.apply({"op": "claim", "bus": "z", "name": "n", "ts": 2})["ok"] is True
-    assert one.apply_batch("not a batch")[0]["ok"] is False
+    assert one.apply_replicated({"op": "claim", "bus": "z", "name": "n", "ts": 2}).to_wire()["ok"]
+    assert one.apply_replicated_batch("not a batch")[0].to_wire()["ok"] is False
 
 
 def test_the_poison_pill_is_refused_at_the_edge_and_answered_in_the_log() -> None:
@@ -109,20 +110,20 @@ def test_the_poison_pill_is_refused_at_the_edge_and_answered_in_the_log() -> Non
         commands.append_command(request, "mailer", 1, commands.Limits(), lambda t: True)
     # An older version let it into the journal: replaying it answers with an error and moves on.
     state = LogState()
-    reply = state.apply(POISON)
+    reply = state.apply_replicated(POISON).to_wire()
     assert reply["ok"] is False and reply["code"] == "bad_request"
     assert "fence" in reply["message"]
-    assert state.apply({**POISON, "fence": ("driver", 0)})["ok"] is True
+    assert state.apply_replicated({**POISON, "fence": ("driver", 0)}).to_wire()["ok"] is True
 
 
 def test_an_unexpected_error_in_apply_is_a_reply(monkeypatch: pytest.MonkeyPatch) -> None:
     state = LogState()
 
-    def explode(cmd: dict[str, Any]) -> dict[str, Any]:
+    def explode(cmd: Claim) -> Reply:
         raise ZeroDivisionError
 
     monkeypatch.setattr(state, "_claim", explode)
-    reply = state.apply({"op": "claim", "bus": "b", "name": "d", "ts": 1})
+    reply = state.apply(Claim("b", "d", 1)).to_wire()
     assert reply == {
         "ok": False,
         "code": "bad_request",
