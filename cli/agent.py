@@ -21,10 +21,12 @@ from logact.agent.components.conversation import Settings
 from logact.agent.components.decider import Decider
 from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
-from logact.agent.components.runner import Component, read_state, run_component
+from logact.agent.components.runner import Component, run_component
 from logact.agent.components.voters import Judges, Voter
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
+from logact.agent.core.policy import Policy
+from logact.agent.core.replay import read_state
 from logact.agent.integrations.mailbox import give_task, send_mail
 from logact.agent.integrations.parts import executor_tools, rules_or_allow_all, scripted_reviewer
 from logact.agent.integrations.policy_admin import (
@@ -36,7 +38,6 @@ from logact.agent.integrations.policy_admin import (
 )
 from logact.agent.introspection import timeline
 from logact.agent.judgement.ifc import LabelsError, load_labels
-from logact.agent.judgement.policy import Policy
 from logact.agent.judgement.rules import RuleError, RuleSet
 from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
 from logact.agent.models.llm import ModelError

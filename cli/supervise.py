@@ -13,7 +13,7 @@ from contextlib import AsyncExitStack, aclosing
 
 import click
 
-from logact.agent.components.runner import now_ms
+from logact.agent.core.replay import now_ms
 from logact.agent.introspection.rounds import watch_rounds
 from logact.agent.introspection.supervisor import AdviceThresholds, Supervisor
 from logact.agent.models.choice import open_model

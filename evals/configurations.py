@@ -10,7 +10,7 @@ A configuration file (TOML) lists them in the order the report shows them::
     voters = ["provenance", "llm"]        # any of: rule, provenance, ifc, llm (none: no voter)
     decider = { kind = "veto", params = { kinds = ["provenance", "llm"] } }
 
-``decider`` is a decider policy document (agent/judgement/policy.py) without its version. Each
+``decider`` is a decider policy document (agent/core/policy.py) without its version. Each
 AgentDojo
 suite is one deployment: the ifc voter of a suite's runs reads ``labels/<suite>.toml``.
 """
@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logact.agent.core.policy import Policy, PolicyError
 from logact.agent.judgement.ifc import Labels, LabelsError, load_labels
-from logact.agent.judgement.policy import Policy, PolicyError
 from logact.agent.judgement.rules import RuleError, RuleSet, load_rules
 
 VOTER_KINDS = ("rule", "provenance", "ifc", "llm")

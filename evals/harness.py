@@ -35,10 +35,11 @@ from agentdojo.types import ChatMessage
 
 from logact.agent.components.decider import Decider
 from logact.agent.components.executor import Executor
-from logact.agent.components.runner import Component, read_state, run_component
+from logact.agent.components.runner import Component, run_component
 from logact.agent.components.voters import Judges, Voter
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.core.replay import read_state
 from logact.agent.introspection.safety import check_entries
 from logact.evals import attacks
 from logact.evals.bus_tools import BusGate, BusToolsExecutor, EnvBox, agentdojo_tools

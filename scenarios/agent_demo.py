@@ -22,9 +22,9 @@ import trio
 
 from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model, run_task
 from logact.agent.components.conversation import Settings
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
+from logact.agent.core.replay import read_state
 from logact.agent.integrations.policy_admin import veto_policy
 from logact.agent.introspection.safety import SafetyReport, check_entries, describe
 from logact.agent.judgement import llm_voter

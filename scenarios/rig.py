@@ -14,10 +14,10 @@ import trio
 from logact.agent.components import assembly
 from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model
 from logact.agent.components.conversation import Settings
-from logact.agent.components.runner import now_ms
+from logact.agent.core.policy import Policy
+from logact.agent.core.replay import now_ms
 from logact.agent.integrations.parts import ALLOW_ALL
 from logact.agent.introspection.supervisor import Sent, Supervisor
-from logact.agent.judgement.policy import Policy
 from logact.agent.tools.registry import ToolRegistry
 from logact.protocol.api import LogAPI
 

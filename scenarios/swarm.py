@@ -32,9 +32,9 @@ from typing import Any
 
 import trio
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
+from logact.agent.core.replay import read_state
 from logact.agent.integrations.mailbox import send_mail
 from logact.agent.introspection.digest import swarm_token_use
 from logact.agent.introspection.supervisor import Sent, Supervisor, completed

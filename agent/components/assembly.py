@@ -18,8 +18,8 @@ from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_agent
 from logact.agent.components.voters import Judges, Voter
+from logact.agent.core.policy import Policy
 from logact.agent.integrations.mailbox import give_task
-from logact.agent.judgement.policy import Policy
 from logact.agent.judgement.rules import RuleSet
 from logact.agent.tools.registry import ToolRegistry
 from logact.protocol.api import LogAPI

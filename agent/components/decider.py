@@ -1,6 +1,6 @@
 """The decider component: turns votes into commit or abort under the bus's decider policy.
 
-The policy core (agent/judgement/policy.py) is pure and deterministic, so several deciders may run
+The policy core (agent/core/policy.py) is pure and deterministic, so several deciders may run
 on one
 bus; the first decision on the log is final and readers ignore the rest. The policy for an
 intent is the latest decider_policy entry before it, so a change applies only to later intents.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from logact.agent.components.runner import Component
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.judgement.policy import DEFAULT_POLICY, Policy, decide
+from logact.agent.core.policy import DEFAULT_POLICY, Policy, decide
 from logact.protocol.api import LogAPI
 
 

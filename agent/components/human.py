@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.core.policy import ESCALATION_KIND
 from logact.agent.core.text import clip
 from logact.agent.introspection.timeline import describe_action, status
-from logact.agent.judgement.policy import ESCALATION_KIND
 from logact.protocol.api import LogAPI
 
 

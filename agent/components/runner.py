@@ -13,7 +13,6 @@ subscription: its state would not show that append yet, and it would act twice.
 from __future__ import annotations
 
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from contextlib import aclosing
@@ -21,14 +20,10 @@ from contextlib import aclosing
 import trio
 
 from logact.agent.core.bus import BusState
+from logact.agent.core.replay import now_ms
 from logact.protocol.api import LogAPI
 from logact.protocol.codec import Entry
 from logact.protocol.errors import UnknownBus
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds, the clock entry timestamps are written in."""
-    return int(time.time() * 1000)
 
 
 class Component(ABC):
@@ -86,18 +81,6 @@ class Component(ABC):
     def observe(self, entry: Entry) -> None:
         """Fold one entry; components may extend this to notice what arrived."""
         self.state.apply(entry)
-
-
-async def read_state(log: LogAPI, bus: str, state: BusState | None = None) -> BusState:
-    """``state`` brought up to date with ``bus`` (a new one from position 0 by default)."""
-    state = state or BusState(bus)
-    try:
-        entries = await log.read_all(bus, state.next)
-    except UnknownBus:
-        return state  # nothing appended yet
-    for entry in entries:
-        state.apply(entry)
-    return state
 
 
 async def _catch_up(component: Component) -> None:

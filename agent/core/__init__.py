@@ -1,4 +1,5 @@
-"""The vocabulary of a bus (its entry types) and the fold that reads a bus into state."""
+"""The vocabulary of a bus (its entry types), the decider policies that say which votes and
+decisions count, and the fold that reads a bus into state (``replay`` reads it from a log)."""
 
 from logact.agent.core.bus import BusState, IntentRecord
 from logact.agent.core.entries import (

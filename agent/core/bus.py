@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from logact.agent.core import entries as e
-from logact.agent.judgement.policy import DecisionLog, Policy, PolicyError, PolicyLog
+from logact.agent.core.policy import DecisionLog, Policy, PolicyError, PolicyLog
 from logact.protocol.codec import Entry
 
 T = TypeVar("T")

@@ -326,7 +326,7 @@ class Vote(_Body):
 
     ``probability`` is the voter's confidence that the intent should run, in [0, 1]. A vote with
     only a probability approves or rejects by the decider policy's threshold
-    (agent/judgement/policy.py);
+    (agent/core/policy.py);
     at least one of the two must be given.
     """
 
@@ -338,7 +338,7 @@ class Vote(_Body):
     approve: bool | None = None
     probability: float | None = None
     #: True: the voter does not approve automatically and asks a person (a ``human`` vote) to
-    #: decide; the reason says what the person is asked (agent/judgement/policy.py, "Escalation").
+    #: decide; the reason says what the person is asked (agent/core/policy.py, "Escalation").
     escalate: bool | None = None
 
     def _check(self) -> None:
@@ -605,7 +605,7 @@ ROLE_TYPES: dict[str, frozenset[str]] = {
 #: Who signs each voter kind, and who decides, in the shipped configurations: each voter kind
 #: is its own principal (all with the ``voter`` role), so one voter's token cannot vote as
 #: another. These are the ``signers`` and ``deciders`` of the default decider policies: a vote
-#: or decision from anyone else is ignored and reported (agent/judgement/policy.py).
+#: or decision from anyone else is ignored and reported (agent/core/policy.py).
 VOTE_SIGNERS: dict[str, str] = {
     "rule": "rule-voter",
     "llm": "llm-voter",

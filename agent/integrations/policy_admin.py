@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.judgement.policy import DEFAULT_POLICY, Policy
+from logact.agent.core.policy import DEFAULT_POLICY, Policy
+from logact.agent.core.replay import read_state
 from logact.agent.judgement.rules import RuleSet
 from logact.protocol.api import LogAPI
 

@@ -15,8 +15,8 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from logact.agent.components.runner import now_ms, read_state
 from logact.agent.core import entries as e
+from logact.agent.core.replay import now_ms, read_state
 from logact.agent.introspection.digest import digest
 from logact.agent.introspection.health import Thresholds, check, is_news, model_judgement
 from logact.agent.introspection.rounds import watch_rounds

@@ -23,9 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.core.replay import read_state
 from logact.agent.introspection.digest import digest
 from logact.agent.introspection.health import open_task, tool_of
 from logact.agent.introspection.timeline import describe_action

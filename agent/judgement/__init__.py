@@ -1,2 +1,2 @@
 """Pure judgement of proposed actions: rules, provenance and information-flow labels, the LLM
-voter, decider policies."""
+voter. (Decider policies are part of the bus fold: ``logact.agent.core.policy``.)"""

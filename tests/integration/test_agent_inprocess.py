@@ -28,10 +28,10 @@ from logact.agent.components.runner import Component, run_agent, run_component
 from logact.agent.components.voters import Voter, ifc_judge, provenance_judge, rule_judge
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState, IntentRecord
+from logact.agent.core.policy import TIMEOUT_REASON, Policy
 from logact.agent.integrations.commit import commit_intention, record_result
 from logact.agent.integrations.mailbox import give_task, send_mail
 from logact.agent.judgement.ifc import parse_labels
-from logact.agent.judgement.policy import TIMEOUT_REASON, Policy
 from logact.agent.judgement.rules import RuleSet
 from logact.agent.models.llm import ScriptedModel, replay_script, tool_call
 from logact.agent.tools.registry import ToolRegistry, standard_tools

@@ -22,9 +22,9 @@ import pytest
 import trio
 from click.testing import CliRunner
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
+from logact.agent.core.replay import read_state
 from logact.agent.introspection.supervisor import ADVICE, GOSSIP, AdviceThresholds
 from logact.agent.models.llm import ScriptedModel
 from logact.cli.main import main

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.judgement.policy import Policy
+from logact.agent.core.policy import Policy
 from logact.protocol.codec import Entry
 
 BUS = "agent/test-bus"

@@ -10,7 +10,7 @@ from logact.agent.components import decider, executor, voters
 from logact.agent.components.runner import Component, run_component
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
-from logact.agent.judgement.policy import Policy
+from logact.agent.core.policy import Policy
 from logact.agent.judgement.rules import RuleSet
 from logact.protocol.codec import Entry
 from logact.server.local import open_memory

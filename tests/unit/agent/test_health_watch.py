@@ -12,8 +12,8 @@ import pytest
 import trio
 import trio.testing
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
+from logact.agent.core.replay import read_state
 from logact.agent.introspection.health import Thresholds
 from logact.agent.introspection.health_watch import CHECKER, HealthWatcher, Report, watch
 from logact.agent.introspection.rounds import watch_rounds

@@ -4,9 +4,9 @@ and the answer appended as a vote of the kind that answers escalations."""
 from __future__ import annotations
 
 from logact.agent.components import human
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
-from logact.agent.judgement.policy import ESCALATION_KIND
+from logact.agent.core.policy import ESCALATION_KIND
+from logact.agent.core.replay import read_state
 from logact.server.local import LocalLog
 
 BUS = "agent/human"

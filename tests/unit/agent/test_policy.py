@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from policy_votes import vote
 
 from logact.agent.core.entries import Abort, Commit, Vote
-from logact.agent.judgement.policy import (
+from logact.agent.core.policy import (
     DEFAULT_POLICY,
     POLICY_KINDS,
     TIMEOUT_REASON,

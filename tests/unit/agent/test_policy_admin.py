@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from logact.agent.components.runner import read_state
 from logact.agent.core import entries as e
+from logact.agent.core.policy import DEFAULT_POLICY, Policy
+from logact.agent.core.replay import read_state
 from logact.agent.integrations.policy_admin import (
     PolicyChange,
     PolicyDocError,
@@ -21,7 +22,6 @@ from logact.agent.integrations.policy_admin import (
     signed,
     veto_policy,
 )
-from logact.agent.judgement.policy import DEFAULT_POLICY, Policy
 from logact.protocol.errors import ConditionFailed
 from logact.server.local import LocalLog
 

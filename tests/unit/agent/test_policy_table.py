@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from policy_votes import vote
 
 from logact.agent.core.entries import Abort, Vote
-from logact.agent.judgement.policy import (
+from logact.agent.core.policy import (
     POLICY_KINDS,
     TIMEOUT_REASON,
     Decision,
