@@ -98,7 +98,7 @@ class Appended:
 
 
 @dataclass(frozen=True, slots=True)
-class Trimmed:
+class TrimmedTo:
     trim: int
     tail: int
 
@@ -137,4 +137,4 @@ class Failed:
         return wire
 
 
-Reply = Appended | Trimmed | Claimed | Done | Failed
+Reply = Appended | TrimmedTo | Claimed | Done | Failed

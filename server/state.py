@@ -29,7 +29,7 @@ from logact.server.command_types import (
     Quota,
     Reply,
     Trim,
-    Trimmed,
+    TrimmedTo,
 )
 from logact.server.replicated_form import Malformed, parse
 
@@ -52,7 +52,7 @@ MAX_SCAN = 10_000
 
 
 @dataclass(slots=True)
-class BusState:
+class StoredBus:
     entries: list[StoredEntry] = field(default_factory=list)
     trim: int = 0  # position of entries[0]; everything below is trimmed
     last_ts: int = 0
@@ -94,7 +94,7 @@ class LogState:
         dedup_ttl_ms: int = DEDUP_TTL_MS,
         dedup_max_clients: int = DEDUP_MAX_CLIENTS,
     ) -> None:
-        self.buses: dict[str, BusState] = {}
+        self.buses: dict[str, StoredBus] = {}
         #: Live bytes of entry bodies, by author and in all: derived from the buses.
         self.author_bytes: dict[str, int] = {}
         self.live_bytes = 0
@@ -204,7 +204,7 @@ class LogState:
         if over is not None:
             return Failed(ErrorCode.QUOTA_EXCEEDED, over)
         if bus is None:
-            bus = self.buses[bus_id] = BusState()
+            bus = self.buses[bus_id] = StoredBus()
         entry_ts = max(ts, bus.last_ts)  # per-bus timestamps never go backwards
         bus.last_ts = entry_ts
         first = tail
@@ -220,7 +220,7 @@ class LogState:
         return reply
 
     def _over_quota(
-        self, quota: Quota | None, bus: BusState | None, author: str, added: int
+        self, quota: Quota | None, bus: StoredBus | None, author: str, added: int
     ) -> str | None:
         """Why an append of ``added`` bytes would exceed the command's quotas, or None."""
         if quota is None:
@@ -282,12 +282,12 @@ class LogState:
             bus.bytes -= sum(entry[5] for entry in bus.entries[:drop])
             del bus.entries[:drop]
             bus.trim = before
-        return Trimmed(trim=bus.trim, tail=bus.tail)
+        return TrimmedTo(trim=bus.trim, tail=bus.tail)
 
     def _claim(self, cmd: Claim) -> Reply:
         bus = self.buses.get(cmd.bus)
         if bus is None:
-            bus = self.buses[cmd.bus] = BusState()
+            bus = self.buses[cmd.bus] = StoredBus()
         epoch = bus.epochs.get(cmd.name, 0) + 1
         bus.epochs[cmd.name] = epoch
         return Claimed(epoch=epoch)
@@ -373,7 +373,7 @@ class LogState:
         state = cls(*image["dedup"])
         state.applied = image["applied"]
         for bus_id, (trim, last_ts, size, epochs, entries) in image["buses"].items():
-            state.buses[bus_id] = BusState(
+            state.buses[bus_id] = StoredBus(
                 entries=[tuple(entry) for entry in entries],  # type: ignore[misc]
                 trim=trim,
                 last_ts=last_ts,
