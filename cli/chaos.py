@@ -13,6 +13,7 @@ from logact.cli.common import console
 from logact.jepsen_tests.history import read_history
 from logact.jepsen_tests.report import plot_timeline, print_summary
 from logact.jepsen_tests.runner import UNSAFE_MODES, WORKLOADS, ChaosOptions, run_chaos
+from logact.jepsen_tests.schedule import parse_nemeses
 
 
 @click.command()
@@ -51,6 +52,12 @@ from logact.jepsen_tests.runner import UNSAFE_MODES, WORKLOADS, ChaosOptions, ru
 )
 @click.option("--agents", type=int, default=3, show_default=True)
 @click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1 also when a requested nemesis kind was not exercised (too short a --time, "
+    "or no target at the time).",
+)
+@click.option(
     "--unsafe",
     type=click.Choice(sorted(UNSAFE_MODES)),
     default=None,
@@ -65,11 +72,17 @@ def chaos(
     out: str,
     net: str,
     agents: int,
+    strict: bool,
     unsafe: str | None,
 ) -> None:
     """Faults from a seeded schedule, a recorded history, independent checkers; exit status 1
-    on any anomaly."""
+    on any anomaly (and, with --strict, on a requested fault kind that never ran)."""
+    try:
+        parse_nemeses(nemeses.split(","))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--nemesis") from None
     totals = {"runs": 0, "anomalies": 0, "faults": 0, "snapshots_installed": 0}
+    totals |= {"not_exercised": 0}
     totals |= {"snapshots_ignored": 0}
     for run_seed in range(seed, seed + seeds):
         folder = Path(out) / f"{workload}-seed{run_seed}"
@@ -84,7 +97,7 @@ def chaos(
             agents=agents,
             unsafe=unsafe,
         )
-        result = trio.run(run_chaos, options)
+        result = trio.run(run_chaos, options, lambda line: console.print(line, markup=False))
         document = json.loads((folder / "result.json").read_text())
         plot_timeline(
             read_history(folder / "history.jsonl"),
@@ -96,10 +109,11 @@ def chaos(
         totals["runs"] += 1
         totals["anomalies"] += len(result.anomalies)
         totals["faults"] += result.faults_applied
+        totals["not_exercised"] += len(result.not_exercised)
         for kind in ("installed", "ignored"):
             totals[f"snapshots_{kind}"] += sum(
                 facts["snapshots"][kind] for facts in result.raft.values() if facts["snapshots"]
             )
     if seeds > 1:
         console.print(f"totals: {totals}")
-    sys.exit(1 if totals["anomalies"] else 0)
+    sys.exit(1 if totals["anomalies"] or (strict and totals["not_exercised"]) else 0)

@@ -867,6 +867,7 @@ class WindowStats:
     fail: int
     info: int
     recovery_ns: int | None
+    target: str = ""  # the schedule's choice of target (leader, majority-minority, ...)
 
     @property
     def total(self) -> int:
@@ -910,6 +911,7 @@ def availability(history: list[Op]) -> list[WindowStats]:
                 fail=count(invokes["fail"], start, end),
                 info=count(invokes["info"], start, end),
                 recovery_ns=ok_done[k] - end if k < len(ok_done) else None,
+                target=op.get("target", ""),
             )
         )
     return stats

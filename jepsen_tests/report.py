@@ -20,12 +20,19 @@ SNAPSHOT_FACTS = ("written", "installed", "ignored")
 
 
 def summary_tables(result: dict[str, Any]) -> list[Table]:
-    ops = Table(title="operations")
+    ops = Table(
+        title="operations",
+        caption="op:outcome as recorded: ok = acknowledged, fail = surely not done, "
+        "info = indeterminate (may or may not have happened)",
+    )
     ops.add_column("op:outcome")
     ops.add_column("count", justify="right")
     for key, count in sorted(result["operations"].items()):
         ops.add_row(key, str(count))
-    anomalies = Table(title="anomalies by checker")
+    anomalies = Table(
+        title="anomalies by checker",
+        caption="each checker reads the history independently; first = its first finding",
+    )
     anomalies.add_column("checker")
     anomalies.add_column("count", justify="right")
     anomalies.add_column("first")
@@ -35,14 +42,19 @@ def summary_tables(result: dict[str, Any]) -> list[Table]:
         anomalies.add_row(checker, str(count), first[:120])
     if not by_checker:
         anomalies.add_row("(none)", "0", "")
-    windows = Table(title="availability per fault window")
+    windows = Table(
+        title="availability per fault window",
+        caption="fault (its target choice), targets = the nodes it hit; seconds in effect; "
+        "ok/fail/info = appends completed in the window by outcome; recovery s = from the "
+        "heal to the first ok append",
+    )
     for column in ("#", "fault", "targets", "seconds", "ok", "fail", "info", "recovery s"):
         windows.add_column(column)
     for w in result["availability"]:
         recovery = "-" if w["recovery_ns"] is None else f"{w['recovery_ns'] / 1e9:.2f}"
         windows.add_row(
             str(w["index"]),
-            w["fault"],
+            f"{w['fault']} ({w['target']})" if w["target"] else w["fault"],
             ",".join(w["targets"]),
             f"{(w['end'] - w['start']) / 1e9:.1f}",
             str(w["ok"]),
@@ -64,6 +76,8 @@ def print_summary(result: dict[str, Any], console: Console) -> None:
     console.print(
         f"{verdict} · {result['faults_applied']} faults applied · {result['duration_s']} s"
     )
+    if result.get("not_exercised"):
+        console.print(f"[yellow]not exercised:[/yellow] {', '.join(result['not_exercised'])}")
     raft = result.get("raft", {})
     if raft:
         snapshots = ", ".join(

@@ -14,6 +14,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,13 @@ from logact.jepsen_tests.log_workload import LogWorkload, final_read, run_log_wo
 from logact.jepsen_tests.model_endpoint import serve
 from logact.jepsen_tests.nemesis import apply
 from logact.jepsen_tests.node_state import record_node_states
-from logact.jepsen_tests.schedule import Fault, make_schedule
+from logact.jepsen_tests.schedule import (
+    Fault,
+    make_schedule,
+    needed_s,
+    parse_nemeses,
+    unscheduled,
+)
 from logact.ops.test_config import WRITER_TOKEN
 
 WORKLOADS = ("log", "agent")
@@ -39,6 +46,15 @@ SETTLE_S = 60.0
 AGENT_FINISH_S = 180.0
 #: The agent-side nemesis: one component of one agent killed and restarted this often.
 AGENT_KILL_EVERY_S = (2.0, 6.0)
+#: How often a run says how far it has got while the load runs.
+PROGRESS_EVERY_S = 10.0
+
+#: Where a run says what it is doing (a line at a time); silent by default.
+Progress = Callable[[str], None]
+
+
+def _silent(line: str) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,8 @@ class ChaosResult:
     availability: list[dict[str, Any]]
     duration_s: float
     faults_applied: int = 0
+    #: Requested fault kinds that were never applied (not scheduled in the time, or failed).
+    not_exercised: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: Per node, the Raft facts recorded with its final state (term, snapshots installed...).
     raft: dict[str, Any] = field(default_factory=dict)
@@ -90,24 +108,53 @@ def _clients(cluster: ChaosCluster) -> dict[str, str]:
 
 
 async def _faults(
-    cluster: ChaosCluster, schedule: list[Fault], start: float, history: HistoryWriter
-) -> int:
-    applied = 0
-    for fault in schedule:
+    cluster: ChaosCluster,
+    schedule: list[Fault],
+    start: float,
+    history: HistoryWriter,
+    progress: Progress,
+) -> list[str]:
+    """Apply the schedule; the kinds of the faults that took effect, one per fault."""
+    applied: list[str] = []
+    for number, fault in enumerate(schedule, 1):
         await trio.sleep_until(start + fault.at_s)
+        progress(
+            f"t={fault.at_s:5.1f}s fault {number}/{len(schedule)}: {fault.kind} "
+            f"({fault.target}) for {fault.duration_s:.1f} s"
+        )
         op = await apply(fault, cluster, history.write)
-        applied += op.get("outcome") == "ok"
+        targets = ",".join(op.get("targets", [])) or "-"
+        said = op.get("error") or op.get("settle_error") or ""
+        progress(f"          {op.get('outcome')}: on {targets}" + (f" ({said})" if said else ""))
+        if op.get("outcome") == "ok":
+            applied.append(fault.kind)
     return applied
 
 
+async def _report_progress(
+    history: HistoryWriter, start: float, time_s: float, progress: Progress
+) -> None:
+    """A line every PROGRESS_EVERY_S while the load runs: time and operations recorded."""
+    while (elapsed := trio.current_time() - start) < time_s:
+        await trio.sleep(min(PROGRESS_EVERY_S, time_s - elapsed))
+        elapsed = trio.current_time() - start
+        progress(f"t={elapsed:5.1f}s of {time_s:g} s: {history.count} operations recorded")
+
+
 async def _log_run(
-    options: ChaosOptions, cluster: ChaosCluster, schedule: list[Fault], history: HistoryWriter
-) -> int:
+    options: ChaosOptions,
+    cluster: ChaosCluster,
+    schedule: list[Fault],
+    history: HistoryWriter,
+    progress: Progress,
+) -> list[str]:
     workload = LogWorkload(cluster.addresses, WRITER_TOKEN, f"chaos/{options.seed}")
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(run_log_workload, workload, history.write, options.time_s)
-        applied = await _faults(cluster, schedule, start, history)
+        nursery.start_soon(_report_progress, history, start, options.time_s, progress)
+        applied = await _faults(cluster, schedule, start, history, progress)
+    progress("load stopped: waiting for the cluster to be whole, then the final reads")
     await cluster.wait_healthy(SETTLE_S)
     await final_read(workload, history.write)
     await record_node_states(_clients(cluster), cluster.admin_token(), history.write)
@@ -123,8 +170,12 @@ async def _agent_killer(
 
 
 async def _agent_run(
-    options: ChaosOptions, cluster: ChaosCluster, schedule: list[Fault], history: HistoryWriter
-) -> tuple[int, list[str]]:
+    options: ChaosOptions,
+    cluster: ChaosCluster,
+    schedule: list[Fault],
+    history: HistoryWriter,
+    progress: Progress,
+) -> tuple[list[str], list[str]]:
     directory = options.out / "agents"
     directory.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
@@ -138,7 +189,9 @@ async def _agent_run(
             rng = random.Random(f"agents/{options.seed}")
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_agent_killer, workload, rng, history, start + options.time_s)
-                applied = await _faults(cluster, schedule, start, history)
+                nursery.start_soon(_report_progress, history, start, options.time_s, progress)
+                applied = await _faults(cluster, schedule, start, history, progress)
+            progress("faults over: waiting for the cluster to be whole and the agents to finish")
             await cluster.wait_healthy(SETTLE_S)
             if not await workload.wait_finished(AGENT_FINISH_S):
                 notes.append(f"agents still running after {AGENT_FINISH_S:g} s")
@@ -149,14 +202,22 @@ async def _agent_run(
     return applied, notes
 
 
-async def run_chaos(options: ChaosOptions) -> ChaosResult:
-    """Run, record and check one chaos run (see the module docstring)."""
+async def run_chaos(options: ChaosOptions, progress: Progress = _silent) -> ChaosResult:
+    """Run, record and check one chaos run (see the module docstring); ``progress`` hears
+    the schedule, each fault as it is applied and how far the load has got."""
     if options.workload not in WORKLOADS:
         raise ValueError(f"workload must be one of {WORKLOADS}")
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     schedule = make_schedule(options.seed, options.nemeses, options.time_s)
     (out / "schedule.json").write_text(json.dumps([f.to_json() for f in schedule], indent=1))
+    left_out = unscheduled(schedule, options.nemeses)
+    progress(f"schedule: {len(schedule)} faults in {options.time_s:g} s")
+    if left_out:
+        progress(
+            f"not scheduled, the run is too short: {', '.join(left_out)} "
+            f"(every kind fits in --time {needed_s(options.nemeses):.0f})"
+        )
     began = time.monotonic()
     notes: list[str] = []
     with HistoryWriter(out / "history.jsonl") as history:
@@ -166,9 +227,10 @@ async def run_chaos(options: ChaosOptions) -> ChaosResult:
             extra=_config(options.unsafe),
         ) as cluster:
             if options.workload == "log":
-                applied = await _log_run(options, cluster, schedule, history)
+                applied = await _log_run(options, cluster, schedule, history, progress)
             else:
-                applied, notes = await _agent_run(options, cluster, schedule, history)
+                applied, notes = await _agent_run(options, cluster, schedule, history, progress)
+    progress("checking the history")
     ops = read_history(out / "history.jsonl")
     check = checkers.check_log if options.workload == "log" else checkers.check_agent
     anomalies = check(ops)
@@ -183,7 +245,8 @@ async def run_chaos(options: ChaosOptions) -> ChaosResult:
         anomalies=[a.to_dict() for a in anomalies],
         availability=[asdict(w) for w in checkers.availability(ops)],
         duration_s=round(time.monotonic() - began, 1),
-        faults_applied=applied,
+        faults_applied=len(applied),
+        not_exercised=sorted({kind for kind, _ in parse_nemeses(options.nemeses)} - set(applied)),
         notes=notes,
         raft={op["node"]: op["raft"] for op in ops if op["op"] == "node_state" and "raft" in op},
     )

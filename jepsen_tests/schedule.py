@@ -95,8 +95,9 @@ def make_schedule(
 
     The first fault starts no earlier than ``quiet_s``; between two faults, and between the
     last fault's end and ``total_s``, there are at least ``quiet_s`` seconds (healing time).
-    Kinds are drawn uniformly, then a target, then a duration; a fault that would not fit
-    ends the schedule.
+    Kinds come in rounds, each a seeded permutation of the kinds, so every kind runs once
+    before any runs twice (a run of at least :func:`needed_s` seconds exercises them all); then
+    a target and a duration are drawn; a fault that would not fit ends the schedule.
     """
     if total_s < 0 or quiet_s < 0:
         raise ValueError("total_s and quiet_s must be >= 0")
@@ -108,12 +109,25 @@ def make_schedule(
     faults: list[Fault] = []
     at = quiet_s + rng.uniform(0.0, quiet_s / 2)
     while True:
-        kind = rng.choice(kinds)
-        target = rng.choice([t for k, t in choices if k == kind])
-        low, high = DURATIONS[kind]
-        duration = rng.uniform(low, high)
-        if at + duration + quiet_s > total_s:
-            return faults
-        fault = Fault(at, kind, duration, target)
-        faults.append(fault)
-        at = fault.end_s + quiet_s + rng.uniform(0.0, quiet_s / 2)
+        for kind in rng.sample(kinds, len(kinds)):
+            target = rng.choice([t for k, t in choices if k == kind])
+            low, high = DURATIONS[kind]
+            duration = rng.uniform(low, high)
+            if at + duration + quiet_s > total_s:
+                return faults
+            fault = Fault(at, kind, duration, target)
+            faults.append(fault)
+            at = fault.end_s + quiet_s + rng.uniform(0.0, quiet_s / 2)
+
+
+def needed_s(nemeses: Sequence[str], *, quiet_s: float = DEFAULT_QUIET_S) -> float:
+    """The shortest run whose schedule is sure to hold every requested kind at least once:
+    each kind at its longest, with the longest gap before it, and the quiet time at the end."""
+    kinds = {kind for kind, _ in parse_nemeses(nemeses)}
+    return 1.5 * quiet_s + sum(DURATIONS[kind][1] + 1.5 * quiet_s for kind in kinds)
+
+
+def unscheduled(schedule: Sequence[Fault], nemeses: Sequence[str]) -> list[str]:
+    """The requested kinds the schedule never runs (the run is too short for them)."""
+    kinds = {kind for kind, _ in parse_nemeses(nemeses)}
+    return sorted(kinds - {fault.kind for fault in schedule})

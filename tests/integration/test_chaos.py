@@ -17,6 +17,7 @@ import pytest
 
 from logact.jepsen_tests.partition import netns_unavailable
 from logact.jepsen_tests.runner import ChaosOptions, ChaosResult, run_chaos
+from logact.jepsen_tests.schedule import Fault, unscheduled
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 
@@ -31,6 +32,9 @@ async def test_every_nemesis_against_the_log_finds_no_anomaly(tmp_path: Path) ->
     )
     assert result.anomalies == []
     assert result.faults_applied >= 4
+    # 60 s cannot hold all seven kinds: the run names the ones it left out.
+    left_out = unscheduled([Fault(**f) for f in result.schedule], ["all"])
+    assert left_out and set(left_out) <= set(result.not_exercised)
     assert result.operations["append:ok"] > 100
     assert result.operations["final_read:ok"] == 1
     # Every node's own copy was compared with the final log (the node_state checker).
@@ -129,3 +133,31 @@ def test_the_cli_writes_the_report_and_fails_on_anomalies(tmp_path: Path) -> Non
     assert (folder / "history.jsonl").exists() and (tmp_path / "log-seed16").is_dir()
     assert done.returncode == (1 if result["anomalies"] else 0), done.stdout[-2000:]
     assert "anomalies by checker" in done.stdout
+
+
+def test_the_cli_says_what_it_did_and_fails_strict_runs_that_left_kinds_out(
+    tmp_path: Path,
+) -> None:
+    """Each fault is printed as it is applied; a run too short for every requested kind says
+    which it left out and, with --strict, exits 1 although nothing is wrong with the log."""
+    command = [sys.executable, "-m", "logact.cli.main", "chaos", "--nemesis", "kill,pause"]
+    command += ["--time", "16", "--seed", "4", "--out", str(tmp_path), "--strict"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"}
+    )
+    result = json.loads((tmp_path / "log-seed4" / "result.json").read_text())
+    assert result["anomalies"] == [] and result["faults_applied"] == 1, done.stdout[-2000:]
+    assert result["not_exercised"] and done.returncode == 1
+    applied = next(f for f in result["schedule"])
+    assert f"fault 1/1: {applied['kind']} ({applied['target']})" in done.stdout
+    assert f"not scheduled, the run is too short: {result['not_exercised'][0]}" in done.stdout
+    assert "not exercised:" in done.stdout
+
+
+def test_an_unknown_nemesis_is_a_usage_error(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "logact.cli.main", "chaos", "--nemesis", "kill,flood"]
+    done = subprocess.run(
+        [*command, "--out", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "unknown nemesis 'flood'" in done.stderr and "Traceback" not in done.stderr

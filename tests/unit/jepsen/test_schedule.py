@@ -13,7 +13,9 @@ from logact.jepsen_tests.schedule import (
     NEMESES,
     Fault,
     make_schedule,
+    needed_s,
     parse_nemeses,
+    unscheduled,
 )
 
 KINDS = sorted(NEMESES)
@@ -94,3 +96,21 @@ def test_fault_to_json_round_trips() -> None:
     fault = Fault(12.5, "partition", 3.25, "bridge")
     assert Fault(**fault.to_json()) == fault
     assert fault.end_s == 15.75
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=seeds, nemeses=nemesis_sets, quiet=quiets, extra=st.floats(0.0, 100.0))
+def test_a_run_of_needed_s_exercises_every_requested_kind(
+    seed: int, nemeses: list[str], quiet: float, extra: float
+) -> None:
+    total = needed_s(nemeses, quiet_s=quiet) + extra
+    faults = make_schedule(seed, nemeses, total, quiet_s=quiet)
+    assert {fault.kind for fault in faults} == set(nemeses)
+    assert unscheduled(faults, nemeses) == []
+
+
+def test_a_short_run_names_the_kinds_it_leaves_out() -> None:
+    faults = make_schedule(1, ["all"], 30.0)
+    left_out = unscheduled(faults, ["all"])
+    assert left_out and len(left_out) + len({f.kind for f in faults}) == len(NEMESES)
+    assert needed_s(["all"]) > 30.0
