@@ -64,16 +64,21 @@ def assemble(
         spec.settings,
         exit_when_idle=True,
     )
-    reviewer = None if spec.reviewer is None else (spec.reviewer.client, spec.reviewer.name)
-    judges = Judges(spec.rules, reviewer=reviewer)
+    parts = gate(logs, bus, spec.rules, spec.policy, spec.reviewer)
+    return driver, [*parts, Executor(logs["executor"], bus, spec.tools)]
+
+
+def gate(
+    logs: Mapping[str, LogAPI], bus: str, rules: RuleSet, policy: Policy, reviewer: Model | None
+) -> list[Component]:
+    """The parts that rule on a bus's intents, not yet running: the rule voter, the LLM voter
+    (only with a ``reviewer``) and the decider under ``policy``; ``logs`` as for
+    :func:`assemble`. An agent's gate, and the hooks' gate on every session bus."""
+    judges = Judges(rules, reviewer=None if reviewer is None else (reviewer.client, reviewer.name))
     parts: list[Component] = [Voter(logs["rule-voter"], bus, "rules", "rule", judges.judge("rule"))]
     if reviewer is not None:
         parts.append(Voter(logs["llm-voter"], bus, "llm", "llm", judges.judge("llm")))
-    parts += [
-        Decider(logs["decider"], bus, spec.policy),
-        Executor(logs["executor"], bus, spec.tools),
-    ]
-    return driver, parts
+    return [*parts, Decider(logs["decider"], bus, policy)]
 
 
 async def run_task(logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec, task: str | None) -> None:
