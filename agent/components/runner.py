@@ -38,6 +38,9 @@ class Component(ABC):
         self.state = BusState(bus)
         self.epoch: int | None = None
         self.finished = False  # set by components that end (a driver's task is done)
+        #: Set by the runner while it waits for the bus to grow with nothing scheduled: the
+        #: component acts again only on a new entry (a watcher may stop serving it till then).
+        self.idle = False
         self._awaiting = -1  # the position of our last append: step once it is folded in
 
     @property
@@ -121,8 +124,10 @@ async def run_component(
             if component.finished:
                 break
             timeout = math.inf if wake is None else max(wake - now_ms(), 0) / 1000
+            component.idle = wake is None and component.caught_up
             with trio.move_on_after(timeout):
                 component.observe(await receive.receive())
+                component.idle = False
                 while True:  # take everything already delivered before stepping again
                     try:
                         component.observe(receive.receive_nowait())
