@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
+import trio
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
@@ -23,6 +26,7 @@ from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_component
 from logact.agent.components.voters import Judges, Voter
+from logact.agent.components.watch import DEFAULT_MAX_BUSES, WatchLimits, watch
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.core.policy import Policy
@@ -44,6 +48,7 @@ from logact.agent.models.llm import ModelError
 from logact.agent.tools.registry import ToolRegistry, standard_tools
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
+from logact.protocol.api import LogAPI
 from logact.protocol.errors import Fenced
 
 
@@ -105,6 +110,59 @@ async def _run_component(component: Component) -> None:
             f"[red]fenced:[/red] another {component.fencing_name} took over", escape(str(fenced))
         )
         sys.exit(3)
+
+
+def max_buses_option(func: Any) -> Any:
+    """The bound on the buses a watch serves at once (agent/components/watch.py)."""
+    return click.option(
+        "--max-buses",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_BUSES,
+        show_default=True,
+        help="Buses served at once when watching; the others wait (reported on stderr).",
+    )(func)
+
+
+def target_options(func: Any) -> Any:
+    """--bus BUS or --watch PREFIX (exactly one; see :func:`_check_target`), and --max-buses."""
+    func = max_buses_option(func)
+    func = click.option(
+        "--watch",
+        "prefix",
+        default=None,
+        metavar="PREFIX",
+        help="Serve every bus whose id starts with PREFIX, new ones included (not with --bus).",
+    )(func)
+    return click.option("--bus", default=None, help="The agent's bus.")(func)
+
+
+def _check_target(bus: str | None, prefix: str | None) -> None:
+    if (bus is None) == (prefix is None):
+        fail("give --bus BUS or --watch PREFIX (one of them)")
+
+
+def report(line: str) -> None:
+    """A watch's line (bus served, let go, over the bound, failed), on stderr."""
+    click.echo(line, err=True)
+
+
+async def _serve(
+    log: LogAPI,
+    bus: str | None,
+    prefix: str | None,
+    max_buses: int,
+    make: Callable[[str], Component],
+) -> None:
+    """``make``'s component on ``bus``, or on every bus under ``prefix`` (a watch)."""
+    if prefix is None:
+        assert bus is not None
+        await _run_component(make(bus))
+        return
+    async with trio.open_nursery() as nursery:
+        limits = WatchLimits(max_buses=max_buses)
+        serve = partial(watch, limits=limits, ready=announce_ready, report=report)
+        await nursery.start(serve, log, prefix, lambda served: [make(served)])
+        print(f"ready: watching {prefix}", flush=True)
 
 
 def _log(config_path: str, nodes: str | None, token: str | None, timeout: float, who: str):
@@ -173,7 +231,7 @@ def _rules(path: str | None) -> RuleSet:
 
 @agent.command()
 @client_options
-@_bus_option
+@target_options
 @model_options
 @click.option("--kind", type=click.Choice(["rule", "provenance", "ifc", "llm"]), required=True)
 @click.option("--id", "voter_id", default=None, help="Voter id (default: the kind).")
@@ -202,7 +260,9 @@ def voter(
     nodes: str | None,
     token: str | None,
     timeout: float,
-    bus: str,
+    bus: str | None,
+    prefix: str | None,
+    max_buses: int,
     llm: str,
     script: str | None,
     base_url: str | None,
@@ -213,7 +273,9 @@ def voter(
     labels_path: str | None,
     scripted_deny: tuple[str, ...],
 ) -> None:
-    """Vote on every intent of the bus: a rule, provenance, information-flow or LLM voter."""
+    """Vote on every intent of the bus (or of every bus under --watch): a rule, provenance,
+    information-flow or LLM voter."""
+    _check_target(bus, prefix)
     labels = None
     if kind == "ifc":
         if labels_path is None:
@@ -235,7 +297,9 @@ def voter(
                 )
             rules = _rules(rules_path) if kind == "rule" else None
             judge = Judges(rules=rules, labels=labels, reviewer=reviewer).judge(kind)
-            await _run_component(Voter(log, bus, voter_id or kind, kind, judge))
+            await _serve(
+                log, bus, prefix, max_buses, lambda b: Voter(log, b, voter_id or kind, kind, judge)
+            )
 
     run(main, errors=(ModelError, RuleError))
 
@@ -249,7 +313,7 @@ def _decider_policy(text: str | None) -> Policy:
 
 @agent.command()
 @client_options
-@_bus_option
+@target_options
 @click.option(
     "--policy",
     default=None,
@@ -261,15 +325,19 @@ def decider(
     nodes: str | None,
     token: str | None,
     timeout: float,
-    bus: str,
+    bus: str | None,
+    prefix: str | None,
+    max_buses: int,
     policy: str | None,
 ) -> None:
-    """Turn votes into commit/abort; decider_policy entries on the bus override --policy."""
+    """Turn votes into commit/abort on the bus (or on every bus under --watch);
+    decider_policy entries on a bus override --policy."""
+    _check_target(bus, prefix)
     default = _decider_policy(policy)
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "decider") as log:
-            await _run_component(Decider(log, bus, default))
+            await _serve(log, bus, prefix, max_buses, lambda b: Decider(log, b, default))
 
     run(main, errors=(ModelError, RuleError))
 
