@@ -1,4 +1,5 @@
-"""``logact hook claude-code`` / ``logact hook codex``: the harness-facing hook commands.
+"""``logact hook claude-code`` / ``logact hook codex``: the harness-facing hook commands (and
+``logact hook serve``, the gate that decides their intents: ``cli/hook_serve.py``).
 
 Configure the same command for PreToolUse and PostToolUse (and, for Claude Code,
 PostToolUseFailure); the event comes from the payload. Each run reads one JSON payload on
@@ -182,9 +183,25 @@ def _hook_options(func: Any) -> Any:
     return client_options(func)
 
 
-@click.group()
+class _HookGroup(click.Group):
+    """The hook commands, with ``serve`` loaded only when used: it imports the agent runtime
+    (and the openai package), which a hook run for every tool call should not wait for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "serve"])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "serve":
+            from logact.cli.hook_serve import serve
+
+            return serve
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_HookGroup)
 def hook() -> None:
-    """Gate a coding agent's tool calls through LogAct (run as the harness's command hook)."""
+    """Gate a coding agent's tool calls through LogAct: the harness's command hook
+    (claude-code, codex) and the gate that decides its calls (serve)."""
 
 
 @hook.command("claude-code")
