@@ -1,9 +1,10 @@
 """Hook round trips: PreToolUse -> intent -> decision -> allow/deny, PostToolUse -> result.
 
 Most tests use an in-process memory log; the last ones run ``logact hook`` as a real process
-against the shared 3-node cluster. The real decider does not exist yet, so decisions come from
-``stand_in_decider``: a few lines that commit or abort every intent on one bus by a verdict
-function. It is a test double, not a policy.
+against the shared 3-node cluster. Decisions come from ``stand_in_decider``: a few lines that
+commit or abort every intent on one bus by a verdict function, so these tests pin the hook's
+side alone. It is a test double, not a policy; the real gate (``logact hook serve``) is tested
+end to end in test_hook_e2e.py.
 """
 
 from __future__ import annotations
