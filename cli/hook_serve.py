@@ -12,6 +12,7 @@ See ``docs/hooks.md`` for the whole setup.
 from __future__ import annotations
 
 import signal
+import sys
 from contextlib import AsyncExitStack
 from functools import partial
 
@@ -56,13 +57,13 @@ def _gate_policy(text: str | None, kinds: list[str]) -> Policy:
 
 
 async def _stop_on_signal(
-    nursery: trio.Nursery, stopped: list[str], *, task_status: trio.TaskStatus[None]
+    nursery: trio.Nursery, stopped: list[signal.Signals], *, task_status: trio.TaskStatus[None]
 ) -> None:
     """Cancel ``nursery`` at the first SIGINT or SIGTERM, noting which in ``stopped``."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for signum in signals:
-            stopped.append(signal.Signals(signum).name)
+            stopped.append(signal.Signals(signum))
             nursery.cancel_scope.cancel()
             return
 
@@ -115,7 +116,7 @@ def serve(
 ) -> None:
     """The gate for every session of one harness, new sessions included: a rule voter, an
     optional LLM voter and a decider, each with its own principal from --config (rule-voter,
-    llm-voter, decider), until SIGINT/SIGTERM."""
+    llm-voter, decider), until SIGINT/SIGTERM (exit 130/143)."""
     target = Harness(harness.replace("-", "_"))
     prefix = f"{target.value}."
     kinds = ["rule", "llm"] if llm_voter_on else ["rule"]
@@ -152,15 +153,16 @@ def serve(
                     flush=True,
                 )
 
-    async def main() -> str:
-        stopped: list[str] = []
+    async def main() -> signal.Signals:
+        stopped: list[signal.Signals] = []
         async with trio.open_nursery() as nursery:
             await nursery.start(_stop_on_signal, nursery, stopped)
             await gate_until_stopped()
         return stopped[0]
 
     stopped = run(main, errors=(ModelError, RuleError))
-    click.echo(f"hook serve: stopped on {stopped}", err=True)
+    click.echo(f"hook serve: stopped on {stopped.name}", err=True)
+    sys.exit(128 + stopped.value)  # as a shell reports a process ended by the signal
 
 
 # The client options without --token (nor $LOGACT_TOKEN): serve runs one principal per part.

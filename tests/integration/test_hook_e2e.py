@@ -235,7 +235,7 @@ async def test_hook_serve_gates_claude_code_and_codex_sessions_started_after_it(
     )
     assert codex.bus not in claude_errors
     assert f"serving {codex.bus}" in (tmp_path / "codex.err").read_text()
-    assert stopped == [0, 0]
+    assert stopped == [128 + signal.SIGTERM] * 2
     for name in ("claude.err", "codex.err"):
         assert (tmp_path / name).read_text().splitlines()[-1] == "hook serve: stopped on SIGTERM"
 
