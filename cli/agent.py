@@ -26,7 +26,7 @@ from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_component
 from logact.agent.components.voters import Judges, Voter
-from logact.agent.components.watch import DEFAULT_MAX_BUSES, WatchLimits, watch
+from logact.agent.components.watcher import DEFAULT_MAX_BUSES, WatchLimits, watch
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.core.policy import Policy
@@ -113,7 +113,7 @@ async def _run_component(component: Component) -> None:
 
 
 def max_buses_option(func: Any) -> Any:
-    """The bound on the buses a watch serves at once (agent/components/watch.py)."""
+    """The bound on the buses a watch serves at once (agent/components/watcher.py)."""
     return click.option(
         "--max-buses",
         type=click.IntRange(min=1),

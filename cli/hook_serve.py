@@ -5,7 +5,7 @@ The hooks (``cli/hook.py``) append each tool call as an intent on the session's 
 command makes those decisions for every session, new ones included: a rule voter, optionally an
 LLM voter, and a decider under a veto policy (``agent/components/assembly.py`` ``gate``), each
 appending as its own principal from the config, all watching the harness's prefix
-(``agent/components/watch.py``). It runs until SIGINT or SIGTERM and then stops in one line.
+(``agent/components/watcher.py``). It runs until SIGINT or SIGTERM and then stops in one line.
 See ``docs/hooks.md`` for the whole setup.
 """
 
@@ -20,7 +20,7 @@ import click
 import trio
 
 from logact.agent.components.assembly import Model, gate
-from logact.agent.components.watch import WatchLimits, watch
+from logact.agent.components.watcher import WatchLimits, watch
 from logact.agent.core.policy import Policy
 from logact.agent.integrations.hooks import Harness
 from logact.agent.integrations.parts import scripted_reviewer

@@ -8,7 +8,7 @@ from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_agent, run_component
 from logact.agent.components.voters import Ballot, Judges, Voter
-from logact.agent.components.watch import WatchLimits, watch
+from logact.agent.components.watcher import WatchLimits, watch
 
 __all__ = [
     "AgentSpec",

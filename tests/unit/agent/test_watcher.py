@@ -1,4 +1,4 @@
-"""Serving every bus under a prefix (agent/components/watch.py): the pure round plan, and the
+"""Serving every bus under a prefix (agent/components/watcher.py): the pure round plan, and the
 gate (rule voter + decider) watching an in-process log with the principals of
 config/cluster.toml, where session buses appear after the watch started, as hooks create them.
 
@@ -19,7 +19,7 @@ import trio
 
 from logact.agent.components.assembly import gate
 from logact.agent.components.runner import Component
-from logact.agent.components.watch import Activity, WatchLimits, plan, watch
+from logact.agent.components.watcher import Activity, WatchLimits, plan, watch
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.core.policy import Policy
