@@ -7,7 +7,6 @@ position, the subscriber saw a gap-free, duplicate-free stream, and the restarte
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -30,25 +29,11 @@ class PortsInUse(Exception):
         self.ports = ports
 
 
-def ports_in_use(local: LocalCluster) -> list[str]:
-    """``host:port`` of each client or Raft address of the cluster that cannot be bound now."""
-    busy = []
-    for node in local.config.nodes:
-        for host, port in ((node.client_host, node.client_port), (node.raft_host, node.raft_port)):
-            with socket.socket() as sock:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((host, port))
-                except OSError:
-                    busy.append(f"{host}:{port}")
-    return busy
-
-
 def fresh_cluster(config_path: str, run_dir: str) -> LocalCluster:
     """A local cluster about to start on empty data (PortsInUse if its ports are taken: the
     demo would talk to that other cluster)."""
     local = LocalCluster(config_path, run_dir)
-    busy = ports_in_use(local)
+    busy = local.busy_addresses(local.node_ids)
     if busy:
         raise PortsInUse(busy)
     shutil.rmtree(Path(run_dir) / "data", ignore_errors=True)
