@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 import uuid
@@ -28,7 +29,8 @@ console = Console() if Console().is_terminal else Console(width=120)
 
 
 def fail(message: str) -> NoReturn:
-    console.print(f"[red]error:[/red] {message}")
+    """``error: message`` as one line on stderr, and exit 1."""
+    click.echo(f"{click.style('error:', fg='red')} {message}", err=True)
     sys.exit(1)
 
 
@@ -164,10 +166,46 @@ def find_error(exc: BaseException, kind: type[E]) -> E | None:
     return None
 
 
-def run(async_fn: Any, *args: Any, errors: tuple[type[Exception], ...] = ()) -> Any:
-    """``trio.run``, turning log, config and ``errors`` failures into one-line messages."""
+#: The signals a stoppable command stops cleanly on.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+async def _until_signal(async_fn: Any, args: tuple[Any, ...], stopped: list[int]) -> Any:
+    """``async_fn(*args)``, cancelled (so it closes what it opened) on a stop signal, which is
+    added to ``stopped``."""
+    scope = trio.CancelScope()
+
+    async def watch() -> None:
+        with trio.open_signal_receiver(*STOP_SIGNALS) as signals:
+            async for signum in signals:
+                stopped.append(signum)
+                scope.cancel()
+                return
+
+    # A system task is cancelled when the run ends, and leaves async_fn's errors unwrapped.
+    trio.lowlevel.spawn_system_task(watch)
+    with scope:
+        return await async_fn(*args)
+    return None
+
+
+def run(
+    async_fn: Any,
+    *args: Any,
+    errors: tuple[type[Exception], ...] = (),
+    stoppable: bool = False,
+) -> Any:
+    """``trio.run``, turning log, config and ``errors`` failures into one-line messages.
+
+    ``stoppable``: SIGINT (Ctrl-C) or SIGTERM cancels ``async_fn`` (it closes what it opened),
+    says so in one line on stderr and exits 128 + the signal's number, without a traceback.
+    """
+    stopped: list[int] = []
+    result = None
     try:
-        return trio.run(async_fn, *args)
+        if not stoppable:
+            return trio.run(async_fn, *args)
+        result = trio.run(_until_signal, async_fn, args, stopped)
     except Exception as exc:
         log_error = find_error(exc, LogError)
         if log_error is not None:
@@ -176,6 +214,15 @@ def run(async_fn: Any, *args: Any, errors: tuple[type[Exception], ...] = ()) -> 
             if (found := find_error(exc, kind)) is not None:
                 fail(str(found))
         raise
+    except BaseException as exc:  # Ctrl-C before the signal receiver was in place
+        if not stoppable or find_error(exc, KeyboardInterrupt) is None:
+            raise
+        stopped.append(signal.SIGINT)
+    if not stopped:
+        return result
+    name = signal.Signals(stopped[0]).name
+    click.echo(f"stopped by {name}", err=True)
+    sys.exit(128 + stopped[0])
 
 
 def watch_options(interval: float) -> Callable[[Any], Any]:
