@@ -4,23 +4,26 @@ One bus (``--bus``) or a supervisor over every bus under a prefix (``--watch``),
 number of rounds. Findings are printed and, with ``--record``, appended to the bus as a
 ``health`` entry (as the config's supervisor principal) whenever they change; ``--mail`` also
 mails them to the agent (as the mailer principal), so they reach its next model call.
+
+The exit code is the worst status of the buses' latest checks, as a Nagios plugin's: 0 OK,
+1 WARNING, 2 CRITICAL, 3 UNKNOWN (a bus that does not exist, or no bus to check at all).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import AsyncExitStack, aclosing
 
 import click
 
-from logact.agent.introspection.health import Thresholds
+from logact.agent.introspection.health import Status, Thresholds, worst
 from logact.agent.introspection.health_watch import HealthWatcher, Report, watch
 from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
 from logact.cli.common import (
     check_watch,
     client_options,
-    console,
     fail,
     make_client,
     run,
@@ -29,16 +32,15 @@ from logact.cli.common import (
 
 
 def _print(report: Report) -> None:
+    """One line per finding (never wrapped: a line is a finding, for grep and for people)."""
     bus = report.bus
     if not report.findings:
-        console.print(f"{bus}: healthy", markup=False)
+        click.echo(f"{bus}: healthy")
     for f in report.findings:
-        console.print(
-            f"{bus}: {f['severity'].upper()} {f['signal']}: {f['detail']} {f['positions']}",
-            markup=False,
-        )
+        positions = f" {f['positions']}" if f["positions"] else ""
+        click.echo(f"{bus}: {f['severity'].upper()} {f['signal']}: {f['detail']}{positions}")
     if report.judgement:
-        console.print(f"{bus}: model: {report.judgement}", markup=False)
+        click.echo(f"{bus}: model: {report.judgement}")
 
 
 @click.command()
@@ -74,13 +76,23 @@ def health(
     base_url: str | None,
     model: str | None,
 ) -> None:
-    """Check agents' buses for stalls, loops, error streaks, rising cost and slow actions."""
+    """Check agents' buses for stalls, loops, error streaks, rising cost and slow actions.
+
+    \b
+    Exit code: the worst status of the latest check of each bus (Nagios plugin codes):
+      0 OK        no findings
+      1 WARNING   a warn finding (repeated_action, slow_action, rising_cost)
+      2 CRITICAL  an alert finding (no_progress, error_streak, in_doubt)
+      3 UNKNOWN   a bus that does not exist (unknown_bus), or no bus under --watch
+    A bus that is CRITICAL outranks one that is UNKNOWN, which outranks WARNING.
+    """
     check_watch(buses, prefix, rounds, interval)
     if stall <= 0:
         fail("--stall must be > 0")
     thresholds = Thresholds(stall_s=stall)
 
-    async def main() -> None:
+    async def main() -> dict[str, Status]:
+        latest: dict[str, Status] = {}
         async with AsyncExitStack() as stack:
             reader = await stack.enter_async_context(
                 make_client(config_path, nodes, token, timeout, "reader")
@@ -104,10 +116,20 @@ def health(
             )
             async with aclosing(watch(watcher, buses, prefix, rounds, interval)) as reports:
                 async for report in reports:
+                    latest[report.bus] = report.status
                     if as_json:
-                        line = {"bus": report.bus, "findings": report.findings}
-                        print(json.dumps({**line, "judgement": report.judgement}))
+                        line = {"bus": report.bus, "status": report.status.name}
+                        line |= {"findings": report.findings, "judgement": report.judgement}
+                        print(json.dumps(line), flush=True)
                     else:
                         _print(report)
+        return latest
 
-    run(main)
+    latest = run(main, stoppable=True)
+    if not latest:
+        click.echo(f"UNKNOWN: no bus under {prefix} to check", err=True)
+        sys.exit(Status.UNKNOWN)
+    status = worst(latest.values())
+    if not as_json:
+        click.echo(f"status: {status.name}")
+    sys.exit(status)

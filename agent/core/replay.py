@@ -7,7 +7,7 @@ import time
 
 from logact.agent.core.bus import BusState
 from logact.protocol.api import LogAPI
-from logact.protocol.errors import UnknownBus
+from logact.protocol.errors import Trimmed, UnknownBus
 
 
 def now_ms() -> int:
@@ -25,3 +25,15 @@ async def read_state(log: LogAPI, bus: str, state: BusState | None = None) -> Bu
     for entry in entries:
         state.apply(entry)
     return state
+
+
+async def bus_exists(log: LogAPI, bus: str) -> bool:
+    """Whether anything was ever appended to ``bus`` or claimed on it (reading an empty bus
+    and a missing one both show nothing: only this tells them apart)."""
+    try:
+        await log.read(bus, 0, limit=1)
+    except UnknownBus:
+        return False
+    except Trimmed:  # its start was trimmed away: it exists
+        return True
+    return True

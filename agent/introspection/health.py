@@ -10,13 +10,17 @@ rule over the log, so a finding can always be explained by the positions it cite
 ``rising_cost``     tokens per model call in the latest third are ``cost_rise`` times the first
 ``slow_action``     an action ran (or is running) ``slow_factor`` times its tool's median
 ``in_doubt``        an action was interrupted and may or may not have taken effect
+
+A bus's :class:`Status` is the worst severity among its findings, in the exit codes of Nagios
+plugins; a bus that does not exist is :data:`UNKNOWN_BUS`, neither healthy nor sick.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from logact.agent.core import entries as e
@@ -37,6 +41,39 @@ class Thresholds:
 
 def _finding(signal: str, severity: str, detail: str, positions: Sequence[int]) -> dict[str, Any]:
     return {"signal": signal, "severity": severity, "detail": detail, "positions": list(positions)}
+
+
+class Status(IntEnum):
+    """How a checked bus stands, valued as the exit codes of Nagios plugins (what monitoring
+    systems read from a check command)."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+#: The severity of a finding that says the bus could not be judged; never recorded on a bus.
+UNKNOWN_SEVERITY = "unknown"
+_STATUS_OF = {"warn": Status.WARNING, "alert": Status.CRITICAL, UNKNOWN_SEVERITY: Status.UNKNOWN}
+#: Worst first, as monitoring systems rank them: an unknown hides whatever it would have shown.
+_RANK = (Status.CRITICAL, Status.UNKNOWN, Status.WARNING, Status.OK)
+
+
+def unknown_bus(bus: str) -> dict[str, Any]:
+    """The finding for a bus that does not exist (a typo, or an agent that never started)."""
+    return _finding("unknown_bus", UNKNOWN_SEVERITY, f"there is no bus {bus}", [])
+
+
+def worst(statuses: Iterable[Status]) -> Status:
+    """The worst of ``statuses`` (CRITICAL, UNKNOWN, WARNING, OK); OK if there are none."""
+    given = set(statuses)
+    return next((status for status in _RANK if status in given), Status.OK)
+
+
+def status(findings: Iterable[dict[str, Any]]) -> Status:
+    """The status of a bus with ``findings``: alert is CRITICAL, warn WARNING, none OK."""
+    return worst(_STATUS_OF[f["severity"]] for f in findings)
 
 
 def open_task(state: BusState) -> int | None:

@@ -6,6 +6,8 @@ finds (and, given a model, its reading of the bus digest), and, when the finding
 the bus's latest ``health`` entry, records them as a new one and mails them to the agent, so they
 reach its next model call. The health entries are the watcher's memory: it records and mails
 each change once, however often it looks, and a restarted watcher carries on where it stopped.
+A bus that does not exist is reported as such (``unknown_bus``), never as healthy, and nothing
+is appended to it (an append would create it).
 """
 
 from __future__ import annotations
@@ -16,9 +18,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from logact.agent.core import entries as e
-from logact.agent.core.replay import now_ms, read_state
+from logact.agent.core.replay import bus_exists, now_ms, read_state
 from logact.agent.introspection.digest import digest
-from logact.agent.introspection.health import Thresholds, check, is_news, model_judgement
+from logact.agent.introspection.health import (
+    Status,
+    Thresholds,
+    check,
+    is_news,
+    model_judgement,
+    unknown_bus,
+)
+from logact.agent.introspection.health import status as status_of
 from logact.agent.introspection.rounds import watch_rounds
 from logact.protocol.api import LogAPI
 
@@ -39,6 +49,11 @@ class Report:
     news: bool
     recorded: int | None = None
     mailed: int | None = None
+
+    @property
+    def status(self) -> Status:
+        """The bus's status, valued as a Nagios plugin's exit code."""
+        return status_of(self.findings)
 
 
 def mail_text(findings: Sequence[dict[str, Any]]) -> str:
@@ -79,6 +94,8 @@ class HealthWatcher:
 
     async def check(self, bus: str) -> Report:
         """Check ``bus`` as it stands now; record and mail the findings if they are news."""
+        if not await bus_exists(self.reader, bus):
+            return Report(bus, [unknown_bus(bus)], None, news=False)
         state = await read_state(self.reader, bus)
         findings = check(state, self.clock(), self.thresholds)
         judgement = None

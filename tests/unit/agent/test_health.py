@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from test_digest import Bus  # the hand-built bus of the digest tests
 
 from logact.agent.core import entries as e
-from logact.agent.introspection.health import Thresholds, check
+from logact.agent.introspection.health import (
+    Status,
+    Thresholds,
+    check,
+    status,
+    unknown_bus,
+    worst,
+)
 
 MINUTE = 60_000
 
@@ -122,3 +129,21 @@ def test_any_bus_gives_valid_findings_citing_real_positions(
     e.Health("p", bus.state.next - 1, tuple(found))
     for finding in found:
         assert all(0 <= p < bus.state.next for p in finding["positions"])
+
+
+def test_a_bus_status_is_its_worst_finding_in_nagios_codes() -> None:
+    def finding(severity: str) -> dict[str, object]:
+        return {"signal": "s", "severity": severity, "detail": "d", "positions": []}
+
+    assert status([]) is Status.OK
+    assert status([finding("warn")]) is Status.WARNING
+    assert status([finding("warn"), finding("alert")]) is Status.CRITICAL
+    assert status([unknown_bus("agent/x")]) is Status.UNKNOWN
+    assert [int(s) for s in Status] == [0, 1, 2, 3]
+
+
+def test_critical_outranks_unknown_which_outranks_warning() -> None:
+    assert worst([]) is Status.OK
+    assert worst([Status.OK, Status.WARNING]) is Status.WARNING
+    assert worst([Status.WARNING, Status.UNKNOWN, Status.OK]) is Status.UNKNOWN
+    assert worst([Status.UNKNOWN, Status.CRITICAL, Status.WARNING]) is Status.CRITICAL

@@ -13,8 +13,8 @@ import trio
 import trio.testing
 
 from logact.agent.core import entries as e
-from logact.agent.core.replay import read_state
-from logact.agent.introspection.health import Thresholds
+from logact.agent.core.replay import bus_exists, read_state
+from logact.agent.introspection.health import Status, Thresholds, unknown_bus
 from logact.agent.introspection.health_watch import CHECKER, HealthWatcher, Report, watch
 from logact.agent.introspection.rounds import watch_rounds
 from logact.agent.models.llm import ScriptedModel
@@ -82,6 +82,23 @@ async def test_a_read_only_watcher_appends_nothing(memory_log: LocalLog) -> None
         report = await watcher.check(BUS)
         assert report.news and (report.recorded, report.mailed) == (None, None)
     assert (await read_state(memory_log, BUS)).next == tail
+
+
+async def test_a_missing_bus_is_unknown_and_never_created(memory_log: LocalLog) -> None:
+    watcher = HealthWatcher(memory_log, recorder=memory_log, mailer=memory_log)
+    report = await watcher.check("agent/nobody")
+    assert report.status is Status.UNKNOWN
+    assert report.findings == [unknown_bus("agent/nobody")]
+    assert not report.news and (report.recorded, report.mailed) == (None, None)
+    assert not await bus_exists(memory_log, "agent/nobody")
+
+
+async def test_the_status_of_a_report_is_that_of_its_findings(memory_log: LocalLog) -> None:
+    await troubled(memory_log)
+    await memory_log.append("agent/fine", *e.AgentInput("t").to_entry())
+    watcher = HealthWatcher(memory_log)
+    assert (await watcher.check(BUS)).status is Status.CRITICAL  # an error streak
+    assert (await watcher.check("agent/fine")).status is Status.OK
 
 
 async def test_mail_without_a_recorder_is_refused(memory_log: LocalLog) -> None:
