@@ -11,7 +11,15 @@ from typing import Any
 
 import openai
 
-from logact.agent.models.llm import LLMConfig, ModelError, ScriptedModel, make_client, replay_script
+from logact.agent.models.llm import (
+    LLMConfig,
+    Message,
+    ModelError,
+    ScriptedModel,
+    make_client,
+    parse_script,
+    replay_script,
+)
 
 #: Model sources: ``env`` (OPENAI_BASE_URL / OPENAI_API_KEY / LOGACT_MODEL), ``local`` (SmolLM2
 #: on llama.cpp, the ``llm`` extra) and ``script`` (fixed replies, labelled scripted).
@@ -24,6 +32,19 @@ DEFAULT_SYSTEM_PROMPT = (
     "IN DOUBT, examine the environment before redoing or undoing it. When the task is done, "
     "answer with a short summary and no tool call."
 )
+
+
+def load_script(path: str) -> list[Message]:
+    """The replies of the script file at ``path`` (:func:`~logact.agent.models.llm.parse_script`);
+    ModelError, in one line naming the file, if it cannot be read or is not a script."""
+    try:
+        return parse_script(json.loads(Path(path).read_text()))
+    except OSError as exc:
+        raise ModelError(f"script {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:  # not JSON, or not a script (ModelError is no ValueError)
+        raise ModelError(f"script {path}: not JSON: {exc}") from exc
+    except ModelError as exc:
+        raise ModelError(f"script {path}: {exc}") from exc
 
 
 @asynccontextmanager
@@ -40,7 +61,7 @@ async def open_model(
         if scripted_responder is not None:
             responder = scripted_responder()
         elif script is not None:
-            responder = replay_script(json.loads(Path(script).read_text()))
+            responder = replay_script(load_script(script))
         else:
             raise ModelError("--llm script needs --script FILE")
         yield ScriptedModel(responder).client(), "scripted"

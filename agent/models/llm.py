@@ -115,6 +115,55 @@ class ScriptedModel:
         )
 
 
+#: The keys a scripted reply may have (an assistant message of the OpenAI wire format).
+REPLY_KEYS = frozenset({"role", "content", "tool_calls"})
+
+
+def _script_problem(reply: Any) -> str | None:
+    """Why ``reply`` is not an assistant message a script may hold, or None if it is one."""
+    if not isinstance(reply, dict):
+        return f"is a {type(reply).__name__}, not an object"
+    if unknown := sorted(set(reply) - REPLY_KEYS):
+        keys = ", ".join(map(repr, unknown))
+        return f"has unknown key(s) {keys} (allowed: role, content, tool_calls)"
+    if reply.get("role", "assistant") != "assistant":
+        return f"has role {reply['role']!r}; a reply is the assistant's"
+    content, calls = reply.get("content"), reply.get("tool_calls")
+    if content is not None and not isinstance(content, str):
+        return "has a content that is not a string"
+    if calls is None:
+        return None if content is not None else "has neither content nor tool_calls"
+    if not isinstance(calls, list) or not calls:
+        return "has tool_calls that is not a non-empty list"
+    for index, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or call.get("type") != "function":
+            return f"tool_calls[{index}] is not {{id, type: function, function: {{...}}}}"
+        if not isinstance(call.get("id"), str) or not isinstance(function.get("name"), str):
+            return f"tool_calls[{index}] needs a string id and function.name"
+        text = function.get("arguments")
+        try:
+            arguments = json.loads(text) if isinstance(text, str) else None
+        except ValueError:
+            arguments = None
+        if not isinstance(arguments, dict):
+            return f"tool_calls[{index}].function.arguments is not a JSON object in a string"
+    return None
+
+
+def parse_script(doc: Any) -> list[Message]:
+    """A script's replies, checked: a non-empty JSON list of assistant messages, each with a
+    ``content`` string and/or ``tool_calls`` in the OpenAI wire format (:func:`tool_call`
+    makes one). ModelError (one line) names the first bad reply."""
+    if not isinstance(doc, list) or not doc:
+        got = "an empty list" if doc == [] else f"a {type(doc).__name__}"
+        raise ModelError(f"must be a non-empty JSON list of replies, got {got}")
+    for index, reply in enumerate(doc):
+        if (problem := _script_problem(reply)) is not None:
+            raise ModelError(f"reply {index} {problem}")
+    return [dict(reply) for reply in doc]
+
+
 def replay_script(replies: Sequence[Message]) -> Responder:
     """A responder giving ``replies[n]`` to a conversation holding n assistant messages, so a
     replayed conversation gets the same answer; past the end it says the script is over."""
