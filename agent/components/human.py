@@ -52,6 +52,17 @@ def context(state: BusState, record: IntentRecord, recent: int = 5) -> list[str]
     return lines
 
 
+#: What a person may say when asked about an intent, and what it means.
+APPROVE, REJECT, SKIP = "approve", "reject", "skip"
+WORDS = {"y": APPROVE, "yes": APPROVE, "n": REJECT, "no": REJECT, "s": SKIP, "skip": SKIP}
+
+
+def understood(said: str) -> str | None:
+    """What a person's reply means (:data:`APPROVE`, :data:`REJECT` or :data:`SKIP`), or None
+    if it is none of :data:`WORDS` (ask again: a typo must not count as either way)."""
+    return WORDS.get(said.strip().lower())
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """A person's answer on the intent at ``position``; no reason says which way they went."""

@@ -48,3 +48,14 @@ async def test_an_answer_is_appended_as_a_human_vote_with_a_reason(memory_log: L
     }
     assert first == rejected + 1  # appended in order, after the intents
     assert human.Answer(approved, True).vote("h").reason == "approved by a person"
+
+
+def test_only_the_listed_words_are_answers_and_yes_is_never_a_skip() -> None:
+    for said in ("y", "yes", "YES", " Yes "):
+        assert human.understood(said) == human.APPROVE, said
+    for said in ("n", "no", "No"):
+        assert human.understood(said) == human.REJECT, said
+    for said in ("s", "skip", "SKIP"):
+        assert human.understood(said) == human.SKIP, said
+    for said in ("", "ye", "yess", "maybe", "approve", "0", "y n"):
+        assert human.understood(said) is None, said
