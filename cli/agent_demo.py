@@ -24,12 +24,16 @@ import click
 import trio
 
 from logact.agent.introspection import timeline
+from logact.agent.models.llm import ModelError
 from logact.cli.agent import print_timeline
-from logact.cli.common import console, default_token
+from logact.cli.common import console, default_token, find_error
 from logact.cli.demo import fresh_cluster, print_check, print_progress
 from logact.protocol.errors import LogError
 from logact.scenarios.agent_demo import TASK, checks, prepare_workspace, run_agent
 from logact.scenarios.report import all_passed
+
+#: What can stop the demo short: the cluster, the model, a step past its deadline.
+_FAILURES: tuple[type[Exception], ...] = (LogError, ModelError, trio.TooSlowError)
 
 
 @click.command()
@@ -58,6 +62,7 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
     console.rule("LogAct demo: an agent on a 3-node Raft shared log")
     console.print(f"task: {TASK}\nworkspace {workspace} · durability {local.config.durability}")
     ok = False
+    stopped = False
     try:
         local.start_all()
         leader = trio.run(local.wait_for_leader, 30)
@@ -73,12 +78,23 @@ def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
         for check in found:
             print_check(check)
         ok = all_passed(found)
-    except (LogError, trio.TooSlowError) as exc:
-        console.print(f"[red]demo failed: {exc!r}[/red]; node logs in {local.run_dir / 'logs'}")
+    except Exception as exc:
+        problem = next(filter(None, (find_error(exc, kind) for kind in _FAILURES)), None)
+        if problem is None:
+            raise
+        what = f"{type(problem).__name__}: {problem}"
+        click.echo(f"demo failed: {what}; node logs in {local.run_dir / 'logs'}", err=True)
+    except BaseException as exc:  # Ctrl-C: still shut the cluster down, without a traceback
+        if find_error(exc, KeyboardInterrupt) is None:
+            raise
+        stopped = True
+        click.echo("demo interrupted (SIGINT)", err=True)
     finally:
         if not keep:
             local.stop_all()
             shutil.rmtree(workspace, ignore_errors=True)
             console.print("6. cluster down")
+    if stopped:
+        sys.exit(130)
     console.rule("[green]all checks passed[/green]" if ok else "[red]checks failed[/red]")
     sys.exit(0 if ok else 1)
