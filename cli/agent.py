@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import click
 import trio
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -30,9 +29,14 @@ from logact.agent.components.watcher import DEFAULT_MAX_BUSES, WatchLimits, watc
 from logact.agent.core import entries as e
 from logact.agent.core.bus import BusState
 from logact.agent.core.policy import Policy
-from logact.agent.core.replay import read_state
+from logact.agent.core.replay import bus_exists, read_state
 from logact.agent.integrations.mailbox import give_task, send_mail
-from logact.agent.integrations.parts import executor_tools, rules_or_allow_all, scripted_reviewer
+from logact.agent.integrations.parts import (
+    deny_pairs,
+    executor_tools,
+    rules_or_allow_all,
+    scripted_reviewer,
+)
 from logact.agent.integrations.policy_admin import (
     PolicyChange,
     PolicyDocError,
@@ -41,10 +45,11 @@ from logact.agent.integrations.policy_admin import (
     veto_policy,
 )
 from logact.agent.introspection import timeline
+from logact.agent.introspection.activity import ActivityLog
 from logact.agent.judgement.ifc import LabelsError, load_labels
 from logact.agent.judgement.rules import RuleError, RuleSet
-from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, open_model
-from logact.agent.models.llm import ModelError
+from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, load_script, open_model
+from logact.agent.models.llm import SCRIPTED_MODEL, ModelError
 from logact.agent.tools.registry import ToolRegistry, standard_tools
 from logact.cli.common import client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
@@ -72,6 +77,24 @@ def _executor_tools(workspace: str, unsafe_no_sandbox: bool, **options: Any) -> 
     return tools
 
 
+def _checked_script(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --script file is checked before anything connects or appends: one line if it is bad."""
+    if value is not None:
+        try:
+            load_script(value)
+        except ModelError as exc:
+            fail(str(exc))
+    return value
+
+
+#: The --script format, for the options' help (docs/agent.md, "Scripted models", has more).
+SCRIPT_HELP = (
+    'JSON list of assistant messages, each {"content": TEXT} and/or {"tool_calls": [{"id": '
+    'ID, "type": "function", "function": {"name": TOOL, "arguments": JSON-TEXT}}]}; '
+    "the n-th answers a conversation holding n assistant messages (docs/agent.md)."
+)
+
+
 def model_options(func: Any) -> Any:
     func = click.option(
         "--llm",
@@ -84,7 +107,8 @@ def model_options(func: Any) -> Any:
     func = click.option(
         "--script",
         type=click.Path(exists=True, dir_okay=False),
-        help="JSON list of assistant messages, the n-th answering a conversation holding n.",
+        callback=_checked_script,
+        help=SCRIPT_HELP,
     )(func)
     func = click.option("--base-url", default=None, help="OpenAI-compatible endpoint.")(func)
     func = click.option("--model", default=None, help="Model name for the endpoint.")(func)
@@ -106,9 +130,7 @@ async def _run_component(component: Component) -> None:
         fenced = find_error(exc, Fenced)
         if fenced is None:
             raise
-        console.print(
-            f"[red]fenced:[/red] another {component.fencing_name} took over", escape(str(fenced))
-        )
+        click.echo(f"fenced: another {component.fencing_name} took over: {fenced}", err=True)
         sys.exit(3)
 
 
@@ -165,8 +187,28 @@ async def _serve(
         print(f"ready: watching {prefix}", flush=True)
 
 
-def _log(config_path: str, nodes: str | None, token: str | None, timeout: float, who: str):
-    return make_log_client(config_path, nodes, token, timeout, who)
+def say(line: str) -> None:
+    """A part's line of activity (agent/introspection/activity.py), on stdout after ready:."""
+    print(line, flush=True)
+
+
+#: The principals of an agent's parts: their logs tell each vote, decision and run they append.
+_PART_PRINCIPALS = frozenset({*PARTS, *e.VOTE_SIGNERS.values(), "voter"}) - {"human"}
+
+
+@asynccontextmanager
+async def _log(
+    config_path: str, nodes: str | None, token: str | None, timeout: float, who: str
+) -> AsyncIterator[LogAPI]:
+    """A client as the principal ``who``; an agent part's tells what it appends (:func:`say`)."""
+    async with make_log_client(config_path, nodes, token, timeout, who) as log:
+        yield ActivityLog(log, say) if who in _PART_PRINCIPALS else log
+
+
+async def _existing(log: LogAPI, bus: str, hint: str = "") -> None:
+    """Exit with one line if ``bus`` does not exist (a typo must not look like an empty bus)."""
+    if not await bus_exists(log, bus):
+        fail(f"bus {bus} does not exist{hint}")
 
 
 @click.group()
@@ -219,14 +261,29 @@ def driver(
             )
             await _run_component(component)
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 def _rules(path: str | None) -> RuleSet:
+    """The rule file at ``path``; none: allow everything, said loudly on stderr."""
+    if path is None:
+        click.echo(
+            click.style("WARNING: no --rules: the rule voter approves EVERY action", bold=True)
+            + " (other voters may still veto; give --rules FILE, e.g. config/rules.example.toml)",
+            err=True,
+        )
     try:
         return rules_or_allow_all(path)
     except (OSError, RuleError) as exc:
         fail(f"rules {path}: {exc}")
+
+
+def describe_rules(path: str | None, rules: RuleSet) -> str:
+    """The rule voter in force, for the start of a run: ``rule (FILE: 5 rules, default deny)``."""
+    if path is None:
+        return "rule (no --rules: allows everything)"
+    count = f"{len(rules.rules)} rule{'s' if len(rules.rules) != 1 else ''}"
+    return f"rule ({path}: {count}, default {rules.default})"
 
 
 @agent.command()
@@ -301,7 +358,7 @@ def voter(
                 log, bus, prefix, max_buses, lambda b: Voter(log, b, voter_id or kind, kind, judge)
             )
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 def _decider_policy(text: str | None) -> Policy:
@@ -339,7 +396,7 @@ def decider(
         async with _log(config_path, nodes, token, timeout, "decider") as log:
             await _serve(log, bus, prefix, max_buses, lambda b: Decider(log, b, default))
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 @agent.command()
@@ -365,7 +422,7 @@ def executor(
         async with _log(config_path, nodes, token, timeout, "executor") as log:
             await _run_component(Executor(log, bus, tools))
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 @agent.command()
@@ -381,7 +438,7 @@ def task(
         async with _log(config_path, nodes, token, timeout, "user") as log:
             console.print(f"task at position {await give_task(log, bus, text)}")
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 def print_timeline(state: BusState) -> None:
@@ -414,6 +471,7 @@ def timeline_command(
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "reader") as log:
+            await _existing(log, bus)
             state = await read_state(log, bus)
         if as_json:
             click.echo(json.dumps(timeline.summary(state)))
@@ -421,7 +479,7 @@ def timeline_command(
             print_timeline(state)
             console.print(timeline.summary(state))
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 @click.command()
@@ -429,6 +487,9 @@ def timeline_command(
 @click.option("--to", "to", required=True, help="The recipient's bus.")
 @click.option("--from", "sender", default="someone", show_default=True)
 @click.option("--subject", default=None)
+@click.option(
+    "--create", is_flag=True, help="Send even if the bus does not exist yet (this starts it)."
+)
 @click.argument("text")
 def mail(
     config_path: str,
@@ -438,16 +499,60 @@ def mail(
     to: str,
     sender: str,
     subject: str | None,
+    create: bool,
     text: str,
 ) -> None:
-    """Send mail to the agent of a bus."""
+    """Send mail to the agent of a bus (one that exists, unless --create)."""
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "mailer") as log:
+            if not create:
+                await _existing(log, to, " (a typo? --create sends to it all the same)")
             position = await send_mail(log, to, sender, text, subject=subject)
             console.print(f"mail at position {position} on {to}")
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
+
+
+async def _prompt(text: str, default: str) -> str:
+    """A person's reply, read in a thread so a stop signal is seen while they think."""
+
+    def ask() -> str:
+        return str(click.prompt(text, default=default, show_default=False))
+
+    try:
+        return await trio.to_thread.run_sync(ask, abandon_on_cancel=True)
+    except click.Abort:  # the input ended
+        fail("end of input while waiting for an answer")
+
+
+async def _cast(log: LogAPI, state: BusState, voter_id: str, answer: human.Answer) -> None:
+    """Append a person's vote and say what it was (and whether it can still count)."""
+    if not human.counts(state, answer.position, voter_id):
+        click.echo(
+            f"warning: #{answer.position} is already decided or has a vote from {voter_id}; "
+            "this vote is recorded but only a first vote before the decision counts",
+            err=True,
+        )
+    await human.cast(log, state.bus, voter_id, answer)
+    console.print(f"#{answer.position}: {'approved' if answer.approve else 'rejected'}")
+
+
+async def _ask_pending(log: LogAPI, state: BusState, voter_id: str, asked: set[int]) -> None:
+    """Ask about every intent waiting for ``voter_id`` not asked about yet (added to
+    ``asked``), and cast each answer as it is given."""
+    for record in human.pending(state, voter_id):
+        if record.position in asked:
+            continue
+        asked.add(record.position)
+        console.print("\n".join(human.context(state, record)), markup=False)
+        while (meaning := human.understood(await _prompt("approve? [y/n/skip]", "skip"))) is None:
+            click.echo("please answer y, yes, n, no, s or skip", err=True)
+        if meaning != human.SKIP:
+            why = await _prompt("reason", "")
+            await _cast(
+                log, state, voter_id, human.Answer(record.position, meaning == human.APPROVE, why)
+            )
 
 
 @click.command()
@@ -463,6 +568,11 @@ def mail(
 )
 @click.option("--approve/--reject", "approve", default=None)
 @click.option("--reason", default=None)
+@click.option(
+    "--follow",
+    is_flag=True,
+    help="After the pending intents, keep asking about new ones as they come, until Ctrl-C.",
+)
 def vote(
     config_path: str,
     nodes: str | None,
@@ -473,36 +583,38 @@ def vote(
     intent_id: int | None,
     approve: bool | None,
     reason: str | None,
+    follow: bool,
 ) -> None:
-    """The human voter: show pending intents with context and record approve/reject."""
+    """The human voter: show pending intents with context and record approve/reject.
+
+    Answers: y/yes approve, n/no reject, s/skip (or Enter) leave it; anything else is asked
+    again.
+    """
+    if intent_id is not None and follow:
+        fail("--follow asks about intents as they come; --intent votes on one (not both)")
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "human") as log:
+            await _existing(log, bus)
             state = await read_state(log, bus)
             if intent_id is not None:
                 if approve is None or intent_id not in state.intents:
                     fail("--intent needs an intent of the bus and --approve or --reject")
-                if not human.counts(state, intent_id, voter_id):
-                    console.print(
-                        f"note: #{intent_id} is already decided or has a vote from {voter_id}; "
-                        "this vote is recorded but only a first vote before the decision counts"
-                    )
-                answers = [human.Answer(intent_id, approve, reason)]
-            else:
-                answers = []
-                for record in human.pending(state, voter_id):
-                    console.print("\n".join(human.context(state, record)), markup=False)
-                    said = click.prompt("approve? [y/n/skip]", default="skip").lower()
-                    if said in ("y", "n"):
-                        why = click.prompt("reason", default="")
-                        answers.append(human.Answer(record.position, said == "y", why))
-                if not answers:
+                await _cast(log, state, voter_id, human.Answer(intent_id, approve, reason))
+                return
+            asked: set[int] = set()
+            await _ask_pending(log, state, voter_id, asked)
+            if not follow:
+                if not asked:
                     console.print("nothing to vote on")
-            for answer in answers:
-                await human.cast(log, bus, voter_id, answer)
-                console.print(f"#{answer.position}: {'approved' if answer.approve else 'rejected'}")
+                return
+            console.print(f"following {bus}: asking about new intents (Ctrl-C to stop)")
+            async with aclosing(log.subscribe(bus, state.next)) as entries:
+                async for entry in entries:
+                    state.apply(entry)
+                    await _ask_pending(log, state, voter_id, asked)
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
 @click.command()
@@ -542,7 +654,26 @@ def policy(
             positions = await append_change(log, bus, change)
             console.print(f"policy appended at {positions}")
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)
+
+
+def _reviewer_label(name: str, voter_script: str | None, scripted_deny: tuple[str, ...]) -> str:
+    """Which LLM voter runs: the model's name, or what a scripted one says."""
+    if voter_script:
+        return f"{name}, replies from {voter_script}"
+    if scripted_deny:
+        denied = ", ".join(repr(text) for text, _ in deny_pairs(scripted_deny))
+        return f"{name}, rejects actions containing {denied}"
+    if name == SCRIPTED_MODEL:
+        return f"{name}, approves every action"
+    return name
+
+
+def describe_policy(policy: Policy) -> str:
+    """The decider policy in force, in one line: kind, parameters, deadline."""
+    params = f" {json.dumps(dict(policy.params))}" if policy.params else ""
+    deadline = f", deadline {policy.deadline_ms / 1000:g} s" if policy.deadline_ms else ""
+    return f"{policy.kind}{params}{deadline}"
 
 
 @agent.command("run")
@@ -557,7 +688,16 @@ def policy(
     "--scripted-deny",
     multiple=True,
     metavar="TEXT=REASON",
-    help="With --llm script: the LLM voter's scripted verdicts.",
+    help="A scripted LLM voter (labelled scripted) rejecting actions containing TEXT.",
+)
+@click.option(
+    "--voter-script",
+    type=click.Path(exists=True, dir_okay=False),
+    callback=_checked_script,
+    default=None,
+    help="A scripted LLM voter replying from this file (the --script format; every review is "
+    "a new conversation, so its first reply answers each). Default with --llm script: a "
+    "scripted voter that approves everything. The driver's --script is never the voter's.",
 )
 @click.option("--policy", "policy_text", default=None, help="Default decider policy (JSON).")
 @click.option("--max-steps", type=int, default=30, show_default=True)
@@ -577,16 +717,24 @@ def run_all(
     rules_path: str | None,
     llm_voter_on: bool,
     scripted_deny: tuple[str, ...],
+    voter_script: str | None,
     policy_text: str | None,
     max_steps: int,
     unsafe_no_sandbox: bool,
 ) -> None:
     """Every component of one agent in this process (each with its role's principal); exits
-    when the task is done and prints the timeline."""
+    when the task is done and prints the timeline. Says at start which voters and rules are
+    in force."""
+    if voter_script and scripted_deny:
+        fail("give --voter-script or --scripted-deny, not both")
+    if not llm_voter_on and (voter_script or scripted_deny):
+        fail("--voter-script and --scripted-deny script the LLM voter: not with --no-llm-voter")
+    scripted_voter = llm == "script" or bool(voter_script or scripted_deny)
     kinds = ["rule", "llm"] if llm_voter_on else ["rule"]
     default = (
         _decider_policy(policy_text) if policy_text else veto_policy(kinds, deadline_ms=120_000)
     )
+    rules = _rules(rules_path)
     tools = _executor_tools(workspace, unsafe_no_sandbox)
 
     async def main() -> None:
@@ -599,26 +747,32 @@ def run_all(
             }
             client, name = await stack.enter_async_context(open_model(llm, script, base_url, model))
             reviewer = None
-            if llm_voter_on:
-                reviewer = Model(client, name)
-                if scripted_deny:
-                    reviewer = Model(
-                        *await stack.enter_async_context(
-                            open_model(
-                                "script",
-                                scripted_responder=scripted_reviewer(scripted_deny),
-                            )
-                        )
+            if llm_voter_on and scripted_voter:
+                responder = None if voter_script else scripted_reviewer(scripted_deny)
+                reviewer = Model(
+                    *await stack.enter_async_context(
+                        open_model("script", voter_script, scripted_responder=responder)
                     )
+                )
+            elif llm_voter_on:
+                reviewer = Model(client, name)
+            voters = [describe_rules(rules_path, rules)]
+            if reviewer is not None:
+                voters.append(
+                    f"llm ({_reviewer_label(reviewer.name, voter_script, scripted_deny)})"
+                )
+            click.echo(f"driver: model {name}")
+            click.echo(f"voters: {', '.join(voters)}")
+            click.echo(f"decider: {describe_policy(default)}")
             spec = AgentSpec(
                 Model(client, name),
                 tools,
                 Settings(DEFAULT_SYSTEM_PROMPT, max_steps),
-                _rules(rules_path),
+                rules,
                 default,
                 reviewer,
             )
             await run_task(logs, bus, spec, task_text)
             print_timeline(await read_state(logs["user"], bus))
 
-    run(main, errors=(ModelError, RuleError))
+    run(main, errors=(ModelError, RuleError), stoppable=True)

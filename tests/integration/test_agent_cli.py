@@ -219,6 +219,7 @@ def test_task_appends_agent_input_as_the_user(cluster: LocalCluster) -> None:
 
 def test_mail_records_sender_recipient_text_and_the_true_author(cluster: LocalCluster) -> None:
     bus = new_bus("mail")
+    append(cluster, bus, "user", e.AgentInput("tidy"))  # mail goes to a bus that exists
     by_mailer, by_user = cli_many(
         cluster,
         [
