@@ -16,7 +16,7 @@ import trio
 from rich.console import Console
 
 from logact.agent.models.llm import ModelError
-from logact.client.client import Client
+from logact.client.client import Client, parse_address
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
@@ -96,6 +96,19 @@ def default_token(config: ClusterConfig, who: str | None) -> str | None:
     return None
 
 
+def node_addresses(nodes: str) -> list[str]:
+    """``--nodes`` as addresses; a one-line error for an entry that is not ``host:port``."""
+    addresses = [address.strip() for address in nodes.split(",")]
+    for address in addresses:
+        try:
+            port = parse_address(address)[1]
+        except ValueError:
+            port = 0
+        if not 0 < port < 65536:
+            fail(f"--nodes: {address!r} is not host:port (e.g. 127.0.0.1:7101)")
+    return addresses
+
+
 def make_client(
     config_path: str,
     nodes: str | None,
@@ -112,7 +125,7 @@ def make_client(
         if nodes is None or token is None:
             fail(str(exc))
     if nodes:
-        addresses = nodes.split(",")
+        addresses = node_addresses(nodes)
     else:
         assert config is not None
         addresses = [n.client_address for n in config.nodes]

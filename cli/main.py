@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import importlib
 import json
 import logging
 import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 import trio
 from rich.table import Table
 
 from logact.cli.common import client_options as _client_options
-from logact.cli.common import console
+from logact.cli.common import console, find_error
 from logact.cli.common import fail as _fail
 from logact.cli.common import make_client as _make_client
 from logact.cli.common import run as _run
 from logact.cli.demo import log_demo
-from logact.client.client import Client
-from logact.protocol.errors import LogError
+from logact.ops.node_probe import NodeState, Probe, has_quorum, probe_all
+from logact.protocol.errors import UnknownBus
 from logact.server.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from logact.ops.local_cluster import LocalCluster
 
 
 class LazyGroup(click.Group):
@@ -75,7 +81,7 @@ def main(verbose: bool) -> None:
     help="Relative data_dir paths are resolved against this directory.",
 )
 def node(config_path: str, node_id: str, run_dir: str) -> None:
-    """Run one log node in the foreground."""
+    """Run one log node in the foreground until SIGTERM (exit 143) or Ctrl-C (exit 130)."""
     from logact.server import secrets_check
     from logact.server.node import load_validator, run_node
 
@@ -96,7 +102,13 @@ def node(config_path: str, node_id: str, run_dir: str) -> None:
     for finding in weak:
         logging.getLogger("logact.node").warning("%s (acceptable on loopback only)", finding)
     os.umask(0o077)  # data, snapshots and logs: readable by this user only
-    trio.run(run_node, config, node_id, Path(run_dir).resolve())
+    try:
+        _run(run_node, config, node_id, Path(run_dir).resolve(), stoppable=True)
+    except Exception as exc:
+        busy = find_error(exc, OSError)
+        if busy is None or busy.errno not in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+            raise
+        _fail(f"node {node_id} cannot listen on {this.client_address}: {busy.strerror}")
 
 
 @main.group()
@@ -143,7 +155,7 @@ def _cluster_args(func: Any) -> Any:
     return func
 
 
-def _local_cluster(config_path: str, run_dir: str) -> Any:
+def _local_cluster(config_path: str, run_dir: str) -> LocalCluster:
     from logact.ops.local_cluster import LocalCluster
 
     try:
@@ -158,85 +170,147 @@ def _local_cluster(config_path: str, run_dir: str) -> Any:
     "--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for a leader."
 )
 def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
-    """Start every node as its own process; return once a leader is elected."""
+    """Start each node that is not running as its own process; return once every node it
+    started answers and a leader is elected that is one of this run dir's processes.
+
+    Starts nothing if an address of a node to start is in use; if a node it started exits, or no
+    leader comes in time, it stops the nodes it started and exits 1.
+    """
+    from logact.ops.local_cluster import NodesExited
+
     local = _local_cluster(config_path, run_dir)
-    local.start_all()
+    running = {node_id: local.pid(node_id) for node_id in local.node_ids}
+    to_start = [node_id for node_id, pid in running.items() if pid is None]
+    busy = local.busy_addresses(to_start)
+    if busy:
+        _fail(f"address in use: {', '.join(busy)}; nothing started")
+    started = {node_id: local.start(node_id) for node_id in to_start}
     try:
-        leader = trio.run(local.wait_for_leader, wait)
+        leader = trio.run(local.wait_until_up, wait)
+    except NodesExited as exc:
+        every = "every node it started exited" if len(exc.codes) == len(started) else "exited"
+        _failed_start(local, started, f"{every}: {exc}", list(exc.codes))
     except trio.TooSlowError:
-        _fail(f"no leader within {wait}s; see {local.run_dir / 'logs'}")
-    console.print(
-        f"cluster up: {len(local.node_ids)} nodes, leader [bold]{leader}[/bold], "
-        f"run dir {local.run_dir}"
-    )
+        _failed_start(local, started, f"no leader within {wait:g}s", list(local.exited()))
+    said = [f"leader {leader}"]
+    if started:
+        said.append(f"started {_pids(started)}")
+    if already := {node_id: pid for node_id, pid in running.items() if pid is not None}:
+        said.append(f"already running {_pids(already)}")
+    click.echo(f"cluster up: {'; '.join(said)}; run dir {local.run_dir}")
+
+
+def _pids(pids: dict[str, int]) -> str:
+    return ", ".join(f"{node_id} (pid {pid})" for node_id, pid in pids.items())
+
+
+def _failed_start(
+    local: LocalCluster, started: dict[str, int], why: str, show: Sequence[str]
+) -> NoReturn:
+    """Stop what this ``cluster up`` started, then fail with ``why`` and the end of the logs of
+    the nodes in ``show``."""
+    stopped = {node_id: pid for node_id in started if (pid := local.stop(node_id)) is not None}
+    lines = [why + (f"; stopped {_pids(stopped)}, which it had started" if stopped else "")]
+    for node_id in show:
+        lines.append(f"  the end of {local.log_file(node_id)}:")
+        lines += [f"    {line}" for line in local.log_tail(node_id)]
+    _fail("\n".join(lines))
 
 
 @cluster.command("down")
 @_cluster_args
 def cluster_down(config_path: str, run_dir: str) -> None:
-    """Stop every node (SIGTERM, then SIGKILL)."""
+    """Stop every node started from RUN_DIR (SIGTERM, then SIGKILL after 10 s).
+
+    Only a process whose pid, start time and boot match what was recorded when it was started is
+    signalled. Exits 1 if a configured address still accepts connections afterwards.
+    """
     local = _local_cluster(config_path, run_dir)
-    local.stop_all()
-    console.print("cluster down")
+    stopped = local.stop_all()
+    if stopped:
+        click.echo(f"stopped {_pids(stopped)}")
+    else:
+        click.echo(f"nothing was running (run dir {local.run_dir})")
+    answering = trio.run(local.answering)
+    if answering:
+        _fail(
+            f"still answering: {', '.join(answering)} (not started from {local.run_dir}, "
+            "so not stopped)"
+        )
 
 
 @cluster.command("status")
 @_cluster_args
 @click.option("--json", "as_json", is_flag=True)
-def cluster_status(config_path: str, run_dir: str, as_json: bool) -> None:
-    """Per-node process and Raft status."""
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per node.")
+def cluster_status(config_path: str, run_dir: str, as_json: bool, timeout: float) -> None:
+    """Per-node process, health (ok / unreachable / unauthorized) and Raft status; exits 1
+    without a quorum of healthy nodes."""
     local = _local_cluster(config_path, run_dir)
-    statuses = trio.run(local.statuses)
-    rows = {nid: {"pid": local.pid(nid), "status": s} for nid, s in statuses.items()}
+    probes: dict[str, Probe] = trio.run(local.probes, timeout)
+    pids = {node_id: local.pid(node_id) for node_id in probes}
     if as_json:
+        rows = {
+            node_id: {"pid": pids[node_id], "address": found.address, **found.as_json()}
+            for node_id, found in probes.items()
+        }
         click.echo(json.dumps(rows, indent=2, default=str))
-        return
-    _print_status_table(
-        {nid: row["status"] for nid, row in rows.items()},
-        {nid: row["pid"] for nid, row in rows.items()},
-    )
+    else:
+        _print_status_table(probes, pids)
+    _require_quorum(list(probes.values()))
 
 
-def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = None) -> None:
-    leader_commit = max(
-        (s["node"].get("commit_index") or 0 for s in statuses.values() if s), default=0
-    )
-    table = Table(title="LogAct cluster")
-    for column in (
-        "node",
-        "pid",
-        "role",
-        "leader",
-        "term",
-        "commit",
-        "applied",
-        "lag",
-        "entries",
-        "durability",
-    ):
-        table.add_column(column)
-    for node_id, status in statuses.items():
-        pid = str((pids or {}).get(node_id) or "-")
-        if status is None:
-            table.add_row(node_id, pid, "[red]down[/red]", *["-"] * 7)
+def _print_status_table(
+    probes: dict[str, Probe], pids: dict[str, int | None] | None = None
+) -> None:
+    """One row per node (``probes`` by node id or address; a pid column if ``pids``); why a node
+    is not ok goes to stderr."""
+    statuses = [found.status for found in probes.values() if found.status is not None]
+    leader_commit = max((s["node"].get("commit_index") or 0 for s in statuses), default=0)
+    columns = ["node", "pid", "state", "role", "leader", "term", "commit", "applied", "lag"]
+    columns += ["entries", "durability"]
+    rows: list[list[str]] = []
+    for name, found in probes.items():
+        pid = str((pids or {}).get(name) or "-")
+        if found.status is None:
+            rows.append([name, pid, f"[red]{found.state}[/red]", *["-"] * 8])
             continue
-        info = status["node"]
-        node_id = info.get("id", node_id)
+        info = found.status["node"]
         applied = info.get("last_applied")
         lag = leader_commit - applied if applied is not None else None
-        table.add_row(
-            node_id,
-            pid,
-            info.get("role", "?"),
-            str(info.get("leader")),
-            str(info.get("term")),
-            str(info.get("commit_index")),
-            str(applied),
-            str(lag),
-            str(status["log"]["entries"]),
-            status["durability"],
+        rows.append(
+            [
+                info.get("id", name),
+                pid,
+                f"[green]{found.state}[/green]",
+                info.get("role", "?"),
+                *(str(info.get(key)) for key in ("leader", "term", "commit_index")),
+                str(applied),
+                str(lag),
+                str(found.status["log"]["entries"]),
+                found.status["durability"],
+            ]
         )
+    keep = [i for i, column in enumerate(columns) if pids is not None or column != "pid"]
+    table = Table(title="LogAct cluster")
+    for i in keep:
+        table.add_column(columns[i])
+    for row in rows:
+        table.add_row(*(row[i] for i in keep))
     console.print(table)
+    for name, found in probes.items():
+        where = name if name == found.address else f"{name} ({found.address})"
+        if found.state is not NodeState.OK:
+            click.echo(f"{where}: {found.state}: {found.error}", err=True)
+
+
+def _require_quorum(probes: list[Probe]) -> None:
+    """Fail unless a majority of the nodes are ok (as ``etcdctl endpoint health`` does)."""
+    if has_quorum(probes, len(probes)):
+        return
+    counts = {state: sum(p.state is state for p in probes) for state in NodeState}
+    others = ", ".join(f"{n} {s}" for s, n in counts.items() if n and s is not NodeState.OK)
+    _fail(f"no quorum: {counts[NodeState.OK]} of {len(probes)} nodes ok ({others})")
 
 
 @main.command()
@@ -245,34 +319,27 @@ def _print_status_table(statuses: dict[str, Any], pids: dict[str, Any] | None = 
 def status(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
-    """Leader, term, commit index and per-node lag, asked of every node."""
+    """Health (ok / unreachable / unauthorized), leader, term, commit index and lag of every
+    node; exits 1 without a quorum of healthy nodes."""
     client = _make_client(config_path, nodes, token, timeout, "reader")
 
-    async def gather() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for address in client.addresses:
-            try:
-                async with Client(
-                    [address], client.token, timeout=2.0, prefer_leader=False, tls=client.tls
-                ) as c:
-                    out[address] = await c.status()
-            except (LogError, OSError):
-                out[address] = None
-        return out
+    async def gather() -> list[Probe]:
+        return await probe_all(client.addresses, client.token, tls=client.tls, timeout=timeout)
 
-    statuses = _run(gather)
+    probes = {found.address: found for found in _run(gather)}
     if as_json:
-        click.echo(json.dumps(statuses, indent=2, default=str))
+        click.echo(json.dumps({a: p.as_json() for a, p in probes.items()}, indent=2, default=str))
     else:
-        _print_status_table(statuses)
-    if not any(statuses.values()):
-        _fail("no node answered (down, unreachable, or a TLS or token problem)")
+        _print_status_table(probes)
+    _require_quorum(list(probes.values()))
 
 
 @main.command()
 @_client_options
 @click.option("--bus", required=True)
 @click.option("--type", "etype", required=True, help="Entry type.")
+@click.option("--string", "as_string", is_flag=True, help="BODY is a string, not JSON.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"bus": ..., "pos": ...}.')
 @click.argument("body")
 def append(
     config_path: str,
@@ -281,29 +348,55 @@ def append(
     timeout: float,
     bus: str,
     etype: str,
+    as_string: bool,
+    as_json: bool,
     body: str,
 ) -> None:
-    """Append one entry; BODY is JSON (or a plain string)."""
-    try:
-        value: Any = json.loads(body)
-    except json.JSONDecodeError:
-        value = body
+    """Append one entry (the bus is created by its first entry); BODY is JSON, or with
+    --string the string itself."""
+    value: Any = body
+    if not as_string:
+        try:
+            value = json.loads(body)
+        except json.JSONDecodeError as exc:
+            _fail(
+                f"BODY is not valid JSON ({exc.msg} at character {exc.pos}); "
+                "pass --string to append it as a string"
+            )
     client = _make_client(config_path, nodes, token, timeout, "writer")
 
     async def go() -> int:
         async with client:
             return await client.append(bus, etype, value)
 
-    click.echo(_run(go))
+    pos = _run(go)
+    if as_json:
+        click.echo(json.dumps({"bus": bus, "pos": pos}))
+    else:
+        click.echo(f"appended at position {pos} of bus {bus}")
+
+
+class NoSuchBus(Exception):
+    """A bus nothing was ever appended to (or claimed on): reading it is an error."""
+
+    def __init__(self, bus: str, hint: str = "") -> None:
+        super().__init__(f"bus {bus!r} does not exist{hint}")
 
 
 def _entry_json(entry: Any) -> str:
     return json.dumps(dataclasses.asdict(entry), default=repr)
 
 
+def iso_utc(ts_ms: int) -> str:
+    """A timestamp in ms since the epoch as ISO-8601 UTC, to the millisecond."""
+    seconds, ms = divmod(ts_ms, 1000)
+    moment = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=ms * 1000)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _entry_line(entry: Any) -> str:
     body = json.dumps(entry.body, default=repr)
-    return f"{entry.pos:>8}  {entry.ts}  {entry.type:<14} {entry.author:<10} {body}"
+    return f"{entry.pos:>8}  {iso_utc(entry.ts)}  {entry.type:<14} {entry.author:<10} {body}"
 
 
 @main.command()
@@ -326,16 +419,20 @@ def read(
     stale: bool,
     as_json: bool,
 ) -> None:
-    """Read entries (linearizable unless --stale)."""
+    """Read entries (linearizable unless --stale); a bus that does not exist is an error.
+    Timestamps are ISO-8601 UTC (ms since the epoch with --json)."""
     client = _make_client(config_path, nodes, token, timeout, "reader")
 
     async def go() -> Any:
         async with client:
-            return await client.read(
-                bus, start, limit, types.split(",") if types else None, stale=stale
-            )
+            try:
+                return await client.read(
+                    bus, start, limit, types.split(",") if types else None, stale=stale
+                )
+            except UnknownBus:
+                raise NoSuchBus(bus) from None
 
-    result = _run(go)
+    result = _run(go, errors=(NoSuchBus,), stoppable=True)
     for entry in result.entries:
         click.echo(_entry_json(entry) if as_json else _entry_line(entry))
     if not as_json:
@@ -346,6 +443,11 @@ def read(
 @_client_options
 @click.option("--bus", required=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new entries.")
+@click.option(
+    "--wait-for-bus",
+    is_flag=True,
+    help="With -f: follow a bus that does not exist yet from its first entry.",
+)
 @click.option(
     "--from",
     "from_pos",
@@ -362,27 +464,40 @@ def tail(
     timeout: float,
     bus: str,
     follow: bool,
+    wait_for_bus: bool,
     from_pos: int | None,
     types: str | None,
     as_json: bool,
 ) -> None:
-    """Show the end of a bus; with -f, follow it (survives leader changes)."""
+    """Show the end of a bus; with -f, follow it (survives leader changes) until Ctrl-C (exit
+    130) or SIGTERM (exit 143). A bus that does not exist is an error unless -f --wait-for-bus."""
+    if wait_for_bus and not follow:
+        _fail("--wait-for-bus needs -f")
     client = _make_client(config_path, nodes, token, timeout, "reader")
     type_list = types.split(",") if types else None
+
+    def show(entry: Any) -> None:
+        click.echo(_entry_json(entry) if as_json else _entry_line(entry))
 
     async def go() -> None:
         async with client:
             end = await client.check_tail(bus)
             start = from_pos if from_pos is not None else max(end.trim, end.tail - 10)
-            if not follow:
-                for entry in await client.read_all(bus, start, type_list):
-                    click.echo(_entry_json(entry) if as_json else _entry_line(entry))
-                return
-            async for entry in client.subscribe(bus, start, type_list):
-                click.echo(_entry_json(entry) if as_json else _entry_line(entry))
+            try:
+                if not follow:
+                    for entry in await client.read_all(bus, start, type_list):
+                        show(entry)
+                    return
+                if not wait_for_bus:
+                    await client.read(bus, start, 1)  # UnknownBus if there is no such bus
+            except UnknownBus:
+                hint = "" if not follow else " (-f --wait-for-bus waits for its first entry)"
+                raise NoSuchBus(bus, hint) from None
+            async with contextlib.aclosing(client.subscribe(bus, start, type_list)) as entries:
+                async for entry in entries:
+                    show(entry)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(go)
+    _run(go, errors=(NoSuchBus,), stoppable=True)
 
 
 @main.command()

@@ -6,7 +6,6 @@ import dataclasses
 import importlib
 import logging
 import resource
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +70,8 @@ def data_dir_for(config: ClusterConfig, node_id: str, run_dir: Path) -> Path:
 
 
 async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
-    """Serve until SIGTERM/SIGINT; the backend is constructed on this (the trio) thread."""
+    """Serve until cancelled (``logact node`` cancels it on SIGTERM/SIGINT); the backend is
+    constructed on this (the trio) thread."""
     # PySyncObj's tick thread and the trio thread share the GIL: the default 5 ms switch
     # interval would add up to 5 ms to every hand-off between them.
     sys.setswitchinterval(0.0002)
@@ -94,16 +94,11 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     if config.unsafe.any:
         log.warning("node %s runs UNSAFE modes for chaos validation: %s", node.id, config.unsafe)
     try:
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async with trio.open_nursery() as nursery:
-                await nursery.start(service.run)
-                await nursery.start(
-                    serve, service, config, node.client_host, node.client_port, backend.describe
-                )
-                log.info("node %s serving clients on %s", node.id, node.client_address)
-                async for signum in signals:
-                    log.info("node %s stopping on signal %s", node.id, signum)
-                    nursery.cancel_scope.cancel()
-                    break
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            await nursery.start(
+                serve, service, config, node.client_host, node.client_port, backend.describe
+            )
+            log.info("node %s serving clients on %s", node.id, node.client_address)
     finally:
         backend.close()
