@@ -51,7 +51,7 @@ from logact.agent.judgement.rules import RuleError, RuleSet
 from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, load_script, open_model
 from logact.agent.models.llm import SCRIPTED_MODEL, ModelError
 from logact.agent.tools.registry import ToolRegistry, standard_tools
-from logact.cli.common import client_options, console, fail, find_error, run
+from logact.cli.common import checked_llm, client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import Fenced
@@ -101,6 +101,7 @@ def model_options(func: Any) -> Any:
         type=click.Choice(["env", "local", "script"]),
         default="env",
         show_default=True,
+        callback=checked_llm,
         help="env: OPENAI_BASE_URL/OPENAI_API_KEY/LOGACT_MODEL; local: start a SmolLM2 "
         "llama-cpp server; script: replies from --script (labelled scripted).",
     )(func)

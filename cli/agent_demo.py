@@ -26,7 +26,7 @@ import trio
 from logact.agent.introspection import timeline
 from logact.agent.models.llm import ModelError
 from logact.cli.agent import print_timeline
-from logact.cli.common import console, default_token, find_error
+from logact.cli.common import checked_llm, console, default_token, find_error
 from logact.cli.demo import fresh_cluster, print_check, print_progress
 from logact.protocol.errors import LogError
 from logact.scenarios.agent_demo import TASK, checks, prepare_workspace, run_agent
@@ -50,6 +50,7 @@ _FAILURES: tuple[type[Exception], ...] = (LogError, ModelError, trio.TooSlowErro
     type=click.Choice(["script", "local", "env"]),
     default="script",
     show_default=True,
+    callback=checked_llm,
     help="script: scripted replies (labelled); local: SmolLM2 via "
     "llama-cpp; env: OPENAI_BASE_URL / OPENAI_API_KEY / LOGACT_MODEL.",
 )

@@ -15,7 +15,6 @@ import click
 import trio
 from rich.console import Console
 
-from logact.agent.models.llm import ModelError
 from logact.client.client import Client, parse_address
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import LogError
@@ -223,6 +222,9 @@ def run(
         log_error = find_error(exc, LogError)
         if log_error is not None:
             fail(f"{log_error.code.value}: {log_error.message}")
+        # Imported here: it loads the openai package, which `logact --help` should not wait for.
+        from logact.agent.models.llm import ModelError
+
         for kind in (ConfigError, ModelError, *errors):
             if (found := find_error(exc, kind)) is not None:
                 fail(str(found))
@@ -236,6 +238,19 @@ def run(
     name = signal.Signals(stopped[0]).name
     click.echo(f"stopped by {name}", err=True)
     sys.exit(128 + stopped[0])
+
+
+def checked_llm(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """An --llm option's value; ``local`` without the local model installed is one line naming
+    the install command, before anything starts."""
+    if value == "local":
+        from logact.agent.models.local_llm import LocalModelError, check_installed
+
+        try:
+            check_installed()
+        except LocalModelError as exc:
+            fail(str(exc))
+    return value
 
 
 def watch_options(interval: float) -> Callable[[Any], Any]:

@@ -9,7 +9,7 @@ import importlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -23,7 +23,6 @@ from logact.cli.common import console, find_error
 from logact.cli.common import fail as _fail
 from logact.cli.common import make_client as _make_client
 from logact.cli.common import run as _run
-from logact.cli.demo import log_demo
 from logact.ops.node_probe import NodeState, Probe, has_quorum, probe_all
 from logact.protocol.errors import UnknownBus
 from logact.server.config import ConfigError, load_config
@@ -32,36 +31,126 @@ if TYPE_CHECKING:
     from logact.ops.local_cluster import LocalCluster
 
 
+@dataclasses.dataclass(frozen=True)
+class Lazy:
+    """A command whose module loads only when the command is used."""
+
+    #: ``module:attribute``.
+    target: str
+    #: Its short help, for ``logact --help`` to list without importing the module (a test
+    #: checks it against the command's own).
+    help: str
+    #: The extra of pyproject.toml its module needs, if any, and that extra's top-level modules.
+    extra: str | None = None
+    extra_modules: tuple[str, ...] = ()
+
+
 class LazyGroup(click.Group):
-    """Commands whose modules load only when used: the agent commands import the openai
-    package, which costs seconds that a log node starting up should not pay."""
+    """Commands whose modules load only when used: ``logact --help`` and a log node starting up
+    do not pay seconds to import the openai package, the agent or AgentDojo."""
 
     LAZY = {
-        "agent": "logact.cli.agent:agent",
-        "mail": "logact.cli.agent:mail",
-        "vote": "logact.cli.agent:vote",
-        "policy": "logact.cli.agent:policy",
-        "demo": "logact.cli.agent_demo:demo",
-        "hook": "logact.cli.hook:hook",
-        "chaos": "logact.cli.chaos:chaos",
-        "eval": "logact.cli.eval:eval_",
-        "health": "logact.cli.health:health",
-        "supervise": "logact.cli.supervise:supervise",
-        "scenario": "logact.cli.scenario:scenario",
-        "bench-snapshots": "logact.benchmarks.snapshots:bench_snapshots",
+        "agent": Lazy("logact.cli.agent:agent", "Run LogAct agent components against a bus."),
+        "mail": Lazy(
+            "logact.cli.agent:mail",
+            "Send mail to the agent of a bus (one that exists, unless --create).",
+        ),
+        "vote": Lazy(
+            "logact.cli.agent:vote",
+            "The human voter: show pending intents with context and record approve/reject.",
+        ),
+        "policy": Lazy(
+            "logact.cli.agent:policy",
+            "Append new policy versions (atomically, when both are given); later intents use them.",
+        ),
+        "demo": Lazy(
+            "logact.cli.agent_demo:demo",
+            "A 3-node cluster and an agent on it: vetoes, a leader kill, a timeline, checks.",
+        ),
+        "hook": Lazy(
+            "logact.cli.hook:hook",
+            "Gate a coding agent's tool calls through LogAct: the harness's command hook "
+            "(claude-code, codex) and the gate that decides its calls (serve).",
+        ),
+        "chaos": Lazy(
+            "logact.cli.chaos:chaos",
+            "Faults from a seeded schedule, a recorded history, independent checkers; exit "
+            "status 1 on any anomaly (and, with --strict, on a requested fault kind that never "
+            "ran).",
+        ),
+        "eval": Lazy(
+            "logact.cli.eval:eval_",
+            "Evaluate LogAct's voters on third-party benchmarks.",
+            extra="eval",
+            extra_modules=("agentdojo",),
+        ),
+        "health": Lazy(
+            "logact.cli.health:health",
+            "Check agents' buses for stalls, loops, error streaks, rising cost and slow actions.",
+        ),
+        "supervise": Lazy(
+            "logact.cli.supervise:supervise",
+            "Mail agents advice when they work slowly, and gossip what their peers have done.",
+        ),
+        "scenario": Lazy(
+            "logact.cli.scenario:scenario",
+            "Supervision scenarios: checksum advice and swarm gossip.",
+        ),
+        "log-demo": Lazy(
+            "logact.cli.demo:log_demo",
+            "Bring up a 3-node cluster, run a workload through a leader failure, verify, shut "
+            "down.",
+        ),
+        "bench": Lazy(
+            "logact.benchmarks.cli:bench",
+            "Append latency (p50/p99) and throughput of a fresh local 3-node cluster.",
+        ),
+        "bench-snapshots": Lazy(
+            "logact.benchmarks.snapshots:bench_snapshots",
+            "Append latency and elections while every node snapshots a large live state.",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *self.LAZY])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name in self.LAZY:
-            module, attribute = self.LAZY[name].split(":")
-            return getattr(importlib.import_module(module), attribute)
-        return super().get_command(ctx, name)
+        lazy = self.LAZY.get(name)
+        if lazy is None:
+            return super().get_command(ctx, name)
+        module, attribute = lazy.target.split(":")
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in lazy.extra_modules:
+                raise
+            _fail(
+                f"`logact {name}` needs the {lazy.extra} extra ({missing}), which is not "
+                f"installed: install it with scripts/install {lazy.extra} (from the logact "
+                "repository)"
+            )
+        command: click.Command = getattr(loaded, attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, with the lazy commands' short help taken from ``LAZY``."""
+        listed: list[tuple[str, Callable[[int], str]]] = []
+        for name in self.list_commands(ctx):
+            lazy = self.LAZY.get(name)
+            if lazy is not None:
+                # A stand-in that only has the help: click shortens it as for the real one.
+                listed.append((name, click.Command(name, help=lazy.help).get_short_help_str))
+            elif (command := self.commands.get(name)) is not None and not command.hidden:
+                listed.append((name, command.get_short_help_str))
+        if listed:
+            limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, short_help(limit)) for name, short_help in listed])
 
 
 @click.group(cls=LazyGroup)
+@click.version_option(package_name="logact", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def main(verbose: bool) -> None:
     """LogAct: agentic reliability on a Raft-replicated shared log."""
@@ -540,15 +629,6 @@ def trim(
             return await client.trim(bus, before)
 
     click.echo(f"trim point {_run(go)}")
-
-
-main.add_command(log_demo)
-try:
-    from logact.benchmarks.cli import bench
-
-    main.add_command(bench)
-except ImportError:
-    pass
 
 
 if __name__ == "__main__":

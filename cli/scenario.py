@@ -18,7 +18,7 @@ import click
 
 from logact.agent.models.choice import open_model
 from logact.agent.models.llm import ModelError
-from logact.cli.common import console, fail, open_role_logs, run, run_prefix
+from logact.cli.common import checked_llm, console, fail, open_role_logs, run, run_prefix
 from logact.protocol.api import LogAPI
 from logact.scenarios import checksum as cs
 from logact.scenarios import swarm as sw
@@ -57,6 +57,7 @@ def _common(func: Any) -> Any:
         type=click.Choice(["script", "env", "local"]),
         default="script",
         show_default=True,
+        callback=checked_llm,
         help="script: the scenario's scripted models; env: OPENAI_BASE_URL/LOGACT_MODEL; "
         "local: a SmolLM2 llama-cpp server.",
     )(func)

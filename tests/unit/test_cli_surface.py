@@ -1,0 +1,108 @@
+"""The ``logact`` command tree as a user meets it: a quick ``--help`` that imports no lazy
+command, ``--version``, and one-line errors naming the install command when an optional extra
+(AgentDojo, the local model) is missing."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from logact.cli.main import LazyGroup
+
+#: What only lazily loaded commands may import: ``logact --help`` must not.
+HEAVY = ("openai", "agentdojo", "llama_cpp", "logact.agent", "logact.evals", "logact.benchmarks")
+
+
+@pytest.mark.parametrize("name", sorted(LazyGroup.LAZY))
+def test_a_lazy_commands_listed_help_is_its_own(name: str) -> None:
+    lazy = LazyGroup.LAZY[name]
+    module, attribute = lazy.target.split(":")
+    command = getattr(importlib.import_module(module), attribute)
+    assert lazy.help == command.get_short_help_str(limit=10_000)
+
+
+def _logact(*args: str, prelude: str = "") -> subprocess.CompletedProcess[str]:
+    """The real CLI in a child process; ``prelude`` runs first (to hide a package)."""
+    code = f"{prelude}\nfrom logact.cli.main import main\nmain(prog_name='logact')"
+    return subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def _imported(stderr: str) -> set[str]:
+    """Module names from ``-X importtime`` output."""
+    return {
+        line.rsplit("|", 1)[1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+@pytest.mark.process
+def test_help_lists_every_command_without_importing_lazy_ones() -> None:
+    done = _logact("--help")
+    assert done.returncode == 0, done.stderr
+    listed = done.stdout.split("Commands:", 1)[1]
+    for name in LazyGroup.LAZY:
+        assert f"  {name} " in listed
+    heavy = sorted(
+        name
+        for name in _imported(done.stderr)
+        if any(name == root or name.startswith(f"{root}.") for root in HEAVY)
+    )
+    assert heavy == []
+
+
+@pytest.mark.process
+def test_version_is_the_installed_distributions() -> None:
+    done = _logact("--version")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"logact {version('logact')}"
+
+
+@pytest.mark.process
+def test_eval_without_agentdojo_names_the_install_command(tmp_path: Path) -> None:
+    done = _logact(
+        "eval",
+        "agentdojo",
+        "--out",
+        str(tmp_path),
+        prelude="import sys; sys.modules['agentdojo'] = None  # not installed",
+    )
+    assert done.returncode == 1
+    assert _error_lines(done.stderr) == [
+        "error: `logact eval` needs the eval extra (agentdojo), which is not installed: install "
+        "it with scripts/install eval (from the logact repository)"
+    ]
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.process
+def test_local_model_without_the_llm_extra_names_the_install_command(tmp_path: Path) -> None:
+    done = _logact(
+        "demo",
+        "--llm",
+        "local",
+        "--run-dir",
+        str(tmp_path / "run"),
+        prelude="import sys; sys.modules['llama_cpp'] = None  # not installed",
+    )
+    assert done.returncode == 1
+    lines = _error_lines(done.stderr)
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: the local model is not installed (no llama_cpp)")
+    assert "scripts/install llm" in lines[0]
+    assert not (tmp_path / "run").exists()  # failed before any node started
