@@ -81,7 +81,13 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
 @click.command("bench-snapshots")
 @click.option("--state-mb", type=int, default=100, show_default=True, help="Live state to build.")
 @click.option("--seconds", type=float, default=20.0, show_default=True, help="Measured load.")
-@click.option("--out", type=click.Path(dir_okay=False), default="bench-results/snapshots.json")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="bench-results/snapshots.json",
+    show_default=True,
+    help="Where to write the results (JSON).",
+)
 def bench_snapshots(state_mb: int, seconds: float, out: str) -> None:
     """Append latency and elections while every node snapshots a large live state."""
     results: dict[str, Any] = {"state_mb": state_mb, "seconds": seconds}

@@ -228,8 +228,19 @@ def agent() -> None:
     show_default=True,
     help="Only to describe the tools to the model; the executor runs them.",
 )
-@click.option("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, show_default=False)
-@click.option("--max-steps", type=int, default=30, show_default=True)
+@click.option(
+    "--system-prompt",
+    default=DEFAULT_SYSTEM_PROMPT,
+    show_default=False,
+    help="The model's instructions (default: work only through the tools, heed vetoes).",
+)
+@click.option(
+    "--max-steps",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Model replies per task before the driver gives up.",
+)
 @click.option("--code-actions", is_flag=True, help="Run fenced code blocks in replies.")
 @click.option("--exit-when-done", is_flag=True, help="Exit once the task has its output.")
 def driver(
@@ -291,7 +302,12 @@ def describe_rules(path: str | None, rules: RuleSet) -> str:
 @client_options
 @target_options
 @model_options
-@click.option("--kind", type=click.Choice(["rule", "provenance", "ifc", "llm"]), required=True)
+@click.option(
+    "--kind",
+    type=click.Choice(["rule", "provenance", "ifc", "llm"]),
+    required=True,
+    help="How it judges: rule file, value provenance, information-flow labels, or a model.",
+)
 @click.option("--id", "voter_id", default=None, help="Voter id (default: the kind).")
 @click.option(
     "--rules",
@@ -403,8 +419,19 @@ def decider(
 @agent.command()
 @client_options
 @_bus_option
-@click.option("--workspace", type=click.Path(file_okay=False), required=True)
-@click.option("--shell-timeout", type=float, default=30.0, show_default=True)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="The directory actions run in (and are confined to).",
+)
+@click.option(
+    "--shell-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a shell action may run before it is killed.",
+)
 @_sandbox_option
 def executor(
     config_path: str,
@@ -486,8 +513,10 @@ def timeline_command(
 @click.command()
 @client_options
 @click.option("--to", "to", required=True, help="The recipient's bus.")
-@click.option("--from", "sender", default="someone", show_default=True)
-@click.option("--subject", default=None)
+@click.option(
+    "--from", "sender", default="someone", show_default=True, help="Who the mail is from."
+)
+@click.option("--subject", default=None, help="A subject line for the mail.")
 @click.option(
     "--create", is_flag=True, help="Send even if the bus does not exist yet (this starts it)."
 )
@@ -559,7 +588,9 @@ async def _ask_pending(log: LogAPI, state: BusState, voter_id: str, asked: set[i
 @click.command()
 @client_options
 @_bus_option
-@click.option("--id", "voter_id", default="human", show_default=True)
+@click.option(
+    "--id", "voter_id", default="human", show_default=True, help="Voter id the votes carry."
+)
 @click.option(
     "--intent",
     "intent_id",
@@ -567,8 +598,8 @@ async def _ask_pending(log: LogAPI, state: BusState, voter_id: str, asked: set[i
     default=None,
     help="Vote on this intent without prompting (needs --approve/--reject).",
 )
-@click.option("--approve/--reject", "approve", default=None)
-@click.option("--reason", default=None)
+@click.option("--approve/--reject", "approve", default=None, help="The vote for --intent.")
+@click.option("--reason", default=None, help="Why, recorded with the vote.")
 @click.option(
     "--follow",
     is_flag=True,
@@ -682,9 +713,26 @@ def describe_policy(policy: Policy) -> str:
 @_bus_option
 @model_options
 @click.option("--task", "task_text", default=None, help="Give this task first.")
-@click.option("--workspace", type=click.Path(file_okay=False), required=True)
-@click.option("--rules", "rules_path", type=click.Path(dir_okay=False), default=None)
-@click.option("--llm-voter/--no-llm-voter", "llm_voter_on", default=True, show_default=True)
+@click.option(
+    "--workspace",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="The directory actions run in (and are confined to).",
+)
+@click.option(
+    "--rules",
+    "rules_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Rule file (TOML) for the rule voter; default: allow everything (said loudly).",
+)
+@click.option(
+    "--llm-voter/--no-llm-voter",
+    "llm_voter_on",
+    default=True,
+    show_default=True,
+    help="Whether an LLM voter reviews each action too.",
+)
 @click.option(
     "--scripted-deny",
     multiple=True,
@@ -701,7 +749,13 @@ def describe_policy(policy: Policy) -> str:
     "scripted voter that approves everything. The driver's --script is never the voter's.",
 )
 @click.option("--policy", "policy_text", default=None, help="Default decider policy (JSON).")
-@click.option("--max-steps", type=int, default=30, show_default=True)
+@click.option(
+    "--max-steps",
+    type=int,
+    default=30,
+    show_default=True,
+    help="Model replies per task before the driver gives up.",
+)
 @_sandbox_option
 def run_all(
     config_path: str,

@@ -43,8 +43,15 @@ _FAILURES: tuple[type[Exception], ...] = (LogError, ModelError, trio.TooSlowErro
     default="config/cluster.toml",
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="Cluster config (TOML) of the 3 nodes.",
 )
-@click.option("--run-dir", default=".run/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option(
+    "--run-dir",
+    default=".run/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The nodes' pid files, logs and data (data wiped first).",
+)
 @click.option(
     "--llm",
     type=click.Choice(["script", "local", "env"]),

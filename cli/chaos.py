@@ -25,7 +25,13 @@ from logact.jepsen_tests.schedule import parse_nemeses
     help="Comma-separated: kill, pause, partition, restart-all, targeted, "
     "lose-unsynced, hostile (optionally kind:target, e.g. kill:leader), or all.",
 )
-@click.option("--workload", type=click.Choice(WORKLOADS), default="log", show_default=True)
+@click.option(
+    "--workload",
+    type=click.Choice(WORKLOADS),
+    default="log",
+    show_default=True,
+    help="log: appenders, readers and subscribers; agent: whole agents doing tasks.",
+)
 @click.option(
     "--time",
     "time_s",
@@ -34,7 +40,9 @@ from logact.jepsen_tests.schedule import parse_nemeses
     show_default=True,
     help="Seconds of load and faults (settling and final reads come after).",
 )
-@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--seed", type=int, default=1, show_default=True, help="Seeds the fault schedule and load."
+)
 @click.option(
     "--seeds",
     type=int,
@@ -42,7 +50,13 @@ from logact.jepsen_tests.schedule import parse_nemeses
     show_default=True,
     help="Run this many seeds in a row (seed, seed+1, ...), one folder each.",
 )
-@click.option("--out", type=click.Path(file_okay=False), default="chaos-results", show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="chaos-results",
+    show_default=True,
+    help="Each run's history, report and timeline go to WORKLOAD-seedN here.",
+)
 @click.option(
     "--net",
     type=click.Choice(["proxy", "netns"]),
@@ -50,7 +64,9 @@ from logact.jepsen_tests.schedule import parse_nemeses
     show_default=True,
     help="Partitions by per-link TCP proxies, or by network namespaces (root only).",
 )
-@click.option("--agents", type=int, default=3, show_default=True)
+@click.option(
+    "--agents", type=int, default=3, show_default=True, help="Agents of the agent workload."
+)
 @click.option(
     "--strict",
     is_flag=True,

@@ -51,7 +51,13 @@ def client_options(func: Any) -> Any:
         default=None,
         help="Auth token (default: $LOGACT_TOKEN, else the config's principal for the command).",
     )(func)
-    func = click.option("--timeout", type=float, default=10.0, show_default=True)(func)
+    func = click.option(
+        "--timeout",
+        type=float,
+        default=10.0,
+        show_default=True,
+        help="Seconds one request may take, retries on other nodes included.",
+    )(func)
     for name, env, what in (
         ("--cacert", "LOGACT_CACERT", "CA of the nodes' certificates (default: [tls] ca)"),
         ("--cert", "LOGACT_CERT", "client certificate, when the nodes require one"),
@@ -262,7 +268,13 @@ def watch_options(interval: float) -> Callable[[Any], Any]:
         func = click.option(
             "--watch", "prefix", default=None, help="Every bus whose id starts so."
         )(func)
-        func = click.option("--rounds", type=int, default=1, show_default=True)(func)
+        func = click.option(
+            "--rounds",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Rounds to run, --interval apart; each looks at every bus once.",
+        )(func)
         return click.option(
             "--interval", type=float, default=interval, show_default=True, help="Seconds between."
         )(func)

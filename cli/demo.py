@@ -56,11 +56,16 @@ def print_check(check: Check) -> None:
     default="config/cluster.toml",
     show_default=True,
     type=click.Path(dir_okay=False),
+    help="Cluster config (TOML) of the 3 nodes.",
 )
 @click.option(
-    "--run-dir", default=".run/log-demo", show_default=True, type=click.Path(file_okay=False)
+    "--run-dir",
+    default=".run/log-demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="The nodes' pid files, logs and data (data wiped first).",
 )
-@click.option("--writers", default=4, show_default=True)
+@click.option("--writers", default=4, show_default=True, help="Concurrent appending clients.")
 @click.option("--appends", "per_writer", default=150, show_default=True, help="Appends per writer.")
 @click.option("--keep", is_flag=True, help="Leave the cluster running afterwards.")
 def log_demo(config_path: str, run_dir: str, writers: int, per_writer: int, keep: bool) -> None:

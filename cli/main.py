@@ -161,8 +161,14 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--id", "node_id", required=True)
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Cluster config (TOML) that names this node.",
+)
+@click.option("--id", "node_id", required=True, help="This node's id in the config.")
 @click.option(
     "--run-dir",
     default=".",
@@ -206,7 +212,13 @@ def secrets() -> None:
 
 
 @secrets.command("init")
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Cluster config (TOML) whose secret files to create.",
+)
 def secrets_init(config_path: str) -> None:
     """Create every missing token_file and password_file with 256 random bits (mode 0600).
 
@@ -232,7 +244,11 @@ def cluster() -> None:
 
 def _cluster_args(func: Any) -> Any:
     func = click.option(
-        "--run-dir", default=".run/cluster", show_default=True, type=click.Path(file_okay=False)
+        "--run-dir",
+        default=".run/cluster",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="The nodes' pid files and logs (and relative data dirs) live here.",
     )(func)
     func = click.option(
         "--config",
@@ -240,6 +256,7 @@ def _cluster_args(func: Any) -> Any:
         default="config/cluster.toml",
         show_default=True,
         type=click.Path(dir_okay=False),
+        help="Cluster config (TOML) of the nodes.",
     )(func)
     return func
 
@@ -330,7 +347,7 @@ def cluster_down(config_path: str, run_dir: str) -> None:
 
 @cluster.command("status")
 @_cluster_args
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object keyed by node id.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per node.")
 def cluster_status(config_path: str, run_dir: str, as_json: bool, timeout: float) -> None:
     """Per-node process, health (ok / unreachable / unauthorized) and Raft status; exits 1
@@ -404,7 +421,7 @@ def _require_quorum(probes: list[Probe]) -> None:
 
 @main.command()
 @_client_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object keyed by node address.")
 def status(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
@@ -425,7 +442,7 @@ def status(
 
 @main.command()
 @_client_options
-@click.option("--bus", required=True)
+@click.option("--bus", required=True, help="The bus to append to (e.g. agent/1).")
 @click.option("--type", "etype", required=True, help="Entry type.")
 @click.option("--string", "as_string", is_flag=True, help="BODY is a string, not JSON.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"bus": ..., "pos": ...}.')
@@ -490,12 +507,12 @@ def _entry_line(entry: Any) -> str:
 
 @main.command()
 @_client_options
-@click.option("--bus", required=True)
-@click.option("--start", type=int, default=0, show_default=True)
-@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--bus", required=True, help="The bus to read.")
+@click.option("--start", type=int, default=0, show_default=True, help="First position to read.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
 @click.option("--types", default=None, help="Comma-separated entry types.")
 @click.option("--stale", is_flag=True, help="Read the node's local copy (may be stale).")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
 def read(
     config_path: str,
     nodes: str | None,
@@ -530,7 +547,7 @@ def read(
 
 @main.command()
 @_client_options
-@click.option("--bus", required=True)
+@click.option("--bus", required=True, help="The bus to show.")
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new entries.")
 @click.option(
     "--wait-for-bus",
@@ -544,8 +561,8 @@ def read(
     default=None,
     help="Start position (default: the last 10 entries).",
 )
-@click.option("--types", default=None)
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--types", default=None, help="Comma-separated entry types.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
 def tail(
     config_path: str,
     nodes: str | None,
@@ -591,7 +608,7 @@ def tail(
 
 @main.command()
 @_client_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per bus.")
 def buses(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
@@ -616,8 +633,8 @@ def buses(
 
 @main.command()
 @_client_options
-@click.option("--bus", required=True)
-@click.option("--before", type=int, required=True)
+@click.option("--bus", required=True, help="The bus to trim.")
+@click.option("--before", type=int, required=True, help="Drop every entry below this position.")
 def trim(
     config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str, before: int
 ) -> None:

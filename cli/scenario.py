@@ -96,7 +96,9 @@ def _run(
 
 
 @scenario.command()
-@click.option("--folders", type=int, default=40, show_default=True)
+@click.option(
+    "--folders", type=int, default=40, show_default=True, help="Folders of files to hash."
+)
 @click.option("--files", type=int, default=4, show_default=True, help="Per folder.")
 @click.option("--size", type=int, default=128 * 1024, show_default=True, help="Bytes per file.")
 @_common
@@ -123,8 +125,8 @@ def checksum(
 
 
 @scenario.command()
-@click.option("--agents", type=int, default=3, show_default=True)
-@click.option("--dirs", type=int, default=4, show_default=True)
+@click.option("--agents", type=int, default=3, show_default=True, help="Agents (at least 2).")
+@click.option("--dirs", type=int, default=4, show_default=True, help="Directories in the tree.")
 @click.option("--files", type=int, default=6, show_default=True, help="Per directory.")
 @click.option("--budget", type=int, default=None, help="Files each agent may process.")
 @click.option("--seeds", type=int, default=1, show_default=True, help="Runs (agent orders).")

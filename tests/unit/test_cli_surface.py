@@ -1,21 +1,47 @@
-"""The ``logact`` command tree as a user meets it: a quick ``--help`` that imports no lazy
-command, ``--version``, and one-line errors naming the install command when an optional extra
-(AgentDojo, the local model) is missing."""
+"""The ``logact`` command tree as a user meets it: help on every option, a quick ``--help`` that
+imports no lazy command, ``--version``, and one-line errors naming the install command when an
+optional extra (AgentDojo, the local model) is missing."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
 
+import click
 import pytest
 
-from logact.cli.main import LazyGroup
+from logact.cli.main import LazyGroup, main
 
 #: What only lazily loaded commands may import: ``logact --help`` must not.
 HEAVY = ("openai", "agentdojo", "llama_cpp", "logact.agent", "logact.evals", "logact.benchmarks")
+
+
+def _commands(
+    command: click.Command, ctx: click.Context, path: str
+) -> Iterator[tuple[str, click.Command]]:
+    """Every command under ``command`` (lazy ones loaded), with its ``logact ...`` path."""
+    yield path, command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None, f"{path} {name}"
+            yield from _commands(
+                sub, click.Context(sub, parent=ctx, info_name=name), f"{path} {name}"
+            )
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    bare = [
+        f"{path} {'/'.join(param.opts)}"
+        for path, command in _commands(main, click.Context(main, info_name="logact"), "logact")
+        for param in command.params
+        if isinstance(param, click.Option) and "--help" not in param.opts and not param.help
+    ]
+    assert bare == []
 
 
 @pytest.mark.parametrize("name", sorted(LazyGroup.LAZY))
