@@ -298,6 +298,8 @@ def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
         _failed_start(local, started, f"{every}: {exc}", list(exc.codes))
     except trio.TooSlowError:
         _failed_start(local, started, f"no leader within {wait:g}s", list(local.exited()))
+    except KeyboardInterrupt:
+        _failed_start(local, started, "interrupted before a leader was elected", [])
     said = [f"leader {leader}"]
     if started:
         said.append(f"started {_pids(started)}")
