@@ -406,21 +406,23 @@ async def test_targeted_follower_truncation_case(tmp_path: Path, bus: str) -> No
     with trio.fail_after(DEADLINE):
         async with ChaosCluster(tmp_path) as cluster:
 
-            async def big_entries(stop: trio.Event) -> None:
-                async with (
-                    Client(cluster.addresses, ADMIN_TOKEN, timeout=OP_TIMEOUT) as log,
-                    trio.open_nursery() as nursery,
-                ):
-                    for w in range(3):
-                        nursery.start_soon(big_writer, log, bus, history, f"big{w}", stop)
-
             async def fault() -> None:
-                await nemesis.apply(
-                    Fault(0.0, "targeted", 2.0, "follower"),
-                    cluster,
-                    records.append,
-                    load=big_entries,
-                )
+                # Connected before the follower is paused: a client that first dials the paused
+                # node would wait out its timeout instead of loading the leader.
+                async with Client(cluster.addresses, ADMIN_TOKEN, timeout=OP_TIMEOUT) as log:
+                    await log.list_buses()
+
+                    async def big_entries(stop: trio.Event) -> None:
+                        async with trio.open_nursery() as nursery:
+                            for w in range(3):
+                                nursery.start_soon(big_writer, log, bus, history, f"big{w}", stop)
+
+                    await nemesis.apply(
+                        Fault(0.0, "targeted", 2.0, "follower"),
+                        cluster,
+                        records.append,
+                        load=big_entries,
+                    )
 
             await under_load(cluster, bus, history, fault)
             final = await converge(cluster, bus)
