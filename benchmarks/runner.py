@@ -14,18 +14,13 @@ window with N concurrent appenders per load shape (P worker processes x N/P task
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import platform
 import shutil
-import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,15 +29,14 @@ import trio
 
 from logact.benchmarks import etcd as etcd_mod
 from logact.benchmarks.loadgen import Payloads, concurrent, sequential
+from logact.benchmarks.processes import SEQ_MAX_SECONDS, run_workers
 from logact.benchmarks.procstat import CpuSnapshot, cpu_delta, cpu_seconds, memory_kib
-from logact.benchmarks.stats import percentile, summarize_us
+from logact.benchmarks.stats import median_tree, percentile, summarize_us
 from logact.ops.local_cluster import LocalCluster
 from logact.ops.ports import free_ports
 from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 
 SIZES: dict[str, int] = {"100B": 100, "10KB": 10 * 1024}
-READY_TIMEOUT_S = 60.0
-SEQ_MAX_SECONDS = 60.0
 
 Log = Callable[[str], None]
 
@@ -64,115 +58,6 @@ class Settings:
 
     def seq_count(self, size_name: str) -> int:
         return self.entries_100b if size_name == "100B" else self.entries_10kb
-
-
-# ---------------------------------------------------------------------------- worker plumbing
-class _LineReader:
-    """Newline-delimited JSON from a worker's stdout pipe."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
-    async def read_json(self) -> dict[str, Any]:
-        while (end := self.buffer.find(b"\n")) < 0:
-            data = await self.stream.receive_some(1 << 20)
-            if not data:
-                raise EOFError("worker exited before answering")
-            self.buffer += data
-        line = bytes(self.buffer[:end])
-        del self.buffer[: end + 1]
-        return json.loads(line)
-
-
-def _tail(path: Path, lines: int = 8) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-async def run_workers(
-    specs: list[dict[str, Any]],
-    log_dir: Path,
-    on_window: Callable[[float, float], Awaitable[dict[str, Any]]] | None = None,
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Start one worker per spec, release them together, return their results.
-
-    ``on_window(start, end)`` runs alongside (for CPU sampling of the servers) and its value is
-    returned too. Workers are killed on any exit path, including Ctrl-C.
-    """
-    log_dir.mkdir(parents=True, exist_ok=True)
-    procs: list[trio.Process] = []
-    err_paths: list[Path] = []
-    try:
-        for index, spec in enumerate(specs):
-            err_path = log_dir / f"worker-{spec['target']}-{spec['mode']}-{index}.log"
-            err_paths.append(err_path)
-            with open(err_path, "wb") as err:
-                procs.append(
-                    await trio.lowlevel.open_process(
-                        [sys.executable, "-m", "logact.benchmarks.loadgen", json.dumps(spec)],
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=err,
-                        start_new_session=True,
-                    )
-                )
-        readers = [_LineReader(proc.stdout) for proc in procs]  # type: ignore[arg-type]
-        try:
-            with trio.fail_after(READY_TIMEOUT_S):
-                for reader in readers:
-                    await reader.read_json()
-        except (EOFError, trio.TooSlowError) as exc:
-            details = "\n".join(_tail(p) for p in err_paths)
-            raise RuntimeError(f"a load worker did not start: {exc!r}\n{details}") from None
-
-        spec0 = specs[0]
-        start_at = time.monotonic() + 0.3
-        if spec0["mode"] == "seq":
-            window = (start_at, start_at + SEQ_MAX_SECONDS)
-            budget = SEQ_MAX_SECONDS + 30
-        else:
-            window = (
-                start_at + spec0["warmup_s"],
-                start_at + spec0["warmup_s"] + spec0["duration_s"],
-            )
-            budget = spec0["warmup_s"] + spec0["duration_s"] + 30
-        go = (json.dumps({"start_at": start_at}) + "\n").encode()
-        for proc in procs:
-            assert proc.stdin is not None
-            await proc.stdin.send_all(go)
-
-        results: list[dict[str, Any]] = [{} for _ in procs]
-        sampled: dict[str, Any] = {}
-
-        async def collect(index: int) -> None:
-            results[index] = await readers[index].read_json()
-
-        async def sample() -> None:
-            assert on_window is not None
-            sampled.update(await on_window(*window))
-
-        try:
-            with trio.fail_after(budget):
-                async with trio.open_nursery() as nursery:
-                    if on_window is not None and spec0["mode"] != "seq":
-                        nursery.start_soon(sample)
-                    for index in range(len(procs)):
-                        nursery.start_soon(collect, index)
-        except (EOFError, trio.TooSlowError) as exc:
-            details = "\n".join(_tail(p) for p in err_paths)
-            raise RuntimeError(f"a load worker failed: {exc!r}\n{details}") from None
-        return results, (sampled or None)
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
-            for proc in procs:
-                await proc.wait()
 
 
 def merge_load(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -638,7 +523,7 @@ def median_doc(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in rounds if "error" not in r]
     if not ok:
         return rounds[0]
-    merged = _median_tree(ok)
+    merged = median_tree(ok)
     for entry in (merged.get("throughput") or {}).values():
         shapes = entry["shapes"]
         entry["best"] = max(shapes, key=lambda s: shapes[s].get("ops_per_s") or 0)
@@ -646,19 +531,6 @@ def median_doc(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     if len(ok) < len(rounds):
         merged["failed_rounds"] = [r["error"] for r in rounds if "error" in r]
     return merged
-
-
-def _median_tree(values: list[Any]) -> Any:
-    first = values[0]
-    if isinstance(first, dict):
-        keys = list(dict.fromkeys(k for v in values if isinstance(v, dict) for k in v))
-        return {
-            k: _median_tree([v[k] for v in values if isinstance(v, dict) and k in v]) for k in keys
-        }
-    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    if numbers and len(numbers) == len(values):
-        return round(statistics.median(numbers), 3)
-    return first
 
 
 SYSTEM_ORDER = ("logact", "etcd", "embedded_tcp", "embedded")

@@ -7,6 +7,7 @@ buckets) so p99 of a small run is an observed value, not an estimate.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,3 +39,18 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     if ours is None or theirs is None or theirs == 0:
         return None
     return round(ours / theirs, 2)
+
+
+def median_tree(values: list[Any]) -> Any:
+    """Per-leaf median of several rounds' result trees; strings and other leaves come from the
+    first round."""
+    first = values[0]
+    if isinstance(first, dict):
+        keys = list(dict.fromkeys(k for v in values if isinstance(v, dict) for k in v))
+        return {
+            k: median_tree([v[k] for v in values if isinstance(v, dict) and k in v]) for k in keys
+        }
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if numbers and len(numbers) == len(values):
+        return round(statistics.median(numbers), 3)
+    return first
