@@ -1,0 +1,156 @@
+"""``logact bench-memory``: RSS per node next to the live bytes its log holds."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import trio
+
+from logact.benchmarks.memory import FillFailed, MemorySettings, describe, run
+
+
+async def _run_until_signal(settings: MemorySettings, repeat: int, err: bool) -> dict[str, Any]:
+    """The runs; SIGTERM/SIGHUP cancel them like Ctrl-C, so the nodes are killed on the way out
+    (they run in their own sessions: nothing else would stop them)."""
+    result: dict[str, Any] = {}
+    async with trio.open_nursery() as nursery:
+
+        async def watch() -> None:
+            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
+                async for signum in signals:
+                    raise KeyboardInterrupt(f"signal {signum}")
+
+        async def measure() -> None:
+            result.update(await run(settings, repeat, lambda line: click.echo(line, err=err)))
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(watch)
+        nursery.start_soon(measure)
+    return result
+
+
+def _leaf(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first ``kind`` in ``exc``, which trio may have wrapped in exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            if (found := _leaf(sub, kind)) is not None:
+                return found
+        return None
+    return exc if isinstance(exc, kind) else None
+
+
+def _env(pairs: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--node-env")
+        env[name] = value
+    return env
+
+
+@click.command("bench-memory")
+@click.option(
+    "--mb",
+    type=click.FloatRange(1, 4096),
+    default=200.0,
+    show_default=True,
+    help="MiB of entry bodies to append (all stay live: nothing is trimmed).",
+)
+@click.option(
+    "--small-share",
+    type=click.FloatRange(0, 1),
+    default=0.75,
+    show_default=True,
+    help="Share of the entries that are 100 B; the others are 10 KB.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 256),
+    default=16,
+    show_default=True,
+    help="Appends outstanding at once (tasks of one client).",
+)
+@click.option(
+    "--buses",
+    type=click.IntRange(1, 1000),
+    default=4,
+    show_default=True,
+    help="Buses the entries are spread over.",
+)
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "os"]),
+    default="fsync",
+    show_default=True,
+    help="The cluster's durability mode.",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 20),
+    default=1,
+    show_default=True,
+    help="Runs, each on a fresh cluster; the summary is their median.",
+)
+@click.option(
+    "--node-env",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Set in every node's environment (e.g. MALLOC_ARENA_MAX=2); repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default="bench-results/memory.json",
+    show_default=True,
+    help="Where to write the results (JSON).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output for programs: the results (as written to --out) as one object, instead of text.",
+)
+def bench_memory(
+    mb: float,
+    small_share: float,
+    concurrency: int,
+    buses: int,
+    durability: str,
+    repeat: int,
+    node_env: tuple[str, ...],
+    out: str,
+    as_json: bool,
+) -> None:
+    """RSS of each node of a fresh 3-node cluster holding --mb MiB of live entries, against
+    the goal RSS <= 1.5 x live bytes + 64 MiB."""
+    settings = MemorySettings(
+        mb=mb,
+        small_share=small_share,
+        concurrency=concurrency,
+        buses=buses,
+        durability=durability,
+        node_env=_env(node_env),
+    )
+    try:
+        result = trio.run(_run_until_signal, settings, repeat, as_json)
+    except BaseException as exc:
+        if (failed := _leaf(exc, FillFailed)) is not None:
+            click.echo(f"error: {failed}: nothing was measured", err=True)
+            sys.exit(1)
+        if _leaf(exc, KeyboardInterrupt) is None:
+            raise
+        click.echo("interrupted: every node the run started was killed", err=True)
+        sys.exit(130)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=1))
+    if as_json:
+        click.echo(json.dumps(result))
+    for line in describe(result):
+        click.echo(line, err=as_json)
+    click.echo(f"written: {out}", err=as_json)
