@@ -19,6 +19,7 @@ from types import FunctionType
 
 import pysyncobj.journal
 import pysyncobj.node
+import pysyncobj.pickle
 import pysyncobj.syncobj
 import pysyncobj.tcp_connection
 import pysyncobj.transport
@@ -49,6 +50,14 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "self, address, **kwargs",
         "6814caabf66a4ab8c0e14a5ed88e6c36d93b60dfdd4e0339381488bf8fb263fc",
     ),
+    "pickle:dumps": (
+        "obj, protocol=None",
+        "d24e55a07e7ebbea1804dc60f679ff9123a36e2def7783a0dfd5f83040ee1122",
+    ),
+    "pickle:loads": (
+        "data",
+        "030a27e134d0962dca7ca2ce872e49d3e16cd6c81efe6e917a05a5444b48caf7",
+    ),
     "serializer:Serializer.__init__": (
         "self, fileName, transmissionBatchSize, tryUseFork, serializer, deserializer, "
         "serializeChecker",
@@ -73,6 +82,10 @@ UPSTREAM: dict[str, tuple[str, str]] = {
     "serializer:Serializer.setTransmissionData": (
         "self, data",
         "b3744fa29d455c673489ebac1df3a2179ed4cc3afa6eb3493a5627b3fccd281d",
+    ),
+    "syncobj:replicated": (
+        "*decArgs, **decKwargs",
+        "0e087201de5d4291ef2109d1097398f5813de73b8fc9527f91353f70c67002cc",
     ),
     "syncobj:SyncObj.__deleteEntriesFrom": (
         "self, fromIDx",
@@ -190,6 +203,13 @@ PATCHES: dict[str, tuple[str, ...]] = {
     "install: _accept as __onNewConnection": (
         "tcp_server:TcpServer.__onNewConnection",
         "tcp_server:TcpServer.bind",
+    ),
+    "install: PICKLE_PROTOCOL as pickle.__protocol": (
+        "pickle:dumps",
+        "pickle:loads",
+        "syncobj:replicated",
+        "tcp_connection:TcpConnection.send",
+        "tcp_connection:TcpConnection.__processParseMessage",
     ),
     "use_journal_factory: createJournal": ("journal:createJournal", "syncobj:SyncObj.__init__"),
     "PeerNode.__init__": ("node:TCPNode.__init__", "node:Node.__init__"),
@@ -328,6 +348,7 @@ def test_every_private_override_is_still_called_through_self(name: str) -> None:
         (pysyncobj.syncobj.SyncObj.__init__, "getEncryptor"),
         (pysyncobj.syncobj.SyncObj.__init__, "createJournal"),
         (pysyncobj.tcp_connection.TcpConnection.send, "zlib"),
+        (pysyncobj.pickle.dumps, "__protocol"),
         (
             pysyncobj.tcp_connection.TcpConnection._TcpConnection__processParseMessage,  # type: ignore[attr-defined]
             "zlib",
@@ -382,6 +403,8 @@ def test_the_process_wide_patches_take_effect() -> None:
     tcp = pysyncobj.tcp_connection.TcpConnection
     assert tcp._TcpConnection__processRead is pysyncobj_adapter._bounded_read  # type: ignore[attr-defined]
     assert server.TcpServer._TcpServer__onNewConnection is pysyncobj_adapter._accept  # type: ignore[attr-defined]
+    # Commands and peer messages carry bytes as they are, not as latin-1 text in UTF-8.
+    assert b"\xff" * 64 in pysyncobj.pickle.dumps((7, [b"\xff" * 64]))
 
 
 def test_the_journal_factory_takes_effect(monkeypatch: pytest.MonkeyPatch) -> None:

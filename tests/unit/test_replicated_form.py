@@ -1,6 +1,6 @@
 """Typed commands in their replicated form: the form round-trips, and files written before
 commands were typed (``tests/fixtures/dict_commands``, made by its ``generate.py``) are still
-read, applied alike and written byte for byte as they were."""
+read, applied alike and written as they were (Raft commands in a newer pickle protocol)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pysyncobj import SyncObjConf
 
 from logact.ops.ports import free_ports
-from logact.server import commands
+from logact.server import commands, pysyncobj_adapter
 from logact.server.command_types import (
     Append,
     Barrier,
@@ -232,7 +232,11 @@ def test_a_raft_node_of_the_dict_layout_restarts_and_applies_its_journal(
         node.destroy()
 
 
-def test_a_raft_leader_journals_the_bytes_the_dict_layout_journaled(tmp_path: Path) -> None:
+def test_a_raft_leader_journals_the_commands_the_dict_layout_journaled(tmp_path: Path) -> None:
+    """The same commands, now pickled with protocol 5 (bytes as they are, issue 18) where the
+    dict layout used PySyncObj's protocol 2; each pickle names its protocol, and Python reads
+    every one, so nodes of both versions read each other's commands."""
+    pysyncobj_adapter.install()
     old = FsyncJournal(shutil.copy(FIXTURE / "raft" / "raft.journal", tmp_path / "old"))
     (tmp_path / "new").mkdir()
     node = raft_node(tmp_path / "new")
@@ -243,6 +247,11 @@ def test_a_raft_leader_journals_the_bytes_the_dict_layout_journaled(tmp_path: Pa
         )
         for batch in fixture_batches():
             node.apply_batch(batch, callback=lambda *_: None)  # as RaftBackend.replicate does
-        assert journaled == [bytes(old[i][0]) for i in range(1, len(old))]
+        written = [bytes(old[i][0]) for i in range(1, len(old))]
+        assert [command[:3] for command in written] == [b"\x00\x80\x02"] * len(written)
+        assert [command[:3] for command in journaled] == [b"\x00\x80\x05"] * len(journaled)
+        # Equal values of equal types (a tuple never equals a list).
+        assert [pickle.loads(c[1:]) for c in journaled] == [pickle.loads(c[1:]) for c in written]
+        assert len(b"".join(journaled)) < len(b"".join(written))
     finally:
         node.destroy()
