@@ -26,6 +26,9 @@ from logact.protocol.errors import (
     error_from_wire,
 )
 
+#: Encoded appends per ``multi`` request: about 400 appends of 100 B, or 6 of 10 KB.
+DEFAULT_BATCH_BYTES = 64 * 1024
+
 CONNECTION_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, EOFError)
 
 
@@ -49,18 +52,85 @@ async def _handshake(
     return wrapped
 
 
+class _Pending:
+    """A caller waiting for its answer: a response frame, or None if the connection broke."""
+
+    __slots__ = ("event", "reply")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.reply: dict[str, Any] | None = None
+
+    def deliver(self, frame: dict[str, Any] | None) -> None:
+        self.reply = frame
+        self.event.set()
+
+
+class _Queued:
+    """An append waiting for the next ``multi``, encoded once by its caller."""
+
+    __slots__ = ("entries", "items", "op", "pending", "sent")
+
+    def __init__(self, op: bytes, entries: int, items: int) -> None:
+        self.op = op
+        self.entries = entries
+        self.items = items
+        self.pending = _Pending()
+        self.sent = False
+
+
+class _Multi:
+    """The callers of one ``multi``: its reply's ``results``, in order, one to each."""
+
+    __slots__ = ("pendings",)
+
+    def __init__(self, pendings: list[_Pending]) -> None:
+        self.pendings = pendings
+
+    def deliver(self, frame: dict[str, Any] | None) -> None:
+        if frame is None or not frame.get("ok"):
+            for pending in self.pendings:  # the connection broke, or the node refused it all
+                pending.deliver(frame)
+            return
+        result = frame.get("result")
+        results = result.get("results") if isinstance(result, dict) else None
+        if not (
+            isinstance(results, list)
+            and len(results) == len(self.pendings)
+            and all(isinstance(item, dict) for item in results)
+        ):
+            results = [MALFORMED_MULTI] * len(self.pendings)
+        for pending, item in zip(self.pendings, results, strict=True):
+            pending.deliver(item)
+
+
+#: What each caller of a ``multi`` gets if the node's answer does not fit (retried, same key).
+MALFORMED_MULTI: dict[str, Any] = {
+    "ok": False,
+    "error": {"code": "unavailable", "message": "the node answered a multi malformed"},
+}
+
+
 class Connection:
-    """One authenticated TCP connection with pipelined requests."""
+    """One authenticated TCP connection with pipelined requests.
+
+    Appends (``append``) are coalesced the way a Kafka producer batches records with linger 0:
+    every append queued while the connection's batcher was not running goes out in one
+    ``multi`` frame (docs/protocol.md), within the node's frame, item and entry limits; each
+    keeps its own idempotency key, answer and error, so retries work as for single appends.
+    """
 
     def __init__(self, stream: trio.abc.Stream, address: str) -> None:
         self.stream = stream
         self.address = address
         self.decoder = codec.FrameDecoder()
         self.ids = iter(range(1, 2**62))
-        self.waiting: dict[int, tuple[trio.Event, list[dict[str, Any]]]] = {}
+        self.waiting: dict[int, _Pending | _Multi] = {}
         self.broken: BaseException | None = None
         self.hello: dict[str, Any] = {}
         self._send_lock = trio.Lock()
+        self._queue: list[_Queued] = []
+        self._queued = trio.Event()
 
     @classmethod
     async def open(
@@ -81,6 +151,16 @@ class Connection:
             raise error_from_wire(reply.get("error"))
         conn.hello = reply["result"]
         return conn
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        limits = self.hello.get("limits")
+        return limits if isinstance(limits, dict) else {}
+
+    @property
+    def coalesces(self) -> bool:
+        """Whether the node speaks ``multi`` (it says so in ``hello``)."""
+        return "multi" in (self.hello.get("features") or ())
 
     async def _send(self, message: dict[str, Any]) -> None:
         async with self._send_lock:
@@ -106,16 +186,38 @@ class Connection:
                 request_id = frame.get("id")
                 waiter = self.waiting.pop(request_id, None) if isinstance(request_id, int) else None
                 if waiter is not None:
-                    waiter[1].append(frame)
-                    waiter[0].set()
+                    waiter.deliver(frame)
         except (*CONNECTION_ERRORS, LogError, codec.FrameTooLarge) as exc:
             self.broken = exc
         finally:
             self.broken = self.broken or EOFError("connection closed")
-            for event, _ in self.waiting.values():
-                event.set()
+            for waiter in self.waiting.values():
+                waiter.deliver(None)
             self.waiting.clear()
+            self._queued.set()  # the batcher fails what is still queued, and ends
             await trio.aclose_forcefully(self.stream)
+
+    def _check_size(self, size: int) -> None:
+        max_frame = self.limits.get("max_frame", codec.MAX_FRAME)
+        if size > max_frame:
+            raise TooLarge(f"request of {size} bytes exceeds the node's frame limit {max_frame}")
+
+    async def _send_frame(self, frame: bytes) -> None:
+        async with self._send_lock:
+            try:
+                await self.stream.send_all(frame)
+            except BaseException:
+                # A frame cut off midway (e.g. the caller's deadline) would desynchronise
+                # the stream for every later request: this connection is finished.
+                self.broken = self.broken or EOFError("send interrupted")
+                await trio.aclose_forcefully(self.stream)
+                raise
+
+    async def _answer(self, pending: _Pending) -> dict[str, Any]:
+        await pending.event.wait()
+        if pending.reply is None:
+            raise EOFError(f"connection to {self.address} lost: {self.broken}")
+        return pending.reply
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         """Send one request and wait for its response (caller imposes the deadline)."""
@@ -123,33 +225,81 @@ class Connection:
             raise EOFError(str(self.broken))
         request_id = next(self.ids)
         frame = codec.encode({**message, "id": request_id})
-        max_frame = self.hello.get("limits", {}).get("max_frame", codec.MAX_FRAME)
-        if len(frame) - codec.HEADER.size > max_frame:
-            raise TooLarge(
-                f"request of {len(frame)} bytes exceeds the node's frame limit {max_frame}"
-            )
-        event = trio.Event()
-        box: list[dict[str, Any]] = []
-        self.waiting[request_id] = (event, box)
+        self._check_size(len(frame) - codec.HEADER.size)
+        pending = _Pending()
+        self.waiting[request_id] = pending
         try:
-            async with self._send_lock:
-                try:
-                    await self.stream.send_all(frame)
-                except BaseException:
-                    # A frame cut off midway (e.g. the caller's deadline) would desynchronise
-                    # the stream for every later request: this connection is finished.
-                    self.broken = self.broken or EOFError("send interrupted")
-                    await trio.aclose_forcefully(self.stream)
-                    raise
-            await event.wait()
+            await self._send_frame(frame)
+            return await self._answer(pending)
         finally:
             self.waiting.pop(request_id, None)
-        if not box:
-            raise EOFError(f"connection to {self.address} lost: {self.broken}")
-        return box[0]
+
+    async def append(self, message: dict[str, Any]) -> dict[str, Any]:
+        """An ``append`` request's response, sent in the next ``multi`` if the node speaks it."""
+        if not self.coalesces:
+            return await self.request(message)
+        if self.broken is not None:
+            raise EOFError(str(self.broken))
+        op = codec.encode_item(message)
+        self._check_size(len(op) + codec.MULTI_OVERHEAD)
+        queued = _Queued(op, len(message["entries"]), codec.count_items(message))
+        self._queue.append(queued)
+        self._queued.set()
+        try:
+            return await self._answer(queued.pending)
+        finally:
+            if not queued.sent:
+                self._queue.remove(queued)
+
+    async def batcher(self, linger: float = 0.0, batch_bytes: int = DEFAULT_BATCH_BYTES) -> None:
+        """Send what callers queued, as ``multi`` frames, until the connection breaks; each
+        frame waits ``linger`` seconds after its first append for others to join, and holds
+        at most ``batch_bytes`` of appends."""
+        try:
+            while self.broken is None:
+                await self._queued.wait()
+                if linger:
+                    await trio.sleep(linger)
+                self._queued = trio.Event()
+                while self._queue and self.broken is None:
+                    batch = self._take(batch_bytes)
+                    request_id = next(self.ids)
+                    waiter = self.waiting[request_id] = _Multi([q.pending for q in batch])
+                    try:
+                        await self._send_frame(
+                            codec.encode_multi(request_id, [q.op for q in batch])
+                        )
+                    except CONNECTION_ERRORS:
+                        self.waiting.pop(request_id, None)
+                        waiter.deliver(None)
+        finally:
+            for queued in self._queue:
+                queued.pending.deliver(None)
+
+    def _take(self, batch_bytes: int) -> list[_Queued]:
+        """The longest prefix of the queue one ``multi`` may hold (at least one append)."""
+        limits = self.limits
+        max_frame = limits.get("max_frame", codec.MAX_FRAME) - codec.MULTI_OVERHEAD
+        max_bytes = min(batch_bytes, max_frame)
+        max_entries = limits.get("max_batch_entries", 1000)
+        max_items = limits.get("max_frame_items", 8 * max_entries + 1024) - 16
+        size = entries = items = count = 0
+        for queued in self._queue:
+            size += len(queued.op)
+            entries += queued.entries
+            items += queued.items
+            if count and (size > max_bytes or entries > max_entries or items > max_items):
+                break
+            count += 1
+        batch = self._queue[:count]
+        del self._queue[:count]
+        for queued in batch:
+            queued.sent = True
+        return batch
 
     async def close(self) -> None:
         self.broken = self.broken or EOFError("closed")
+        self._queued.set()
         await trio.aclose_forcefully(self.stream)
 
 
@@ -165,8 +315,17 @@ class Client(LogAPI):
         client_id: str | None = None,
         prefer_leader: bool = True,
         tls: ssl.SSLContext | None = None,
+        coalesce: bool = True,
+        linger: float = 0.0,
+        batch_bytes: int = DEFAULT_BATCH_BYTES,
     ) -> None:
-        """``tls``: talk TLS to the nodes (``server.tls.client_context``); None: plain TCP."""
+        """``tls``: talk TLS to the nodes (``server.tls.client_context``); None: plain TCP.
+        ``coalesce``: send concurrent appends together in ``multi`` requests (when the node
+        speaks it), after waiting ``linger`` seconds for more to join (0: no wait), each
+        request holding at most ``batch_bytes`` of encoded appends (and always at least one),
+        so that under load several requests are in flight and the node overlaps them."""
+        if linger < 0 or batch_bytes < 1:
+            raise ValueError("linger must be >= 0 and batch_bytes >= 1")
         super().__init__(client_id)
         if not addresses:
             raise ValueError("at least one node address is required")
@@ -179,6 +338,9 @@ class Client(LogAPI):
         self.attempt_timeout = attempt_timeout
         self.prefer_leader = prefer_leader
         self.tls = tls
+        self.coalesce = coalesce
+        self.linger = linger
+        self.batch_bytes = batch_bytes
         self._conn: Connection | None = None
         self._next_index = 0
         self._connect_lock = trio.Lock()
@@ -214,6 +376,8 @@ class Client(LogAPI):
             self._conn = await self._connect_any()
             assert self._nursery is not None, "use 'async with Client(...)'"
             self._nursery.start_soon(self._conn.reader)
+            if self.coalesce and self._conn.coalesces:
+                self._nursery.start_soon(self._conn.batcher, self.linger, self.batch_bytes)
             return self._conn
 
     async def _connect_any(self) -> Connection:
@@ -267,7 +431,9 @@ class Client(LogAPI):
                 with trio.move_on_after(min(remaining, self.attempt_timeout)) as attempt_scope:
                     conn = await self._connection()
                     sent = True
-                    reply = await conn.request(request)
+                    coalesced = self.coalesce and request.get("op") == "append"
+                    send = conn.append if coalesced else conn.request
+                    reply = await send(request)
                 if attempt_scope.cancelled_caught:
                     self._drop(conn)  # a silent node (paused, partitioned): try another
                 else:

@@ -49,6 +49,13 @@ class LogWorkload:
     subscribers: int = 2
     op_timeout: float = 10.0  # one operation, retries included
     payload_bytes: int = 0  # pad payloads (the targeted nemesis wants >= 10 KB entries)
+    #: Appenders sharing one client, whose concurrent appends go out coalesced in ``multi``
+    #: requests: keys, retries and partial failures of multis go through the faults too.
+    appenders_per_client: int = 2
+
+    def __post_init__(self) -> None:
+        if self.appenders_per_client < 1:
+            raise ValueError("appenders_per_client must be >= 1")
 
 
 class _Ids:
@@ -87,25 +94,34 @@ def _payloads(entries: list[Any]) -> list[list[Any]]:
     return [[entry.pos, entry.body.get("p")] for entry in entries if entry.type == ENTRY_TYPE]
 
 
-async def _appender(w: LogWorkload, index: int, record: Record, ids: _Ids) -> None:
+async def _appenders(w: LogWorkload, group: int, record: Record, ids: _Ids) -> None:
+    """The appenders of one client (``appenders_per_client``), each one append at a time."""
+    first = group * w.appenders_per_client
+    last = min(first + w.appenders_per_client, w.appenders)
+    async with (
+        Client(w.addresses, w.token, timeout=w.op_timeout) as client,
+        trio.open_nursery() as nursery,
+    ):
+        for index in range(first, last):
+            nursery.start_soon(_appender, w, client, index, record, ids, name=f"append-{index}")
+
+
+async def _appender(w: LogWorkload, client: Client, index: int, record: Record, ids: _Ids) -> None:
     pad = "x" * w.payload_bytes
-    async with Client(w.addresses, w.token, timeout=w.op_timeout) as client:
-        for seq in itertools.count():
-            payload = f"a{index}-{seq}"
-            await timed(
-                record,
-                {
-                    "process": f"append-{index}",
-                    "op": "append",
-                    "id": ids(),
-                    "bus": w.bus,
-                    "payload": payload,
-                },
-                lambda payload=payload: client.append(
-                    w.bus, ENTRY_TYPE, {"p": payload, "pad": pad}
-                ),
-                lambda position: {"position": position},
-            )
+    for seq in itertools.count():
+        payload = f"a{index}-{seq}"
+        await timed(
+            record,
+            {
+                "process": f"append-{index}",
+                "op": "append",
+                "id": ids(),
+                "bus": w.bus,
+                "payload": payload,
+            },
+            lambda payload=payload: client.append(w.bus, ENTRY_TYPE, {"p": payload, "pad": pad}),
+            lambda position: {"position": position},
+        )
 
 
 def _pinned(w: LogWorkload, index: int) -> Client:
@@ -173,8 +189,9 @@ async def run_log_workload(w: LogWorkload, record: Record, duration: float) -> N
     ids = _Ids()
     with trio.move_on_after(duration):
         async with trio.open_nursery() as nursery:
+            groups = -(-w.appenders // w.appenders_per_client)
             for role, count, worker in (
-                ("append", w.appenders, _appender),
+                ("append", groups, _appenders),
                 ("read", w.readers, _reader),
                 ("tail", w.tailers, _tailer),
                 ("sub", w.subscribers, _subscriber),

@@ -40,6 +40,44 @@ def encode(message: dict[str, Any]) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
+def encode_item(value: Any) -> bytes:
+    """One CBOR item, unframed: a request that goes into a ``multi``."""
+    return cbor2.dumps(value)
+
+
+#: Bytes a ``multi`` frame adds to its encoded requests (at most): id, op, ops, array header.
+MULTI_OVERHEAD = 40
+
+
+def encode_multi(request_id: int, ops: list[bytes]) -> bytes:
+    """The frame ``{"id": request_id, "op": "multi", "ops": [...]}`` around requests already
+    encoded with :func:`encode_item`, so each is encoded once, by the task that made it."""
+    head = cbor2.dumps({"id": request_id, "op": "multi"})
+    payload = b"".join((b"\xa3", head[1:], _OPS_KEY, _array_header(len(ops)), *ops))
+    return HEADER.pack(len(payload)) + payload
+
+
+_OPS_KEY = cbor2.dumps("ops")
+
+
+def _array_header(length: int) -> bytes:
+    if length < 24:
+        return bytes((0x80 | length,))
+    for info, width in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if length < 1 << (8 * width):
+            return bytes((0x80 | info,)) + length.to_bytes(width, "big")
+    raise ValueError("array too long for CBOR")
+
+
+def count_items(value: Any) -> int:
+    """Items (keys and values) of a request as the node counts them: byte strings are one."""
+    if isinstance(value, dict):
+        return 1 + sum(1 + count_items(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return 1 + sum(count_items(item) for item in value)
+    return 1
+
+
 #: Nesting of an entry body, and of any frame.
 MAX_BODY_DEPTH = 32
 MAX_DEPTH = MAX_BODY_DEPTH + 4

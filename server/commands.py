@@ -51,6 +51,7 @@ class Limits:
     def to_wire(self) -> dict[str, int]:
         return {
             "max_frame": self.max_frame,
+            "max_frame_items": self.max_frame_items,
             "max_entry_bytes": self.max_entry_bytes,
             "max_batch_items": self.max_batch_items,
             "max_batch_entries": self.max_batch_entries,
@@ -109,6 +110,33 @@ def types_filter(request: dict[str, Any]) -> frozenset[str] | None:
     return frozenset(types)
 
 
+class ItemBudget:
+    """Items (keys and values) left to check in the bodies of one request: an append, or all
+    the appends of one ``multi``, so a multi costs the node no more than one full append."""
+
+    __slots__ = ("left",)
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+
+def multi_ops(request: dict[str, Any], limits: Limits) -> list[dict[str, Any]]:
+    """The appends of a ``multi`` request: 1 to ``max_batch_entries`` maps holding, in all, at
+    most ``max_batch_entries`` entries (each append is checked by :func:`append_command`)."""
+    ops = field(request, "ops", list)
+    if not ops:
+        raise BadRequest("'ops' must hold at least one append")
+    entries = 0
+    for index, op in enumerate(ops):
+        if not isinstance(op, dict) or op.get("op") != "append":
+            raise BadRequest(f"op {index}: a multi holds appends only ('op': 'append')")
+        raw = op.get("entries")
+        entries += len(raw) if isinstance(raw, list) else 1
+    if entries > limits.max_batch_entries:
+        raise TooLarge(f"a multi holds at most {limits.max_batch_entries} entries in all")
+    return ops
+
+
 def append_command(
     request: dict[str, Any],
     author: str,
@@ -117,11 +145,14 @@ def append_command(
     may_append: Callable[[str], bool],
     fences: Mapping[str, str] | None = None,
     validate: Callable[[str, Any], str | None] | None = None,
+    budget: ItemBudget | None = None,
 ) -> Append:
     """Build an append command; the ACL is checked before any body is examined.
 
     ``fences`` maps entry types to the fencing name guarding them: the command carries the
     names its types need (``guards``), and the state machine requires their fence once claimed.
+    ``budget``: the items its bodies may hold (shared by the appends of a multi); default
+    ``max_batch_items``.
     """
     bus = bus_id(request)
     raw_entries = field(request, "entries", list)
@@ -144,7 +175,7 @@ def append_command(
         raise Forbidden(f"principal {author!r} may not append {denied}")
     entries: list[NewEntry] = []
     total = 0
-    items_left = limits.max_batch_items
+    budget = budget or ItemBudget(limits.max_batch_items)
     for index, (etype, raw) in enumerate(zip(types, raw_entries, strict=True)):
         body = raw["body"]
         if type(body) is not bytes:
@@ -156,7 +187,7 @@ def append_command(
         if total > limits.max_batch_bytes:
             raise TooLarge(f"batch is over the limit of {limits.max_batch_bytes} bytes")
         try:
-            items_left -= check_body(body, items_left)
+            budget.left -= check_body(body, budget.left)
         except TooManyItems as exc:
             raise TooLarge(f"entry {index}: {exc}") from None
         except BadBody as exc:

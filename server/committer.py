@@ -8,15 +8,16 @@ local state, which by then reflects every write acknowledged before the read beg
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 
 from logact.protocol.errors import LogError, Timeout, Unavailable
-from logact.server.command_types import Append, Barrier, Command, Reply
+from logact.server.command_types import Append, Barrier, Command, Done, Reply
 
 Replicate = Callable[[list[Command]], Awaitable[list[Reply]]]
 BARRIER = Barrier()
+BARRIER_DONE = Done()
 
 
 class _Slot:
@@ -50,24 +51,29 @@ class GroupCommitter:
 
     async def submit(self, cmd: Command) -> Reply:
         """Replicate one command; its reply, or Timeout when the outcome is unknown."""
-        slot = await self._enqueue(cmd)
-        assert slot.reply is not None
-        return slot.reply
+        (outcome,) = await self._wait([cmd])
+        if isinstance(outcome, LogError):
+            raise outcome
+        return outcome
+
+    async def submit_all(self, cmds: Sequence[Command]) -> list[Reply | LogError]:
+        """Replicate commands that arrived together (a client's ``multi``), queued as one run so
+        they share a batch: each gets its own reply or error (Timeout when unknown)."""
+        return await self._wait(cmds)
 
     async def barrier(self) -> None:
-        await self._enqueue(None)
+        (outcome,) = await self._wait([None])
+        if isinstance(outcome, LogError):
+            raise outcome
 
-    async def _enqueue(self, cmd: Command | None) -> _Slot:
-        slot = _Slot()
-        self._pending.append((cmd, slot))
+    async def _wait(self, cmds: Sequence[Command | None]) -> list[Reply | LogError]:
+        slots = [_Slot() for _ in cmds]
+        self._pending.extend(zip(cmds, slots, strict=True))
         self._wake.set()
         with trio.move_on_after(self._timeout):
-            await slot.done.wait()
-        if not slot.done.is_set():
-            raise Timeout(f"no outcome within {self._timeout:.1f}s; the operation may have applied")
-        if slot.error is not None:
-            raise slot.error
-        return slot
+            for slot in slots:
+                await slot.done.wait()
+        return [_outcome(slot, self._timeout) for slot in slots]
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
@@ -109,11 +115,19 @@ class GroupCommitter:
                 return
             replies_iter = iter(replies)
             for cmd, slot in batch:
-                if cmd is not None:
-                    slot.reply = next(replies_iter)
+                slot.reply = BARRIER_DONE if cmd is None else next(replies_iter)
                 slot.done.set()
         finally:
             self._inflight.release()
+
+
+def _outcome(slot: _Slot, timeout: float) -> Reply | LogError:
+    if not slot.done.is_set():
+        return Timeout(f"no outcome within {timeout:.1f}s; the operation may have applied")
+    if slot.error is not None:
+        return slot.error
+    assert slot.reply is not None
+    return slot.reply
 
 
 def _command_bytes(cmd: Command | None) -> int:

@@ -52,6 +52,11 @@ FAILED_HELLO_PEERS = 10_000
 MAX_HELLO_DELAY = 5.0
 
 
+#: What this node speaks beyond protocol 2's first requests; a client uses a feature only if
+#: its node names it in ``hello``.
+FEATURES = ("multi",)
+
+
 def ok_frame(request_id: int | None, result: dict[str, Any]) -> bytes:
     return codec.encode({"id": request_id, "ok": True, "result": result})
 
@@ -362,6 +367,7 @@ class Connection:
                     "roles": [role.name for role in principal.roles],
                     "version": codec.PROTOCOL_VERSION,
                     "limits": self.config.limits.to_wire(),
+                    "features": list(FEATURES),
                     "node": self.front.describe(),
                 },
             )

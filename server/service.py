@@ -14,10 +14,10 @@ from typing import Any
 
 import trio
 
-from logact.protocol.errors import BadRequest, Forbidden, error_from_wire
+from logact.protocol.errors import BadRequest, Forbidden, LogError, error_from_wire
 from logact.server import commands
 from logact.server.backend import Backend
-from logact.server.command_types import Command
+from logact.server.command_types import Command, Reply
 from logact.server.commands import Limits
 from logact.server.committer import GroupCommitter
 from logact.server.config import Principal, Unsafe
@@ -37,6 +37,15 @@ def _reply(reply: dict[str, Any]) -> dict[str, Any]:
     if not reply["ok"]:
         raise error_from_wire(reply)
     return {k: v for k, v in reply.items() if k != "ok"}
+
+
+def _item(outcome: Reply | LogError) -> dict[str, Any]:
+    """One append's answer inside a ``multi`` reply, shaped like a response frame without id."""
+    wire = outcome.to_wire()
+    if isinstance(outcome, LogError):
+        return {"ok": False, "error": wire}
+    ok = wire.pop("ok")
+    return {"ok": True, "result": wire} if ok else {"ok": False, "error": wire}
 
 
 class LogService:
@@ -103,11 +112,13 @@ class LogService:
             raise BadRequest(f"'op' must be one of {known}")
         return await handler(self, principal, request)
 
-    async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+    def _append_command(
+        self, principal: Principal, request: dict[str, Any], budget: commands.ItemBudget | None
+    ) -> Command:
         if self.unsafe.no_dedup:
             request = {k: v for k, v in request.items() if k != "key"}
         bus = commands.bus_id(request)
-        cmd = commands.append_command(
+        return commands.append_command(
             request,
             principal.name,
             self._now_ms(),
@@ -115,8 +126,31 @@ class LogService:
             lambda etype: principal.may_append_on(etype, bus),
             self.fences,
             self.validate,
+            budget,
         )
-        return await self._commit(cmd)
+
+    async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._commit(self._append_command(principal, request, None))
+
+    async def _multi(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
+        """Independent appends in one request (a client's coalesced appends): each is checked,
+        replicated and answered on its own, as if sent alone; they share one batch."""
+        ops = commands.multi_ops(request, self.limits)
+        self.counters["multi_requests"] += 1
+        self.counters["multi_appends"] += len(ops)
+        budget = commands.ItemBudget(self.limits.max_batch_items)
+        results: list[dict[str, Any]] = []
+        accepted: list[tuple[int, Command]] = []
+        for index, op in enumerate(ops):
+            try:
+                accepted.append((index, self._append_command(principal, op, budget)))
+                results.append({})
+            except LogError as exc:
+                results.append({"ok": False, "error": exc.to_wire()})
+        outcomes = await self.committer.submit_all([cmd for _, cmd in accepted])
+        for (index, _), outcome in zip(accepted, outcomes, strict=True):
+            results[index] = _item(outcome)
+        return {"results": results}
 
     async def _trim(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         cmd = commands.trim_command(request, self._now_ms())
@@ -192,6 +226,7 @@ class LogService:
 
     _handlers = {
         "append": _append,
+        "multi": _multi,
         "read": _read,
         "tail": _tail,
         "trim": _trim,

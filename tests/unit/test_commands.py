@@ -384,6 +384,7 @@ def test_limits_frame_size_and_wire_form() -> None:
     assert limits.max_frame > limits.max_batch_bytes
     assert limits.to_wire() == {
         "max_frame": limits.max_frame,
+        "max_frame_items": 8 * 3 + 1024,
         "max_entry_bytes": 10,
         "max_batch_items": 65536,
         "max_batch_entries": 3,
