@@ -14,9 +14,11 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from logact.client.client import _Multi, _Pending
 from logact.protocol import codec
 from logact.protocol.cbor_items import item_count
 from logact.protocol.codec import encode_body
+from logact.protocol.errors import error_from_wire
 from logact.server.commands import Limits
 from logact.server.config import Principal, Role
 from logact.server.local import LocalLog, open_memory
@@ -147,3 +149,37 @@ def test_a_multi_frame_decodes_to_its_requests(request_id: int, ops: list[Any]) 
 @given(value=json_values)
 def test_count_items_counts_as_the_node_does(value: Any) -> None:
     assert codec.count_items(value) == item_count(cbor2.dumps(value), 10**9)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"id": 1, "ok": True, "result": {"results": [{"ok": True, "result": {}}]}},  # too few
+        {"id": 1, "ok": True, "result": {"results": "no"}},
+        {"id": 1, "ok": True, "result": {"results": [1, 2]}},
+        {"id": 1, "ok": True, "result": []},
+        {"id": 1, "ok": True},
+    ],
+)
+def test_a_malformed_multi_answer_is_a_retryable_error_for_each_caller(
+    frame: dict[str, Any],
+) -> None:
+    pendings = [_Pending(), _Pending()]
+    _Multi(pendings).deliver(frame)
+    for pending in pendings:
+        assert pending.event.is_set()
+        assert pending.reply is not None and pending.reply["ok"] is False
+        assert error_from_wire(pending.reply["error"]).retryable
+
+
+def test_a_multi_answer_goes_to_each_caller_in_order_and_a_refusal_to_all() -> None:
+    pendings = [_Pending(), _Pending()]
+    first, second = {"ok": True, "result": {"first": 3}}, {"ok": False, "error": {"code": "x"}}
+    _Multi(pendings).deliver({"id": 1, "ok": True, "result": {"results": [first, second]}})
+    assert [p.reply for p in pendings] == [first, second]
+    refused = {"id": 2, "ok": False, "error": {"code": "overloaded", "message": "busy"}}
+    pendings = [_Pending(), _Pending()]
+    _Multi(pendings).deliver(refused)
+    assert [p.reply for p in pendings] == [refused, refused]
+    _Multi(pendings).deliver(None)  # the connection broke
+    assert [p.reply for p in pendings] == [None, None]
