@@ -119,10 +119,11 @@ def encode_body(body: Any) -> bytes:
         raise BadBody(f"body cannot be encoded: {exc}") from None
 
 
-def check_body(raw: Any, max_items: int) -> int:
-    """The items in ``raw`` if it is one body of the data model with at most ``max_items``:
-    its headers are read first (TooManyItems, or BadBody naming the problem), and only then is
-    it decoded, to check what headers do not show (UTF-8, duplicate keys, trailing bytes)."""
+def check_body(raw: Any, max_items: int) -> tuple[int, Any]:
+    """The items in ``raw`` and the value it holds, if it is one body of the data model with
+    at most ``max_items``: its headers are read first (TooManyItems, or BadBody naming the
+    problem), and only then is it decoded, to check what headers do not show (UTF-8, duplicate
+    keys, trailing bytes)."""
     if type(raw) is not bytes:
         raise BadBody(f"a body must be a CBOR byte string, not {type(raw).__name__}")
     try:
@@ -131,8 +132,7 @@ def check_body(raw: Any, max_items: int) -> int:
         raise BadBody(str(exc)) from None
     if count > max_items:
         raise TooManyItems(f"the bodies of one append hold at most {max_items} items in all")
-    decode_body(raw)
-    return count
+    return count, decode_body(raw)
 
 
 def _decode_one(data: bytes, options: dict[str, Any], error: type[Exception]) -> Any:

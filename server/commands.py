@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from logact.protocol.codec import BUS_ID, BadBody, TooManyItems, check_body, decode_body
+from logact.protocol.codec import BUS_ID, BadBody, TooManyItems, check_body
 from logact.protocol.errors import BadRequest, Forbidden, TooLarge
 from logact.server.command_types import Append, Claim, NewEntry, Quota, Trim
 from logact.server.replicated_form import INT_LIMIT
@@ -187,12 +187,13 @@ def append_command(
         if total > limits.max_batch_bytes:
             raise TooLarge(f"batch is over the limit of {limits.max_batch_bytes} bytes")
         try:
-            budget.left -= check_body(body, budget.left)
+            items, value = check_body(body, budget.left)
         except TooManyItems as exc:
             raise TooLarge(f"entry {index}: {exc}") from None
         except BadBody as exc:
             raise BadRequest(f"entry {index}: {exc}") from None
-        if validate is not None and (problem := validate(etype, decode_body(body))):
+        budget.left -= items
+        if validate is not None and (problem := validate(etype, value)):
             raise BadRequest(f"entry {index}: {problem[:500]}")
         entries.append(NewEntry(etype, body, size))
     guards = sorted({fences[t] for t in types if t in fences}) if fences else []

@@ -113,7 +113,11 @@ class LogService:
         return await handler(self, principal, request)
 
     def _append_command(
-        self, principal: Principal, request: dict[str, Any], budget: commands.ItemBudget | None
+        self,
+        principal: Principal,
+        request: dict[str, Any],
+        ts: int,
+        budget: commands.ItemBudget | None = None,
     ) -> Command:
         if self.unsafe.no_dedup:
             request = {k: v for k, v in request.items() if k != "key"}
@@ -121,7 +125,7 @@ class LogService:
         return commands.append_command(
             request,
             principal.name,
-            self._now_ms(),
+            ts,
             self.limits,
             lambda etype: principal.may_append_on(etype, bus),
             self.fences,
@@ -130,7 +134,7 @@ class LogService:
         )
 
     async def _append(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
-        return await self._commit(self._append_command(principal, request, None))
+        return await self._commit(self._append_command(principal, request, self._now_ms()))
 
     async def _multi(self, principal: Principal, request: dict[str, Any]) -> dict[str, Any]:
         """Independent appends in one request (a client's coalesced appends): each is checked,
@@ -139,11 +143,12 @@ class LogService:
         self.counters["multi_requests"] += 1
         self.counters["multi_appends"] += len(ops)
         budget = commands.ItemBudget(self.limits.max_batch_items)
+        ts = self._now_ms()
         results: list[dict[str, Any]] = []
         accepted: list[tuple[int, Command]] = []
         for index, op in enumerate(ops):
             try:
-                accepted.append((index, self._append_command(principal, op, budget)))
+                accepted.append((index, self._append_command(principal, op, ts, budget)))
                 results.append({})
             except LogError as exc:
                 results.append({"ok": False, "error": exc.to_wire()})

@@ -48,7 +48,7 @@ def test_the_count_is_exact_up_to_the_limit(value: Any, limit: int) -> None:
 def test_a_body_decodes_exactly_when_it_is_within_the_limit(value: Any, limit: int) -> None:
     raw = cbor2.dumps(value)
     if items_of(value) <= limit:
-        check_body(raw, limit)
+        assert check_body(raw, limit) == (items_of(value), value)
         assert decode_body(raw) == value
     else:
         with pytest.raises(TooManyItems):
