@@ -52,6 +52,17 @@ async def _handshake(
     return wrapped
 
 
+def append_items(request: dict[str, Any]) -> int:
+    """Items (keys and values) of an append request as a node counts them in a frame, from
+    its shape (``protocol.api``: entries are maps of scalars, key and fence are pairs), without
+    walking it: the map, each key and value, each entry's map, keys and values, and the
+    elements of the key and fence."""
+    items = 1 + 2 * len(request)
+    for entry in request["entries"]:
+        items += 1 + 2 * len(entry)
+    return items + len(request.get("key", ())) + len(request.get("fence", ()))
+
+
 class _Pending:
     """A caller waiting for its answer: a response frame, or None if the connection broke."""
 
@@ -242,7 +253,7 @@ class Connection:
             raise EOFError(str(self.broken))
         op = codec.encode_item(message)
         self._check_size(len(op) + codec.MULTI_OVERHEAD)
-        queued = _Queued(op, len(message["entries"]), codec.count_items(message))
+        queued = _Queued(op, len(message["entries"]), append_items(message))
         self._queue.append(queued)
         self._queued.set()
         try:

@@ -69,15 +69,6 @@ def _array_header(length: int) -> bytes:
     raise ValueError("array too long for CBOR")
 
 
-def count_items(value: Any) -> int:
-    """Items (keys and values) of a request as the node counts them: byte strings are one."""
-    if isinstance(value, dict):
-        return 1 + sum(1 + count_items(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return 1 + sum(count_items(item) for item in value)
-    return 1
-
-
 #: Nesting of an entry body, and of any frame.
 MAX_BODY_DEPTH = 32
 MAX_DEPTH = MAX_BODY_DEPTH + 4

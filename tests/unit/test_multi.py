@@ -14,8 +14,9 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from logact.client.client import _Multi, _Pending
+from logact.client.client import _Multi, _Pending, append_items
 from logact.protocol import codec
+from logact.protocol.api import _append_request
 from logact.protocol.cbor_items import item_count
 from logact.protocol.codec import encode_body
 from logact.protocol.errors import error_from_wire
@@ -146,9 +147,20 @@ def test_a_multi_frame_decodes_to_its_requests(request_id: int, ops: list[Any]) 
 
 
 @settings(max_examples=200, deadline=None)
-@given(value=json_values)
-def test_count_items_counts_as_the_node_does(value: Any) -> None:
-    assert codec.count_items(value) == item_count(cbor2.dumps(value), 10**9)
+@given(
+    entries=st.lists(st.tuples(st.text(max_size=8), json_values), min_size=1, max_size=20),
+    key=st.tuples(st.text(min_size=1, max_size=8), st.integers(0, 2**63 - 1)),
+    expect_tail=st.none() | st.integers(0, 2**63 - 1),
+    fence=st.none() | st.tuples(st.text(min_size=1, max_size=8), st.integers(0, 2**63 - 1)),
+)
+def test_append_items_counts_a_request_as_the_node_does(
+    entries: list[tuple[str, Any]],
+    key: tuple[str, int],
+    expect_tail: int | None,
+    fence: tuple[str, int] | None,
+) -> None:
+    request = _append_request("bus", entries, key, expect_tail, fence)
+    assert append_items(request) == item_count(cbor2.dumps(request), 10**9)
 
 
 @pytest.mark.parametrize(
