@@ -18,7 +18,14 @@ from rich.table import Table
 from rich.text import Text
 
 from logact.agent.components import human
-from logact.agent.components.assembly import PARTS, USER, AgentSpec, Model, run_task
+from logact.agent.components.assembly import (
+    PARTS,
+    USER,
+    AgentSpec,
+    Model,
+    run_task,
+    serve_agents,
+)
 from logact.agent.components.conversation import Settings
 from logact.agent.components.decider import Decider
 from logact.agent.components.driver import Driver
@@ -32,6 +39,7 @@ from logact.agent.core.policy import Policy
 from logact.agent.core.replay import bus_exists, read_state
 from logact.agent.integrations.mailbox import give_task, send_mail
 from logact.agent.integrations.parts import (
+    bus_tools,
     deny_pairs,
     executor_tools,
     rules_or_allow_all,
@@ -161,7 +169,7 @@ def target_options(func: Any) -> Any:
 
 def _check_target(bus: str | None, prefix: str | None) -> None:
     if (bus is None) == (prefix is None):
-        fail("give --bus BUS or --watch PREFIX (one of them)")
+        fail("give --bus BUS or --watch PREFIX (one of them)", code=2)
 
 
 def report(line: str) -> None:
@@ -701,6 +709,23 @@ def _reviewer_label(name: str, voter_script: str | None, scripted_deny: tuple[st
     return name
 
 
+async def _serve_agents(
+    logs: dict[str, LogAPI],
+    prefix: str,
+    spec: AgentSpec,
+    workspace: str,
+    unsafe_no_sandbox: bool,
+    max_buses: int,
+) -> None:
+    """``agent run --watch``: an agent on every bus under ``prefix``, each in its own directory
+    of ``workspace``; ``ready: watching PREFIX`` once the buses already there are served."""
+    tools_for = partial(bus_tools, Path(workspace), sandboxed=not unsafe_no_sandbox)
+    serve = partial(serve_agents, limits=WatchLimits(max_buses=max_buses), report=report)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve, logs, prefix, spec, tools_for)
+        print(f"ready: watching {prefix}", flush=True)
+
+
 def describe_policy(policy: Policy) -> str:
     """The decider policy in force, in one line: kind, parameters, deadline."""
     params = f" {json.dumps(dict(policy.params))}" if policy.params else ""
@@ -710,14 +735,16 @@ def describe_policy(policy: Policy) -> str:
 
 @agent.command("run")
 @client_options
-@_bus_option
+@target_options
 @model_options
-@click.option("--task", "task_text", default=None, help="Give this task first.")
+@click.option("--task", "task_text", default=None, help="Give this task first (not with --watch).")
 @click.option(
     "--workspace",
     type=click.Path(file_okay=False),
     required=True,
-    help="The directory actions run in (and are confined to).",
+    help="The directory actions run in (and are confined to). With --watch, each bus gets its "
+    "own directory in it, named after the bus ('/' written %2F, a leading '.' %2E), made on "
+    "first use.",
 )
 @click.option(
     "--rules",
@@ -762,7 +789,9 @@ def run_all(
     nodes: str | None,
     token: str | None,
     timeout: float,
-    bus: str,
+    bus: str | None,
+    prefix: str | None,
+    max_buses: int,
     llm: str,
     script: str | None,
     base_url: str | None,
@@ -779,7 +808,20 @@ def run_all(
 ) -> None:
     """Every component of one agent in this process (each with its role's principal); exits
     when the task is done and prints the timeline. Says at start which voters and rules are
-    in force."""
+    in force.
+
+    With --watch PREFIX instead of --bus: a whole agent on every bus under PREFIX, buses created
+    later included, each acting in its own directory of --workspace, until stopped (Ctrl-C or
+    SIGTERM). Its drivers never exit: each waits for its bus's next task or mail
+    (`logact mail --to BUS --create` starts a bus).
+    """
+    _check_target(bus, prefix)
+    if prefix is not None and task_text is not None:
+        fail(
+            "--task is for one bus (--bus); with --watch, give each bus its task with "
+            "`logact mail --to BUS` or `logact agent task --bus BUS`",
+            code=2,
+        )
     if voter_script and scripted_deny:
         fail("give --voter-script or --scripted-deny, not both")
     if not llm_voter_on and (voter_script or scripted_deny):
@@ -827,6 +869,10 @@ def run_all(
                 default,
                 reviewer,
             )
+            if prefix is not None:
+                await _serve_agents(logs, prefix, spec, workspace, unsafe_no_sandbox, max_buses)
+                return
+            assert bus is not None
             await run_task(logs, bus, spec, task_text)
             print_timeline(await read_state(logs["user"], bus))
 

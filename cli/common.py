@@ -27,10 +27,11 @@ E = TypeVar("E", bound=BaseException)
 console = Console() if Console().is_terminal else Console(width=120)
 
 
-def fail(message: str) -> NoReturn:
-    """``error: message`` as one line on stderr, and exit 1."""
+def fail(message: str, code: int = 1) -> NoReturn:
+    """``error: message`` as one line on stderr, and exit ``code`` (2: a usage error, as
+    click's own, e.g. options that do not go together)."""
     click.echo(f"{click.style('error:', fg='red')} {message}", err=True)
-    sys.exit(1)
+    sys.exit(code)
 
 
 def client_options(func: Any) -> Any:

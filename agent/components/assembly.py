@@ -3,14 +3,17 @@ executor on one bus, each appending with its own log (on a cluster, its role's p
 
 The CLI's ``agent run``, the demo and the supervision scenarios all build their agent here, so
 an agent is the same thing wherever it runs; processes that run one part each (``logact agent
-driver|voter|decider|executor``) build the same parts one at a time.
+driver|voter|decider|executor``) build the same parts one at a time. :func:`serve_agents` runs
+one such agent on every bus under a prefix (``agent run --watch``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
+
+import trio
 
 from logact.agent.components.conversation import Settings
 from logact.agent.components.decider import Decider
@@ -18,6 +21,7 @@ from logact.agent.components.driver import Driver
 from logact.agent.components.executor import Executor
 from logact.agent.components.runner import Component, run_agent
 from logact.agent.components.voters import Judges, Voter
+from logact.agent.components.watcher import WatchLimits, watch
 from logact.agent.core.policy import Policy
 from logact.agent.integrations.mailbox import give_task
 from logact.agent.judgement.rules import RuleSet
@@ -51,10 +55,12 @@ class AgentSpec:
 
 
 def assemble(
-    logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec
+    logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec, *, exit_when_idle: bool = True
 ) -> tuple[Driver, list[Component]]:
-    """The driver (which exits once the agent is idle) and the other parts, not yet running.
-    ``logs`` maps each of :data:`PARTS` (``llm-voter`` only with a reviewer) to its log."""
+    """The driver and the other parts, not yet running. ``logs`` maps each of :data:`PARTS`
+    (``llm-voter`` only with a reviewer) to its log. ``exit_when_idle``: the driver finishes
+    once the agent has answered and has nothing to do; otherwise it waits for the next task or
+    mail (a served bus)."""
     driver = Driver(
         logs["driver"],
         bus,
@@ -62,7 +68,7 @@ def assemble(
         spec.model.name,
         spec.tools.describe(),
         spec.settings,
-        exit_when_idle=True,
+        exit_when_idle=exit_when_idle,
     )
     parts = gate(logs, bus, spec.rules, spec.policy, spec.reviewer)
     return driver, [*parts, Executor(logs["executor"], bus, spec.tools)]
@@ -88,3 +94,32 @@ async def run_task(logs: Mapping[str, LogAPI], bus: str, spec: AgentSpec, task: 
     if task is not None:
         await give_task(logs[USER], bus, task)
     await run_agent(driver, parts)
+
+
+async def serve_agents(
+    logs: Mapping[str, LogAPI],
+    prefix: str,
+    spec: AgentSpec,
+    tools_for: Callable[[str], ToolRegistry],
+    *,
+    limits: WatchLimits,
+    report: Callable[[str], None] = lambda _line: None,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """A whole agent (:func:`assemble`) on every bus under ``prefix``, new buses included, until
+    cancelled (agent/components/watcher.py: failures restarted, at most ``limits.max_buses``
+    at once, an idle bus let go and served again when it grows).
+
+    Each bus's agent acts with ``tools_for(bus)`` (its own workspace) instead of ``spec.tools``
+    and its driver never exits: it waits for the bus's next task or mail. The buses are those
+    ``logs["driver"]`` may read; ``report`` gets the watch's lines. Started
+    (``nursery.start``) once the buses already there are served.
+    """
+
+    def make(bus: str) -> list[Component]:
+        driver, parts = assemble(
+            logs, bus, replace(spec, tools=tools_for(bus)), exit_when_idle=False
+        )
+        return [driver, *parts]
+
+    await watch(logs["driver"], prefix, make, limits=limits, report=report, task_status=task_status)
