@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -15,12 +16,18 @@ from rich.console import Console
 from logact.benchmarks.report import finish, print_report, write_json
 from logact.benchmarks.runner import Settings, run_bench
 
-console = Console()
-if not console.is_terminal:  # piped or logged: do not squeeze the table into 80 columns
-    console = Console(width=140)
+
+def _console(stderr: bool = False) -> Console:
+    """Piped or logged: do not squeeze the table into 80 columns."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=140)
 
 
-async def _run_until_signal(settings: Settings) -> dict[str, Any] | None:
+#: ``--json -`` writes the results on stdout; the text for people goes here instead.
+STDOUT = "-"
+
+
+async def _run_until_signal(settings: Settings, console: Console) -> dict[str, Any] | None:
     """Run the bench; SIGTERM/SIGHUP cancel it like Ctrl-C, so every cleanup path still runs.
 
     Nodes run in their own sessions: without this, ``timeout logact bench`` would leave them
@@ -131,7 +138,8 @@ def _procs(value: str) -> tuple[int, ...]:
     "json_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Results file (default bench-results/bench-<timestamp>.json).",
+    help="Results file (default bench-results/bench-<timestamp>.json); - prints them on stdout "
+    "instead (output for programs: one object), the text going to stderr.",
 )
 @click.option(
     "--run-dir",
@@ -185,12 +193,14 @@ def bench(
     if only:
         settings.systems = only
     path = Path(json_path or f"bench-results/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    to_stdout = json_path == STDOUT
+    console = _console(stderr=to_stdout)
     console.print(
         f"logact bench: durability [bold]{durability}[/bold], "
         f"{concurrency} concurrent appenders, shapes {settings.procs}"
     )
     try:
-        raw = trio.run(_run_until_signal, settings)
+        raw = trio.run(_run_until_signal, settings, console)
     except BaseException as exc:
         if not _is_interrupt(exc):
             raise
@@ -199,6 +209,10 @@ def bench(
         console.print("[red]interrupted: every process the bench started was killed[/red]")
         sys.exit(130)
     doc = finish(raw)
-    write_json(doc, path)
+    if to_stdout:
+        click.echo(json.dumps(doc, default=str))
+    else:
+        write_json(doc, path)
     print_report(doc, console)
-    console.print(f"results written to {path}")
+    if not to_stdout:
+        console.print(f"results written to {path}")

@@ -88,25 +88,40 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
     show_default=True,
     help="Where to write the results (JSON).",
 )
-def bench_snapshots(state_mb: int, seconds: float, out: str) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Output for programs: the results (as written to --out) as one object, instead of text.",
+)
+def bench_snapshots(state_mb: int, seconds: float, out: str, as_json: bool) -> None:
     """Append latency and elections while every node snapshots a large live state."""
     results: dict[str, Any] = {"state_mb": state_mb, "seconds": seconds}
     with tempfile.TemporaryDirectory(prefix="logact-snapshots-") as tmp:
         for name, compact in (("baseline (no snapshots)", NEVER), ("snapshots", COMPACT_EVERY)):
-            click.echo(f"{name}: building {state_mb} MB of live state, then {seconds:g} s of load")
+            click.echo(
+                f"{name}: building {state_mb} MB of live state, then {seconds:g} s of load",
+                err=as_json,
+            )
             results[name] = trio.run(
                 _measure, Path(tmp) / name.split()[0], state_mb, seconds, compact
             )
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=1))
+    if as_json:
+        click.echo(json.dumps(results))
     for name in ("baseline (no snapshots)", "snapshots"):
         r = results[name]
         click.echo(
             f"{name:24} appends {r['appends']:6}  p50 {r['p50_ms']:7} ms  p99 {r['p99_ms']:7} ms"
             f"  max {r['max_ms']:8} ms  > election timeout {r['slower_than_election_timeout']:3}"
-            f"  elections {r['elections']}  snapshots {r['snapshots_written']}"
+            f"  elections {r['elections']}  snapshots {r['snapshots_written']}",
+            err=as_json,
         )
-    click.echo(f"written: {out}")
+    click.echo(f"written: {out}", err=as_json)
     if not all(results["snapshots"]["snapshots_written"].values()):
-        click.echo("a node wrote no snapshot during the measured load: nothing was measured")
+        click.echo(
+            "error: a node wrote no snapshot during the measured load: nothing was measured",
+            err=True,
+        )
         sys.exit(1)

@@ -8,6 +8,7 @@ import json
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,7 @@ from logact.agent.integrations.policy_admin import (
     veto_policy,
 )
 from logact.agent.introspection import timeline
-from logact.agent.introspection.activity import ActivityLog
+from logact.agent.introspection.activity import ActivityLog, Appended
 from logact.agent.judgement.ifc import LabelsError, load_labels
 from logact.agent.judgement.rules import RuleError, RuleSet
 from logact.agent.models.choice import DEFAULT_SYSTEM_PROMPT, load_script, open_model
@@ -61,6 +62,7 @@ from logact.agent.models.llm import SCRIPTED_MODEL, ModelError
 from logact.agent.tools.registry import ToolRegistry, standard_tools
 from logact.cli.common import checked_llm, client_options, console, fail, find_error, run
 from logact.cli.common import make_client as make_log_client
+from logact.cli.output import emit, json_option, text_console
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import Fenced
 
@@ -124,17 +126,56 @@ def model_options(func: Any) -> Any:
     return func
 
 
-def announce_ready(component: Component) -> None:
-    """One machine-readable line once the component has replayed its bus (supervisors wait
-    for it)."""
-    epoch = f" epoch {component.epoch}" if component.epoch is not None else ""
-    name = type(component).__name__.lower()
-    print(f"ready: {name} on {component.bus} at {component.state.next}{epoch}", flush=True)
+@dataclass(frozen=True)
+class PartOutput:
+    """What a part tells on stdout as it runs: ``ready:`` once it has replayed its bus
+    (supervisors wait for it), the prefix it watches, and a line per vote, decision and run it
+    appends (agent/introspection/activity.py); with --json, each as a JSON line."""
+
+    as_json: bool = False
+
+    def ready(self, component: Component) -> None:
+        name = type(component).__name__.lower()
+        if self.as_json:
+            emit(
+                {
+                    "event": "ready",
+                    "component": name,
+                    "bus": component.bus,
+                    "next": component.state.next,
+                    "epoch": component.epoch,
+                }
+            )
+            return
+        epoch = f" epoch {component.epoch}" if component.epoch is not None else ""
+        print(f"ready: {name} on {component.bus} at {component.state.next}{epoch}", flush=True)
+
+    def watching(self, prefix: str) -> None:
+        if self.as_json:
+            emit({"event": "watching", "prefix": prefix})
+        else:
+            print(f"ready: watching {prefix}", flush=True)
+
+    def appended(self, appended: Appended) -> None:
+        if self.as_json:
+            emit(appended.to_json())
+        else:
+            print(appended.line(), flush=True)
 
 
-async def _run_component(component: Component) -> None:
+#: A part's output for people (no --json).
+TEXT = PartOutput()
+
+#: --json of the parts that run until stopped.
+part_json_option = json_option(
+    'JSON lines, each with an "event": ready (component, bus, next, epoch), watching (prefix) '
+    "or appended (bus, pos, type, text, ts)"
+)
+
+
+async def _run_component(component: Component, output: PartOutput = TEXT) -> None:
     try:
-        await run_component(component, announce_ready)
+        await run_component(component, output.ready)
     except Exception as exc:
         fenced = find_error(exc, Fenced)
         if fenced is None:
@@ -183,22 +224,18 @@ async def _serve(
     prefix: str | None,
     max_buses: int,
     make: Callable[[str], Component],
+    output: PartOutput = TEXT,
 ) -> None:
     """``make``'s component on ``bus``, or on every bus under ``prefix`` (a watch)."""
     if prefix is None:
         assert bus is not None
-        await _run_component(make(bus))
+        await _run_component(make(bus), output)
         return
     async with trio.open_nursery() as nursery:
         limits = WatchLimits(max_buses=max_buses)
-        serve = partial(watch, limits=limits, ready=announce_ready, report=report)
+        serve = partial(watch, limits=limits, ready=output.ready, report=report)
         await nursery.start(serve, log, prefix, lambda served: [make(served)])
-        print(f"ready: watching {prefix}", flush=True)
-
-
-def say(line: str) -> None:
-    """A part's line of activity (agent/introspection/activity.py), on stdout after ready:."""
-    print(line, flush=True)
+        output.watching(prefix)
 
 
 #: The principals of an agent's parts: their logs tell each vote, decision and run they append.
@@ -207,11 +244,16 @@ _PART_PRINCIPALS = frozenset({*PARTS, *e.VOTE_SIGNERS.values(), "voter"}) - {"hu
 
 @asynccontextmanager
 async def _log(
-    config_path: str, nodes: str | None, token: str | None, timeout: float, who: str
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    who: str,
+    output: PartOutput = TEXT,
 ) -> AsyncIterator[LogAPI]:
-    """A client as the principal ``who``; an agent part's tells what it appends (:func:`say`)."""
+    """A client as the principal ``who``; an agent part's tells ``output`` what it appends."""
     async with make_log_client(config_path, nodes, token, timeout, who) as log:
-        yield ActivityLog(log, say) if who in _PART_PRINCIPALS else log
+        yield ActivityLog(log, output.appended) if who in _PART_PRINCIPALS else log
 
 
 async def _existing(log: LogAPI, bus: str, hint: str = "") -> None:
@@ -251,6 +293,7 @@ def agent() -> None:
 )
 @click.option("--code-actions", is_flag=True, help="Run fenced code blocks in replies.")
 @click.option("--exit-when-done", is_flag=True, help="Exit once the task has its output.")
+@part_json_option
 def driver(
     config_path: str,
     nodes: str | None,
@@ -266,12 +309,14 @@ def driver(
     max_steps: int,
     code_actions: bool,
     exit_when_done: bool,
+    as_json: bool,
 ) -> None:
     """The model loop: proposes intents, never runs anything."""
+    output = PartOutput(as_json)
 
     async def main() -> None:
         async with (
-            _log(config_path, nodes, token, timeout, "driver") as log,
+            _log(config_path, nodes, token, timeout, "driver", output) as log,
             open_model(llm, script, base_url, model) as (client, name),
         ):
             tools = standard_tools(Path(workspace)).describe()
@@ -279,7 +324,7 @@ def driver(
             component = Driver(
                 log, bus, client, name, tools, settings, exit_when_idle=exit_when_done
             )
-            await _run_component(component)
+            await _run_component(component, output)
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -337,6 +382,7 @@ def describe_rules(path: str | None, rules: RuleSet) -> str:
     metavar="TEXT=REASON",
     help="With --llm script: a scripted verdict rejecting actions containing TEXT.",
 )
+@part_json_option
 def voter(
     config_path: str,
     nodes: str | None,
@@ -354,6 +400,7 @@ def voter(
     rules_path: str | None,
     labels_path: str | None,
     scripted_deny: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """Vote on every intent of the bus (or of every bus under --watch): a rule, provenance,
     information-flow or LLM voter."""
@@ -366,11 +413,14 @@ def voter(
             labels = load_labels(labels_path)
         except LabelsError as exc:
             fail(str(exc))
+    output = PartOutput(as_json)
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
             signer = e.VOTE_SIGNERS.get(kind, "voter")
-            log = await stack.enter_async_context(_log(config_path, nodes, token, timeout, signer))
+            log = await stack.enter_async_context(
+                _log(config_path, nodes, token, timeout, signer, output)
+            )
             reviewer = None
             if kind == "llm":
                 responder = scripted_reviewer(scripted_deny) if scripted_deny else None
@@ -380,7 +430,12 @@ def voter(
             rules = _rules(rules_path) if kind == "rule" else None
             judge = Judges(rules=rules, labels=labels, reviewer=reviewer).judge(kind)
             await _serve(
-                log, bus, prefix, max_buses, lambda b: Voter(log, b, voter_id or kind, kind, judge)
+                log,
+                bus,
+                prefix,
+                max_buses,
+                lambda b: Voter(log, b, voter_id or kind, kind, judge),
+                output,
             )
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
@@ -402,6 +457,7 @@ def _decider_policy(text: str | None) -> Policy:
     help="Default policy, JSON or @file, e.g. "
     '\'{"kind": "veto", "params": {"kinds": ["rule"]}, "deadline_ms": 30000}\'.',
 )
+@part_json_option
 def decider(
     config_path: str,
     nodes: str | None,
@@ -411,15 +467,17 @@ def decider(
     prefix: str | None,
     max_buses: int,
     policy: str | None,
+    as_json: bool,
 ) -> None:
     """Turn votes into commit/abort on the bus (or on every bus under --watch);
     decider_policy entries on a bus override --policy."""
     _check_target(bus, prefix)
     default = _decider_policy(policy)
+    output = PartOutput(as_json)
 
     async def main() -> None:
-        async with _log(config_path, nodes, token, timeout, "decider") as log:
-            await _serve(log, bus, prefix, max_buses, lambda b: Decider(log, b, default))
+        async with _log(config_path, nodes, token, timeout, "decider", output) as log:
+            await _serve(log, bus, prefix, max_buses, lambda b: Decider(log, b, default), output)
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -441,6 +499,7 @@ def decider(
     help="Seconds a shell action may run before it is killed.",
 )
 @_sandbox_option
+@part_json_option
 def executor(
     config_path: str,
     nodes: str | None,
@@ -450,13 +509,15 @@ def executor(
     workspace: str,
     shell_timeout: float,
     unsafe_no_sandbox: bool,
+    as_json: bool,
 ) -> None:
     """Run committed intents in the workspace, at most once each."""
+    output = PartOutput(as_json)
 
     async def main() -> None:
         tools = _executor_tools(workspace, unsafe_no_sandbox, shell_timeout=shell_timeout)
-        async with _log(config_path, nodes, token, timeout, "executor") as log:
-            await _run_component(Executor(log, bus, tools))
+        async with _log(config_path, nodes, token, timeout, "executor", output) as log:
+            await _run_component(Executor(log, bus, tools), output)
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -465,14 +526,25 @@ def executor(
 @client_options
 @_bus_option
 @click.argument("text")
+@json_option('{"bus": BUS, "pos": POSITION}')
 def task(
-    config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str, text: str
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    text: str,
+    as_json: bool,
 ) -> None:
     """Give the agent of BUS a task (agent_input)."""
 
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "user") as log:
-            console.print(f"task at position {await give_task(log, bus, text)}")
+            position = await give_task(log, bus, text)
+        if as_json:
+            emit({"bus": bus, "pos": position})
+        else:
+            console.print(f"task at position {position}")
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -494,7 +566,10 @@ def print_timeline(state: BusState) -> None:
 @agent.command("timeline")
 @client_options
 @_bus_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option(
+    'the summary: one object of counts ("entries", "intents", "committed", "aborted", '
+    '"executed_ok", "failed", "in_doubt", "undecided", ...)'
+)
 def timeline_command(
     config_path: str,
     nodes: str | None,
@@ -529,6 +604,7 @@ def timeline_command(
     "--create", is_flag=True, help="Send even if the bus does not exist yet (this starts it)."
 )
 @click.argument("text")
+@json_option('{"bus": BUS, "pos": POSITION}')
 def mail(
     config_path: str,
     nodes: str | None,
@@ -539,6 +615,7 @@ def mail(
     subject: str | None,
     create: bool,
     text: str,
+    as_json: bool,
 ) -> None:
     """Send mail to the agent of a bus (one that exists, unless --create)."""
 
@@ -547,16 +624,20 @@ def mail(
             if not create:
                 await _existing(log, to, " (a typo? --create sends to it all the same)")
             position = await send_mail(log, to, sender, text, subject=subject)
+        if as_json:
+            emit({"bus": to, "pos": position})
+        else:
             console.print(f"mail at position {position} on {to}")
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
 
-async def _prompt(text: str, default: str) -> str:
-    """A person's reply, read in a thread so a stop signal is seen while they think."""
+async def _prompt(text: str, default: str, as_json: bool) -> str:
+    """A person's reply, read in a thread so a stop signal is seen while they think; asked on
+    stderr when stdout carries JSON."""
 
     def ask() -> str:
-        return str(click.prompt(text, default=default, show_default=False))
+        return str(click.prompt(text, default=default, show_default=False, err=as_json))
 
     try:
         return await trio.to_thread.run_sync(ask, abandon_on_cancel=True)
@@ -564,33 +645,52 @@ async def _prompt(text: str, default: str) -> str:
         fail("end of input while waiting for an answer")
 
 
-async def _cast(log: LogAPI, state: BusState, voter_id: str, answer: human.Answer) -> None:
+async def _cast(
+    log: LogAPI, state: BusState, voter_id: str, answer: human.Answer, as_json: bool
+) -> None:
     """Append a person's vote and say what it was (and whether it can still count)."""
-    if not human.counts(state, answer.position, voter_id):
+    counts = human.counts(state, answer.position, voter_id)
+    if not counts:
         click.echo(
             f"warning: #{answer.position} is already decided or has a vote from {voter_id}; "
             "this vote is recorded but only a first vote before the decision counts",
             err=True,
         )
-    await human.cast(log, state.bus, voter_id, answer)
-    console.print(f"#{answer.position}: {'approved' if answer.approve else 'rejected'}")
+    position = await human.cast(log, state.bus, voter_id, answer)
+    if as_json:
+        emit(
+            {
+                "bus": state.bus,
+                "intent": answer.position,
+                "approve": answer.approve,
+                "reason": answer.vote(voter_id).reason,  # as recorded
+                "voter": voter_id,
+                "pos": position,
+                "counts": counts,
+            }
+        )
+    else:
+        console.print(f"#{answer.position}: {'approved' if answer.approve else 'rejected'}")
 
 
-async def _ask_pending(log: LogAPI, state: BusState, voter_id: str, asked: set[int]) -> None:
+async def _ask_pending(
+    log: LogAPI, state: BusState, voter_id: str, asked: set[int], as_json: bool
+) -> None:
     """Ask about every intent waiting for ``voter_id`` not asked about yet (added to
     ``asked``), and cast each answer as it is given."""
     for record in human.pending(state, voter_id):
         if record.position in asked:
             continue
         asked.add(record.position)
-        console.print("\n".join(human.context(state, record)), markup=False)
-        while (meaning := human.understood(await _prompt("approve? [y/n/skip]", "skip"))) is None:
+        text_console(as_json).print("\n".join(human.context(state, record)), markup=False)
+        while (
+            meaning := human.understood(await _prompt("approve? [y/n/skip]", "skip", as_json))
+        ) is None:
             click.echo("please answer y, yes, n, no, s or skip", err=True)
         if meaning != human.SKIP:
-            why = await _prompt("reason", "")
-            await _cast(
-                log, state, voter_id, human.Answer(record.position, meaning == human.APPROVE, why)
-            )
+            why = await _prompt("reason", "", as_json)
+            answer = human.Answer(record.position, meaning == human.APPROVE, why)
+            await _cast(log, state, voter_id, answer, as_json)
 
 
 @click.command()
@@ -613,6 +713,10 @@ async def _ask_pending(log: LogAPI, state: BusState, voter_id: str, asked: set[i
     is_flag=True,
     help="After the pending intents, keep asking about new ones as they come, until Ctrl-C.",
 )
+@json_option(
+    'one object per vote cast (JSON lines): "bus", "intent", "approve", "reason", "voter", '
+    '"pos" (of the vote), "counts" (false: too late to count); questions go to stderr'
+)
 def vote(
     config_path: str,
     nodes: str | None,
@@ -624,6 +728,7 @@ def vote(
     approve: bool | None,
     reason: str | None,
     follow: bool,
+    as_json: bool,
 ) -> None:
     """The human voter: show pending intents with context and record approve/reject.
 
@@ -640,19 +745,21 @@ def vote(
             if intent_id is not None:
                 if approve is None or intent_id not in state.intents:
                     fail("--intent needs an intent of the bus and --approve or --reject")
-                await _cast(log, state, voter_id, human.Answer(intent_id, approve, reason))
+                answer = human.Answer(intent_id, approve, reason)
+                await _cast(log, state, voter_id, answer, as_json)
                 return
             asked: set[int] = set()
-            await _ask_pending(log, state, voter_id, asked)
+            await _ask_pending(log, state, voter_id, asked, as_json)
+            said = text_console(as_json)
             if not follow:
                 if not asked:
-                    console.print("nothing to vote on")
+                    said.print("nothing to vote on")
                 return
-            console.print(f"following {bus}: asking about new intents (Ctrl-C to stop)")
+            said.print(f"following {bus}: asking about new intents (Ctrl-C to stop)")
             async with aclosing(log.subscribe(bus, state.next)) as entries:
                 async for entry in entries:
                     state.apply(entry)
-                    await _ask_pending(log, state, voter_id, asked)
+                    await _ask_pending(log, state, voter_id, asked, as_json)
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -672,6 +779,10 @@ def vote(
     default=None,
     help='Voter policy JSON with its voter kind, e.g. \'{"kind": "llm", "prompt_extra": "..."}\'.',
 )
+@json_option(
+    'one object: "bus", "appended" (each entry as the log holds it: "pos", "type", "body" with '
+    "its version)"
+)
 def policy(
     config_path: str,
     nodes: str | None,
@@ -680,6 +791,7 @@ def policy(
     bus: str,
     decider_doc: str | None,
     voter_doc: str | None,
+    as_json: bool,
 ) -> None:
     """Append new policy versions (atomically, when both are given); later intents use them."""
     try:
@@ -692,7 +804,12 @@ def policy(
     async def main() -> None:
         async with _log(config_path, nodes, token, timeout, "policy") as log:
             positions = await append_change(log, bus, change)
-            console.print(f"policy appended at {positions}")
+            if not as_json:
+                console.print(f"policy appended at {positions}")
+                return
+            held = await log.read(bus, positions[0], len(positions))
+            appended = [{"pos": x.pos, "type": x.type, "body": x.body} for x in held.entries]
+        emit({"bus": bus, "appended": appended})
 
     run(main, errors=(ModelError, RuleError), stoppable=True)
 
@@ -716,6 +833,7 @@ async def _serve_agents(
     workspace: str,
     unsafe_no_sandbox: bool,
     max_buses: int,
+    output: PartOutput,
 ) -> None:
     """``agent run --watch``: an agent on every bus under ``prefix``, each in its own directory
     of ``workspace``; ``ready: watching PREFIX`` once the buses already there are served."""
@@ -723,7 +841,7 @@ async def _serve_agents(
     serve = partial(serve_agents, limits=WatchLimits(max_buses=max_buses), report=report)
     async with trio.open_nursery() as nursery:
         await nursery.start(serve, logs, prefix, spec, tools_for)
-        print(f"ready: watching {prefix}", flush=True)
+        output.watching(prefix)
 
 
 def describe_policy(policy: Policy) -> str:
@@ -784,6 +902,10 @@ def describe_policy(policy: Policy) -> str:
     help="Model replies per task before the driver gives up.",
 )
 @_sandbox_option
+@json_option(
+    'JSON lines, each with an "event": started (driver, voters, decider), appended and '
+    "watching (as agent decider --json), done (bus, summary: as agent timeline --json)"
+)
 def run_all(
     config_path: str,
     nodes: str | None,
@@ -805,6 +927,7 @@ def run_all(
     policy_text: str | None,
     max_steps: int,
     unsafe_no_sandbox: bool,
+    as_json: bool,
 ) -> None:
     """Every component of one agent in this process (each with its role's principal); exits
     when the task is done and prints the timeline. Says at start which voters and rules are
@@ -833,12 +956,13 @@ def run_all(
     )
     rules = _rules(rules_path)
     tools = _executor_tools(workspace, unsafe_no_sandbox)
+    output = PartOutput(as_json)
 
     async def main() -> None:
         async with AsyncExitStack() as stack:
             logs = {
                 role: await stack.enter_async_context(
-                    _log(config_path, nodes, token, timeout, role)
+                    _log(config_path, nodes, token, timeout, role, output)
                 )
                 for role in (*PARTS, USER)
             }
@@ -858,9 +982,13 @@ def run_all(
                 voters.append(
                     f"llm ({_reviewer_label(reviewer.name, voter_script, scripted_deny)})"
                 )
-            click.echo(f"driver: model {name}")
-            click.echo(f"voters: {', '.join(voters)}")
-            click.echo(f"decider: {describe_policy(default)}")
+            if as_json:
+                decider = describe_policy(default)
+                emit({"event": "started", "driver": name, "voters": voters, "decider": decider})
+            else:
+                click.echo(f"driver: model {name}")
+                click.echo(f"voters: {', '.join(voters)}")
+                click.echo(f"decider: {describe_policy(default)}")
             spec = AgentSpec(
                 Model(client, name),
                 tools,
@@ -870,10 +998,16 @@ def run_all(
                 reviewer,
             )
             if prefix is not None:
-                await _serve_agents(logs, prefix, spec, workspace, unsafe_no_sandbox, max_buses)
+                await _serve_agents(
+                    logs, prefix, spec, workspace, unsafe_no_sandbox, max_buses, output
+                )
                 return
             assert bus is not None
             await run_task(logs, bus, spec, task_text)
-            print_timeline(await read_state(logs["user"], bus))
+            state = await read_state(logs["user"], bus)
+            if as_json:
+                emit({"event": "done", "bus": bus, "summary": timeline.summary(state)})
+            else:
+                print_timeline(state)
 
     run(main, errors=(ModelError, RuleError), stoppable=True)

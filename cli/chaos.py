@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import trio
 
-from logact.cli.common import console
+from logact.cli.output import emit, json_option, text_console
 from logact.jepsen_tests.history import read_history
 from logact.jepsen_tests.report import plot_timeline, print_summary
 from logact.jepsen_tests.runner import UNSAFE_MODES, WORKLOADS, ChaosOptions, run_chaos
@@ -79,6 +79,10 @@ from logact.jepsen_tests.schedule import parse_nemeses
     default=None,
     help="Run a deliberately broken server mode, to see the checkers catch it.",
 )
+@json_option(
+    'one object: "runs" (each "seed", "folder" and "result", its result.json), "totals", '
+    '"ok" (the exit status is 0); the progress goes to stderr'
+)
 def chaos(
     nemeses: str,
     workload: str,
@@ -90,6 +94,7 @@ def chaos(
     agents: int,
     strict: bool,
     unsafe: str | None,
+    as_json: bool,
 ) -> None:
     """Faults from a seeded schedule, a recorded history, independent checkers; exit status 1
     on any anomaly (and, with --strict, on a requested fault kind that never ran)."""
@@ -100,6 +105,8 @@ def chaos(
     totals = {"runs": 0, "anomalies": 0, "faults": 0, "snapshots_installed": 0}
     totals |= {"not_exercised": 0}
     totals |= {"snapshots_ignored": 0}
+    runs = []
+    console = text_console(as_json)
     for run_seed in range(seed, seed + seeds):
         folder = Path(out) / f"{workload}-seed{run_seed}"
         console.rule(f"chaos: {workload} workload, nemeses {nemeses}, seed {run_seed}, {net}")
@@ -122,6 +129,7 @@ def chaos(
         )
         print_summary(document, console)
         console.print(f"written: {folder}/history.jsonl, result.json, timeline.png")
+        runs.append({"seed": run_seed, "folder": str(folder), "result": document})
         totals["runs"] += 1
         totals["anomalies"] += len(result.anomalies)
         totals["faults"] += result.faults_applied
@@ -132,4 +140,7 @@ def chaos(
             )
     if seeds > 1:
         console.print(f"totals: {totals}")
-    sys.exit(1 if totals["anomalies"] or (strict and totals["not_exercised"]) else 0)
+    failed = bool(totals["anomalies"] or (strict and totals["not_exercised"]))
+    if as_json:
+        emit({"runs": runs, "totals": totals, "ok": not failed})
+    sys.exit(1 if failed else 0)

@@ -9,7 +9,8 @@ import click
 
 from logact.agent.models.choice import open_model
 from logact.cli.agent import model_options
-from logact.cli.common import console, fail, open_role_logs, run, run_prefix
+from logact.cli.common import fail, open_role_logs, run, run_prefix
+from logact.cli.output import emit, json_option, text_console
 from logact.config import shipped
 from logact.evals.configurations import ConfigurationError, load_configurations
 from logact.evals.harness import ROLES, SUITES
@@ -75,6 +76,9 @@ def eval_() -> None:
     "part as its role's principal, instead of on an embedded log in --out.",
 )
 @model_options
+@json_option(
+    'results.json as one object ("summary", "runs", ...) and "out"; the progress goes to stderr'
+)
 def agentdojo(
     suites: str,
     voters_path: str,
@@ -88,6 +92,7 @@ def agentdojo(
     script: str | None,
     base_url: str | None,
     model: str | None,
+    as_json: bool,
 ) -> None:
     """Run AgentDojo tasks through LogAct's voters and report safety and utility."""
     try:
@@ -103,6 +108,7 @@ def agentdojo(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     where = f"cluster of {cluster_config}" if cluster_config else f"embedded log in {out / 'log'}"
+    console = text_console(as_json)
 
     async def main() -> Results:
         async with open_role_logs(ROLES, out / "log", cluster_config) as logs:
@@ -120,7 +126,10 @@ def agentdojo(
     )
     results = run(main, errors=(ValueError,))
     summary_path, results_path = results.write(out)
-    console.print(results.summary(), markup=False, highlight=False, soft_wrap=True)
+    if as_json:
+        emit(results.to_doc() | {"out": str(out)})
+    else:
+        console.print(results.summary(), markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"{len(results.evaluation.runs)} runs in {results.seconds:.0f} s on the {where}; "
         f"wrote {summary_path} and {results_path}"

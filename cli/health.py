@@ -11,7 +11,6 @@ The exit code is the worst status of the buses' latest checks, as a Nagios plugi
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import AsyncExitStack, aclosing
 
@@ -29,6 +28,7 @@ from logact.cli.common import (
     run,
     watch_options,
 )
+from logact.cli.output import emit, json_option
 
 
 def _print(report: Report) -> None:
@@ -55,7 +55,7 @@ def _print(report: Report) -> None:
 )
 @click.option("--judge", is_flag=True, help="Add a model's reading of the bus digest.")
 @click.option("--stall", type=float, default=300.0, show_default=True, help="no_progress after s.")
-@click.option("--json", "as_json", is_flag=True, help="Print findings as JSON lines.")
+@json_option('one object per bus per round (JSON lines): "bus", "status", "findings", "judgement"')
 @model_options
 def health(
     config_path: str,
@@ -120,7 +120,7 @@ def health(
                     if as_json:
                         line = {"bus": report.bus, "status": report.status.name}
                         line |= {"findings": report.findings, "judgement": report.judgement}
-                        print(json.dumps(line), flush=True)
+                        emit(line)
                     else:
                         _print(report)
         return latest

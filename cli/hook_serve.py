@@ -30,6 +30,7 @@ from logact.agent.models.choice import open_model
 from logact.agent.models.llm import ModelError
 from logact.cli.agent import max_buses_option, model_options, report
 from logact.cli.common import client_options, fail, make_client, run
+from logact.cli.output import emit, json_option
 from logact.config import shipped
 
 #: The rule voter's rules when ``serve`` is given none (config/hook-rules.toml).
@@ -99,6 +100,9 @@ async def _stop_on_signal(
     f"kinds, aborting what is undecided after {DEADLINE_MS // 1000} s.",
 )
 @max_buses_option
+@json_option(
+    'the ready line as one object: "event" (ready), "harness", "prefix", "parts", "policy"'
+)
 def serve(
     config_path: str,
     nodes: str | None,
@@ -113,6 +117,7 @@ def serve(
     scripted_deny: tuple[str, ...],
     policy_text: str | None,
     max_buses: int,
+    as_json: bool,
 ) -> None:
     """The gate for every session of one harness, new sessions included: a rule voter, an
     optional LLM voter and a decider, each with its own principal from --config (rule-voter,
@@ -147,11 +152,22 @@ def serve(
                     prefix,
                     lambda bus: gate(logs, bus, rules, policy, reviewer),
                 )
-                print(
-                    f"ready: {target.label} gate on {prefix}* ({', '.join(parts)}; "
-                    f"decider policy {policy.kind})",
-                    flush=True,
-                )
+                if as_json:
+                    emit(
+                        {
+                            "event": "ready",
+                            "harness": harness,
+                            "prefix": prefix,
+                            "parts": list(parts),
+                            "policy": policy.kind,
+                        }
+                    )
+                else:
+                    print(
+                        f"ready: {target.label} gate on {prefix}* ({', '.join(parts)}; "
+                        f"decider policy {policy.kind})",
+                        flush=True,
+                    )
 
     async def main() -> signal.Signals:
         stopped: list[signal.Signals] = []

@@ -23,6 +23,7 @@ from logact.cli.common import console, find_error
 from logact.cli.common import fail as _fail
 from logact.cli.common import make_client as _make_client
 from logact.cli.common import run as _run
+from logact.cli.output import emit, json_option
 from logact.ops.node_probe import NodeState, Probe, has_quorum, probe_all
 from logact.protocol.errors import UnknownBus
 from logact.server.config import ConfigError, load_config
@@ -219,7 +220,8 @@ def secrets() -> None:
     type=click.Path(dir_okay=False),
     help="Cluster config (TOML) whose secret files to create.",
 )
-def secrets_init(config_path: str) -> None:
+@json_option('{"created": [PATH, ...]}')
+def secrets_init(config_path: str, as_json: bool) -> None:
     """Create every missing token_file and password_file with 256 random bits (mode 0600).
 
     Run it once, then copy the same files to every node: each node must hold the same secrets.
@@ -231,6 +233,9 @@ def secrets_init(config_path: str) -> None:
         load_config(config_path)
     except ConfigError as exc:
         _fail(str(exc))
+    if as_json:
+        emit({"created": [str(path) for path in created]})
+        return
     for path in created:
         console.print(f"created {path}")
     if not created:
@@ -275,7 +280,8 @@ def _local_cluster(config_path: str, run_dir: str) -> LocalCluster:
 @click.option(
     "--wait", type=float, default=30.0, show_default=True, help="Seconds to wait for a leader."
 )
-def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
+@json_option('one object: "leader", "started" and "already_running" (node id: pid), "run_dir"')
+def cluster_up(config_path: str, run_dir: str, wait: float, as_json: bool) -> None:
     """Start each node that is not running as its own process; return once every node it
     started answers and a leader is elected that is one of this run dir's processes.
 
@@ -300,10 +306,21 @@ def cluster_up(config_path: str, run_dir: str, wait: float) -> None:
         _failed_start(local, started, f"no leader within {wait:g}s", list(local.exited()))
     except KeyboardInterrupt:
         _failed_start(local, started, "interrupted before a leader was elected", [])
+    already = {node_id: pid for node_id, pid in running.items() if pid is not None}
+    if as_json:
+        emit(
+            {
+                "leader": leader,
+                "started": started,
+                "already_running": already,
+                "run_dir": str(local.run_dir),
+            }
+        )
+        return
     said = [f"leader {leader}"]
     if started:
         said.append(f"started {_pids(started)}")
-    if already := {node_id: pid for node_id, pid in running.items() if pid is not None}:
+    if already:
         said.append(f"already running {_pids(already)}")
     click.echo(f"cluster up: {'; '.join(said)}; run dir {local.run_dir}")
 
@@ -327,7 +344,8 @@ def _failed_start(
 
 @cluster.command("down")
 @_cluster_args
-def cluster_down(config_path: str, run_dir: str) -> None:
+@json_option('one object: "stopped" (node id: pid), "run_dir"')
+def cluster_down(config_path: str, run_dir: str, as_json: bool) -> None:
     """Stop every node started from RUN_DIR (SIGTERM, then SIGKILL after 10 s).
 
     Only a process whose pid, start time and boot match what was recorded when it was started is
@@ -335,7 +353,9 @@ def cluster_down(config_path: str, run_dir: str) -> None:
     """
     local = _local_cluster(config_path, run_dir)
     stopped = local.stop_all()
-    if stopped:
+    if as_json:
+        emit({"stopped": stopped, "run_dir": str(local.run_dir)})
+    elif stopped:
         click.echo(f"stopped {_pids(stopped)}")
     else:
         click.echo(f"nothing was running (run dir {local.run_dir})")
@@ -349,7 +369,7 @@ def cluster_down(config_path: str, run_dir: str) -> None:
 
 @cluster.command("status")
 @_cluster_args
-@click.option("--json", "as_json", is_flag=True, help="One JSON object keyed by node id.")
+@json_option('one object keyed by node id: "pid", "address", "state", "error", "status"')
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds per node.")
 def cluster_status(config_path: str, run_dir: str, as_json: bool, timeout: float) -> None:
     """Per-node process, health (ok / unreachable / unauthorized) and Raft status; exits 1
@@ -423,7 +443,7 @@ def _require_quorum(probes: list[Probe]) -> None:
 
 @main.command()
 @_client_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON object keyed by node address.")
+@json_option('one object keyed by node address: "state", "error", "status"')
 def status(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
@@ -447,7 +467,7 @@ def status(
 @click.option("--bus", required=True, help="The bus to append to (e.g. agent/1).")
 @click.option("--type", "etype", required=True, help="Entry type.")
 @click.option("--string", "as_string", is_flag=True, help="BODY is a string, not JSON.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"bus": ..., "pos": ...}.')
+@json_option('{"bus": BUS, "pos": POSITION}')
 @click.argument("body")
 def append(
     config_path: str,
@@ -479,7 +499,7 @@ def append(
 
     pos = _run(go)
     if as_json:
-        click.echo(json.dumps({"bus": bus, "pos": pos}))
+        emit({"bus": bus, "pos": pos})
     else:
         click.echo(f"appended at position {pos} of bus {bus}")
 
@@ -514,7 +534,7 @@ def _entry_line(entry: Any) -> str:
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many.")
 @click.option("--types", default=None, help="Comma-separated entry types.")
 @click.option("--stale", is_flag=True, help="Read the node's local copy (may be stale).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@json_option('one object per entry (JSON lines): "pos", "ts" (ms), "type", "author", "body"')
 def read(
     config_path: str,
     nodes: str | None,
@@ -564,7 +584,7 @@ def read(
     help="Start position (default: the last 10 entries).",
 )
 @click.option("--types", default=None, help="Comma-separated entry types.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
+@json_option('one object per entry (JSON lines): "pos", "ts" (ms), "type", "author", "body"')
 def tail(
     config_path: str,
     nodes: str | None,
@@ -610,7 +630,7 @@ def tail(
 
 @main.command()
 @_client_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per bus.")
+@json_option('one object per bus (JSON lines): "bus", "tail", "trim", "bytes"')
 def buses(
     config_path: str, nodes: str | None, token: str | None, timeout: float, as_json: bool
 ) -> None:
@@ -624,11 +644,7 @@ def buses(
     infos = _run(go)
     for info in infos:
         if as_json:
-            click.echo(
-                json.dumps(
-                    {"bus": info.bus, "tail": info.tail, "trim": info.trim, "bytes": info.bytes}
-                )
-            )
+            emit({"bus": info.bus, "tail": info.tail, "trim": info.trim, "bytes": info.bytes})
         else:
             click.echo(f"{info.bus}  tail={info.tail} trim={info.trim} bytes={info.bytes}")
 
@@ -637,8 +653,15 @@ def buses(
 @_client_options
 @click.option("--bus", required=True, help="The bus to trim.")
 @click.option("--before", type=int, required=True, help="Drop every entry below this position.")
+@json_option('{"bus": BUS, "trim": POSITION}')
 def trim(
-    config_path: str, nodes: str | None, token: str | None, timeout: float, bus: str, before: int
+    config_path: str,
+    nodes: str | None,
+    token: str | None,
+    timeout: float,
+    bus: str,
+    before: int,
+    as_json: bool,
 ) -> None:
     """Drop entries below a position (admin)."""
     client = _make_client(config_path, nodes, token, timeout)
@@ -647,7 +670,11 @@ def trim(
         async with client:
             return await client.trim(bus, before)
 
-    click.echo(f"trim point {_run(go)}")
+    point = _run(go)
+    if as_json:
+        emit({"bus": bus, "trim": point})
+    else:
+        click.echo(f"trim point {point}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import click
 from logact.agent.models.choice import open_model
 from logact.agent.models.llm import ModelError
 from logact.cli.common import checked_llm, console, fail, open_role_logs, run, run_prefix
+from logact.cli.output import emit, json_option
 from logact.protocol.api import LogAPI
 from logact.scenarios import checksum as cs
 from logact.scenarios import swarm as sw
@@ -35,6 +36,9 @@ def scenario() -> None:
 
 
 def _common(func: Any) -> Any:
+    func = json_option(
+        'one object: "name", "notes", "rows" (the table), "results" (results.json), "out"'
+    )(func)
     func = click.option(
         "--out",
         type=click.Path(file_okay=False),
@@ -72,6 +76,7 @@ def _run(
     base_url: str | None,
     model: str | None,
     measure: Measure,
+    as_json: bool,
 ) -> None:
     """Run the scenario on the logs and model the options name; write and print its report."""
     target = Path(out)
@@ -91,6 +96,10 @@ def _run(
 
     report = run(main, errors=(ModelError,))
     report.write(target)
+    if as_json:
+        doc = {"name": report.name, "notes": report.notes, "rows": report.rows}
+        emit(doc | {"results": report.doc, "out": str(target)})
+        return
     for line in report.lines():
         console.print(line, markup=False)
 
@@ -112,6 +121,7 @@ def checksum(
     llm: str,
     base_url: str | None,
     model: str | None,
+    as_json: bool,
 ) -> None:
     """An agent hashes folders slowly; a supervisor reading its log mails a faster way."""
     if folders < 1 or files < 1 or size < 1 or interval <= 0:
@@ -121,7 +131,7 @@ def checksum(
     async def measure(logs: Mapping[str, LogAPI], prefix: str, real: Model | None) -> Report:
         return await cs.compare(logs, prefix, layout, real, interval=interval)
 
-    _run(out, cluster_config, llm, base_url, model, measure)
+    _run(out, cluster_config, llm, base_url, model, measure, as_json)
 
 
 @scenario.command()
@@ -145,6 +155,7 @@ def swarm(
     llm: str,
     base_url: str | None,
     model: str | None,
+    as_json: bool,
 ) -> None:
     """Agents process one tree, each on its own bus: uncoordinated, mailing each other, and
     with a gossiping supervisor. Figures are medians over --seeds runs of each."""
@@ -161,4 +172,4 @@ def swarm(
             logs, prefix, tree, real, seeds=seeds, think=think, interval=interval
         )
 
-    _run(out, cluster_config, llm, base_url, model, measure)
+    _run(out, cluster_config, llm, base_url, model, measure, as_json)

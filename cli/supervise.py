@@ -27,6 +27,7 @@ from logact.cli.common import (
     run,
     watch_options,
 )
+from logact.cli.output import emit, json_option
 
 
 @click.command()
@@ -40,6 +41,7 @@ from logact.cli.common import (
 @click.option("--min-ms", type=int, default=500, show_default=True, help="Their median, ms.")
 @click.option("--share", type=float, default=0.5, show_default=True, help="Of the task's time.")
 @model_options
+@json_option('one object per mail sent (JSON lines): "bus", "pos", "subject", "text"')
 def supervise(
     config_path: str,
     nodes: str | None,
@@ -60,6 +62,7 @@ def supervise(
     script: str | None,
     base_url: str | None,
     model: str | None,
+    as_json: bool,
 ) -> None:
     """Mail agents advice when they work slowly, and gossip what their peers have done."""
     check_watch(buses, prefix, rounds, interval)
@@ -93,6 +96,16 @@ def supervise(
             async with aclosing(watch_rounds(reader, buses, prefix, rounds, interval)) as each:
                 async for targets in each:
                     for sent in await supervisor.round(targets, now_ms()):
+                        if as_json:
+                            emit(
+                                {
+                                    "bus": sent.bus,
+                                    "pos": sent.position,
+                                    "subject": sent.subject,
+                                    "text": sent.text,
+                                }
+                            )
+                            continue
                         first = sent.text.splitlines()[0] if sent.text else ""
                         line = f"{sent.bus}#{sent.position} {sent.subject}: {first}"
                         console.print(line, markup=False)

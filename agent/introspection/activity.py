@@ -3,15 +3,17 @@
 A component that runs for hours must show it is working: every vote, decision and run it
 appends is told as one line ("voted approve on #12 (rule: ...)", "committed #12", "ran #12: ok
 in 1.2 s"). :class:`ActivityLog` wraps the component's log and tells each entry appended
-through it to a ``report`` callback, so the components stay unaware of it; :func:`describe`
-is the pure part: the line for one entry, or None for entries nobody needs to see go by
-(inference records, exec_start: the result says it ran).
+through it to a ``report`` callback, as an :class:`Appended` (a line for people, a JSON object
+for programs), so the components stay unaware of it; :func:`describe` is the pure part: the
+line for one entry, or None for entries nobody needs to see go by (inference records,
+exec_start: the result says it ran).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from logact.agent.core import entries as e
@@ -74,11 +76,38 @@ def stamped(bus: str, line: str, now: float | None = None) -> str:
     return f"{time.strftime('%H:%M:%S', time.localtime(now))} INFO {bus}: {line}"
 
 
-class ActivityLog(LogAPI):
-    """``log``, telling ``report`` a stamped line (:func:`describe`, :func:`stamped`) for each
-    entry appended through it, once the log has acknowledged it."""
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """One entry a part appended, as the log acknowledged it, with its :func:`describe` text."""
 
-    def __init__(self, log: LogAPI, report: Callable[[str], None]) -> None:
+    bus: str
+    position: int
+    type: str
+    text: str
+    #: When the append was acknowledged (seconds since the epoch).
+    at: float = field(default_factory=time.time)
+
+    def line(self) -> str:
+        """For people: :func:`stamped`."""
+        return stamped(self.bus, self.text, self.at)
+
+    def to_json(self) -> dict[str, Any]:
+        """For programs (``--json``): the same facts, the time in ms since the epoch."""
+        return {
+            "event": "appended",
+            "bus": self.bus,
+            "pos": self.position,
+            "type": self.type,
+            "text": self.text,
+            "ts": round(self.at * 1000),
+        }
+
+
+class ActivityLog(LogAPI):
+    """``log``, telling ``report`` each entry appended through it that :func:`describe` has a
+    line for, once the log has acknowledged it."""
+
+    def __init__(self, log: LogAPI, report: Callable[[Appended], None]) -> None:
         super().__init__(log.client_id)
         self.log = log
         self.report = report
@@ -106,6 +135,6 @@ class ActivityLog(LogAPI):
             bus, batch, expect_tail=expect_tail, fence=fence, key=key, timeout=timeout
         )
         for position, (entry_type, body) in zip(positions, batch, strict=True):
-            if (line := describe(position, entry_type, body)) is not None:
-                self.report(stamped(bus, line))
+            if (text := describe(position, entry_type, body)) is not None:
+                self.report(Appended(bus, position, entry_type, text))
         return positions

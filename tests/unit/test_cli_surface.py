@@ -1,10 +1,12 @@
-"""The ``logact`` command tree as a user meets it: help on every option, a quick ``--help`` that
-imports no lazy command, ``--version``, and one-line errors naming the install command when an
-optional extra (AgentDojo, the local model) is missing."""
+"""The ``logact`` command tree as a user meets it: help on every option, ``--json`` on every
+command whose output a program would read (and docs/cli.md saying so for each), a quick
+``--help`` that imports no lazy command, ``--version``, and one-line errors naming the install
+command when an optional extra (AgentDojo, the local model) is missing."""
 
 from __future__ import annotations
 
 import importlib
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +34,62 @@ def _commands(
             yield from _commands(
                 sub, click.Context(sub, parent=ctx, info_name=name), f"{path} {name}"
             )
+
+
+def _leaves() -> dict[str, click.Command]:
+    """Every command that runs (not a group), by its ``logact ...`` path."""
+    tree = _commands(main, click.Context(main, info_name="logact"), "logact")
+    return {path: command for path, command in tree if not isinstance(command, click.Group)}
+
+
+#: Commands with no output for programs, and why (docs/cli.md says the same, row by row).
+NO_MACHINE_OUTPUT = {
+    "logact node": "a server: it logs on stderr; `logact status --json` asks it",
+    "logact hook claude-code": "its stdout already is the JSON answer the harness reads",
+    "logact hook codex": "its stdout already is the JSON answer the harness reads",
+    "logact demo": "a demonstration for people; the exit status tells whether its checks passed",
+    "logact log-demo": "a demonstration for people; the exit status tells whether its checks "
+    "passed",
+}
+#: Commands whose --json names a results file (``-``: stdout), as it did before --json flags.
+JSON_FILE = {"logact bench"}
+#: How a --json flag's help reads (cli/output.py JSON_HELP).
+JSON_FLAG_HELP = re.compile(r"Output for programs: .+, instead of text\.", re.S)
+
+
+def test_every_command_whose_output_programs_read_has_json() -> None:
+    without = []
+    for path, command in _leaves().items():
+        option = next((p for p in command.params if "--json" in p.opts), None)
+        if path in NO_MACHINE_OUTPUT:
+            assert option is None, f"{path} has --json now: take it off NO_MACHINE_OUTPUT"
+        elif option is None:
+            without.append(path)
+        elif path in JSON_FILE:
+            assert isinstance(option, click.Option) and not option.is_flag, path
+            assert "- prints them on stdout" in (option.help or ""), path
+        else:
+            assert isinstance(option, click.Option) and option.is_flag, path
+            assert JSON_FLAG_HELP.fullmatch(option.help or ""), f"{path}: {option.help!r}"
+    assert without == [], "commands without --json (add it, or say why not in NO_MACHINE_OUTPUT)"
+
+
+def _documented() -> dict[str, str]:
+    """docs/cli.md's table under "Output for programs": what each command prints."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    section = text.split("## Output for programs", 1)[1]
+    rows = re.findall(r"^\| `(logact [^`]+)` \| (.+) \|$", section, re.M)
+    return dict(rows)
+
+
+def test_the_docs_say_what_every_command_prints_for_programs() -> None:
+    documented = _documented()
+    assert sorted(documented) == sorted(_leaves())
+    for path, said in documented.items():
+        if path in NO_MACHINE_OUTPUT:
+            assert said.startswith("none"), path
+        else:
+            assert said.startswith("`--json"), path
 
 
 def test_every_option_of_every_command_has_help() -> None:

@@ -8,7 +8,13 @@ from contextlib import aclosing
 
 from logact.agent.core import entries as e
 from logact.agent.core.replay import read_state
-from logact.agent.introspection.activity import ActivityLog, describe, duration, stamped
+from logact.agent.introspection.activity import (
+    ActivityLog,
+    Appended,
+    describe,
+    duration,
+    stamped,
+)
 from logact.server.local import LocalLog
 
 BUS = "agent/activity"
@@ -73,7 +79,7 @@ def test_a_line_is_stamped_with_the_local_time_and_the_bus() -> None:
 async def test_the_log_tells_each_acknowledged_append_and_is_otherwise_the_log(
     memory_log: LocalLog,
 ) -> None:
-    told: list[str] = []
+    told: list[Appended] = []
     log = ActivityLog(memory_log, told.append)
     await log.append(BUS, *e.AgentInput("tidy").to_entry())
     intents = [await log.append(BUS, *e.Intent(e.ToolCall(t, {})).to_entry()) for t in "ab"]
@@ -81,12 +87,18 @@ async def test_the_log_tells_each_acknowledged_append_and_is_otherwise_the_log(
         BUS, [e.Commit(intents[0], "ok").to_entry(), e.Abort(intents[1], "no").to_entry()]
     )
     assert list(decisions) == [intents[1] + 1, intents[1] + 2]
-    said = [re.sub(r"^\d\d:\d\d:\d\d INFO ", "", text) for text in told]
+    said = [re.sub(r"^\d\d:\d\d:\d\d INFO ", "", appended.line()) for appended in told]
     assert said == [
         f"{BUS}: proposed #{intents[0]}: a({{}})",
         f"{BUS}: proposed #{intents[1]}: b({{}})",
         f"{BUS}: committed #{intents[0]} (ok)",
         f"{BUS}: aborted #{intents[1]} (no)",
+    ]
+    assert [(a.bus, a.position, a.type) for a in told] == [
+        (BUS, intents[0], "intent"),
+        (BUS, intents[1], "intent"),
+        (BUS, decisions[0], "commit"),
+        (BUS, decisions[1], "abort"),
     ]
     state = await read_state(log, BUS)  # reads go through to the log
     assert state.next == decisions[-1] + 1 and state.intents[intents[0]].committed
@@ -95,3 +107,16 @@ async def test_the_log_tells_each_acknowledged_append_and_is_otherwise_the_log(
             assert entry.type == "abort"
             break
     assert len(told) == 4  # reading tells nothing
+
+
+def test_an_append_is_told_to_programs_as_json_with_the_same_facts() -> None:
+    appended = Appended("agent/x", 7, "commit", "committed #3 (no veto)", at=1_700_000_000.25)
+    assert appended.to_json() == {
+        "event": "appended",
+        "bus": "agent/x",
+        "pos": 7,
+        "type": "commit",
+        "text": "committed #3 (no veto)",
+        "ts": 1_700_000_000_250,
+    }
+    assert appended.line().endswith(" INFO agent/x: committed #3 (no veto)")
