@@ -73,6 +73,7 @@ PRIVATE_NAMES: dict[str, tuple[str, ...]] = {
         "_SyncObj__generateRaftTimeout",
         "_SyncObj__getCurrentLogIndex",
         "_SyncObj__getEntries",
+        "_SyncObj__getPrevLogIndexTerm",
         "_SyncObj__loadDumpFile",
         "_SyncObj__onBecomeLeader",
         "_SyncObj__onMessageReceived",
@@ -365,6 +366,8 @@ class LogSyncObj(SyncObj):
         """[first, last] Raft index held in the journal (read from any thread)."""
         journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
         with contextlib.suppress(IndexError):
+            if isinstance(journal, FsyncJournal):
+                return journal.span()  # never a command: that may mean reading the file
             return [journal[0][1], journal[-1][1]]
         return []
 
@@ -422,14 +425,19 @@ class LogSyncObj(SyncObj):
 
     def _snapshot_offset(self, entry_before: Any, last_entry: Any) -> int | None:
         """Where the journal holds the snapshot's last two entries (same index and term)."""
-        journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
-        offset = entry_before[1] - journal[0][1]
-        if offset < 0 or offset + 1 >= len(journal):
+        before, last = entry_before[1], last_entry[1]
+        if self._term_of(before) != entry_before[2] or self._term_of(last) != last_entry[2]:
             return None
-        held_before, held_last = journal[offset], journal[offset + 1]
-        if held_before[1:] == tuple(entry_before[1:]) and held_last[1:] == tuple(last_entry[1:]):
-            return offset
-        return None
+        return before - self._SyncObj__raftLog[0][1]  # type: ignore[attr-defined,no-any-return]
+
+    def _term_of(self, idx: int) -> int | None:
+        """The term of the journal's entry ``idx``, None if it holds none; read without the
+        entry's command, which ``FsyncJournal`` may keep on disk only."""
+        journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
+        if isinstance(journal, FsyncJournal):
+            return journal.term_of(idx)
+        held = self._SyncObj__getEntries(idx, 1)  # type: ignore[attr-defined]
+        return held[0][2] if held else None  # PySyncObj's own journals (tests without files)
 
     # ---- durability hooks (PySyncObj private methods, pinned to 0.3.17) -------------------
     def _sync_journal(self) -> None:
@@ -442,6 +450,9 @@ class LogSyncObj(SyncObj):
         # before this tick's commit computation counts the leader itself.
         self._sync_journal()
         super()._onTick(timeToWait)
+        journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
+        if isinstance(journal, FsyncJournal):
+            journal.release(self._last_applied)  # applied commands are in the state now
 
     def _checkCommandsToApply(self) -> None:
         # The leader has just appended new commands and (appendEntriesUseBatch=False) sent
@@ -486,6 +497,13 @@ class LogSyncObj(SyncObj):
         reply = {"type": "next_node_idx", "next_node_idx": nextNodeIdx, "reset": reset}
         reply |= {"success": success, "term": self._raft_term}
         self._SyncObj__transport.send(node, reply)  # type: ignore[attr-defined]
+
+    def _SyncObj__getPrevLogIndexTerm(self, nextNodeIndex: int) -> tuple[Any, Any]:
+        """PySyncObj's, reading only the term: a leader asks for every message it sends, and
+        the entry's command may be on disk only (``FsyncJournal``)."""
+        prev = nextNodeIndex - 1
+        term = self._term_of(prev)
+        return (prev, term) if term is not None else (None, None)
 
     def _SyncObj__deleteEntriesFrom(self, fromIDx: int) -> None:
         if self._keep_suffix:
@@ -626,8 +644,7 @@ class LogSyncObj(SyncObj):
             return rewritten
         present = 0
         for _command, idx, entry_term in entries:
-            mine = self._SyncObj__getEntries(idx, 1)  # type: ignore[attr-defined]
-            if not mine or mine[0][1] != idx or mine[0][2] != entry_term:
+            if self._term_of(idx) != entry_term:
                 break
             present += 1
         if present:

@@ -7,12 +7,20 @@ mid-write of an unacknowledged record) is detected by length/CRC and cut off on 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 RECORD_HEADER = struct.Struct("<II")
+#: Bytes copied per call when a file is rewritten from a byte range (journal compaction).
+COPY_CHUNK = 1024 * 1024
+
+
+class CorruptRecord(OSError):
+    """A record read back from its file is not the one written there: the storage failed."""
 
 
 def fsync_dir(path: str | Path) -> None:
@@ -25,10 +33,18 @@ def fsync_dir(path: str | Path) -> None:
 
 def atomic_write(path: str | Path, data: bytes, *, sync: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves either the old or the new file."""
+    atomic_replace(path, lambda handle: handle.write(data), sync=sync)
+
+
+def atomic_replace(
+    path: str | Path, write: Callable[[BinaryIO], object], *, sync: bool = True
+) -> None:
+    """Replace ``path`` with what ``write`` writes to a new file: a crash leaves either the old
+    or the new file."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as handle:
-        handle.write(data)
+        write(handle)
         handle.flush()
         if sync:
             os.fsync(handle.fileno())
@@ -39,22 +55,6 @@ def atomic_write(path: str | Path, data: bytes, *, sync: bool = True) -> None:
 
 def frame_record(payload: bytes) -> bytes:
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
-
-
-def scan_records(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """Yield (end offset, payload) for each intact record; stop at the first torn one."""
-    offset = 0
-    while offset + RECORD_HEADER.size <= len(data):
-        length, crc = RECORD_HEADER.unpack_from(data, offset)
-        start = offset + RECORD_HEADER.size
-        end = start + length
-        if end > len(data):
-            return
-        payload = data[start:end]
-        if zlib.crc32(payload) != crc:
-            return
-        offset = end
-        yield end, payload
 
 
 #: When set in a node's environment, each record file notes its size after every completed
@@ -86,26 +86,66 @@ class RecordFile:
 
     def read_all(self) -> list[bytes]:
         """All intact records; a torn tail is truncated away (it was never acknowledged)."""
+        return [payload for _, payload in self.scan()]
+
+    def scan(self) -> Iterator[tuple[int, bytes]]:
+        """(offset, payload) of each intact record, read one at a time (the file may be far
+        larger than what its reader keeps); once exhausted, a torn tail has been truncated
+        away (it was never acknowledged) and the rest made durable. Consume it whole before
+        appending."""
+        size = self._file.seek(0, os.SEEK_END)
         self._file.seek(0)
-        data = self._file.read()
-        payloads: list[bytes] = []
         good = 0
-        for end, payload in scan_records(data):
-            payloads.append(payload)
-            good = end
-        if good != len(data):
+        while good + RECORD_HEADER.size <= size:
+            length, crc = RECORD_HEADER.unpack(self._file.read(RECORD_HEADER.size))
+            if good + RECORD_HEADER.size + length > size:
+                break  # never read a length that a torn header made up
+            payload = self._file.read(length)
+            if zlib.crc32(payload) != crc:
+                break
+            yield good, payload
+            good += RECORD_HEADER.size + length
+        if good != size:
             self._file.truncate(good)
-        # What a crashed process left may still be only in the page cache: make it durable
-        # before anything is built on it.
+        self.settle()
+
+    def settle(self) -> None:
+        """Make what the file holds durable before anything is built on it: what a crashed
+        process left may still be only in the page cache."""
         self._dirty = True
         self.sync()
         self._file.seek(0, os.SEEK_END)
-        return payloads
 
-    def append(self, payload: bytes) -> int:
-        """Buffer one record; returns its start offset. Durable only after ``sync``."""
+    def read_at(self, offset: int) -> bytes:
+        """The payload of the record at ``offset`` (one ``append`` returned), read from the
+        file; ``CorruptRecord`` if it is not intact there."""
+        self._file.flush()  # it may still be in this object's write buffer
+        fd = self._file.fileno()
+        header = os.pread(fd, RECORD_HEADER.size, offset)
+        if len(header) == RECORD_HEADER.size:
+            length, crc = RECORD_HEADER.unpack(header)
+            payload = os.pread(fd, length, offset + RECORD_HEADER.size)
+            if len(payload) == length and zlib.crc32(payload) == crc:
+                return payload
+        raise CorruptRecord(f"{self.path}: the record at offset {offset} is damaged")
+
+    def copy_from(self, offset: int, out: BinaryIO) -> None:
+        """Write the file's bytes from ``offset`` on to ``out``, a piece at a time."""
+        self._file.flush()
+        self._file.seek(offset)
+        shutil.copyfileobj(self._file, out, COPY_CHUNK)
+        self._file.seek(0, os.SEEK_END)
+
+    def append(self, *parts: bytes) -> int:
+        """Buffer one record, the payload given in parts (not joined: no copy of a large one);
+        returns its start offset. Durable only after ``sync``."""
         offset = self._file.tell()
-        self._file.write(frame_record(payload))
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        self._file.write(RECORD_HEADER.pack(sum(len(part) for part in parts), crc))
+        for part in parts:
+            self._file.write(part)
         self._dirty = True
         return offset
 

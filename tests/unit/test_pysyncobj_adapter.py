@@ -91,6 +91,22 @@ UPSTREAM: dict[str, tuple[str, str]] = {
         "self, fromIDx",
         "b109c37d95e33eea8a9dac88b076af04e9090a509f9371f12dde4ba0e2060b6e",
     ),
+    "syncobj:SyncObj.__getEntries": (
+        "self, fromIDx, count=None, maxSizeBytes=None",
+        "a59f97100aeab2ad55528257103bb1d226e7c726d273c09a764cd3bd5f9fa274",
+    ),
+    "syncobj:SyncObj.__getPrevLogIndexTerm": (
+        "self, nextNodeIndex",
+        "81bd523dab7da3eb589f2605577178f335a7ab94613913bae44babdbb938cc8d",
+    ),
+    "syncobj:SyncObj.__applyLogEntries": (
+        "self",
+        "8cfbdce4d62a7c6fa5997b367b3a8c7a267d3c2520392a8ba55ffd50c530b81e",
+    ),
+    "syncobj:SyncObj.__sendAppendEntries": (
+        "self",
+        "885dabe88f2d62c291e2ff12e73320abba30f4db49c3e89a70029f4dce3e4ae2",
+    ),
     "syncobj:SyncObj.__init__": (
         "self, selfNode, otherNodes, conf=None, consumers=None, nodeClass=TCPNode, "
         "transport=None, transportClass=TCPTransport",
@@ -212,6 +228,16 @@ PATCHES: dict[str, tuple[str, ...]] = {
         "tcp_connection:TcpConnection.__processParseMessage",
     ),
     "use_journal_factory: createJournal": ("journal:createJournal", "syncobj:SyncObj.__init__"),
+    # FsyncJournal keeps commands on disk and slices lazily (server/journal.py): it relies on
+    # how PySyncObj indexes, slices and iterates its journal.
+    "FsyncJournal: commands read when used": (
+        "syncobj:SyncObj.__getEntries",
+        "syncobj:SyncObj.__applyLogEntries",
+        "syncobj:SyncObj.__sendAppendEntries",
+        "syncobj:SyncObj.__onMessageReceived",
+        "syncobj:SyncObj.__tryLogCompaction",
+        "syncobj:SyncObj.__loadDumpFile",
+    ),
     "PeerNode.__init__": ("node:TCPNode.__init__", "node:Node.__init__"),
     "PeerTransport.__init__": ("transport:TCPTransport.__init__",),
     "PeerTransport.addNode": ("transport:TCPTransport.addNode",),
@@ -230,7 +256,12 @@ PATCHES: dict[str, tuple[str, ...]] = {
         "serializer:Serializer.deserialize",
         "syncobj:SyncObj.__loadDumpFile",
     ),
-    "LogSyncObj._onTick": ("syncobj:SyncObj._onTick",),
+    "LogSyncObj._onTick": ("syncobj:SyncObj._onTick", "syncobj:SyncObj.__applyLogEntries"),
+    "LogSyncObj._SyncObj__getPrevLogIndexTerm": (
+        "syncobj:SyncObj.__getPrevLogIndexTerm",
+        "syncobj:SyncObj.__getEntries",
+        "syncobj:SyncObj.__sendAppendEntries",
+    ),
     "LogSyncObj._checkCommandsToApply": ("syncobj:SyncObj._checkCommandsToApply",),
     "LogSyncObj._SyncObj__sendNextNodeIdx": ("syncobj:SyncObj.__sendNextNodeIdx",),
     "LogSyncObj._SyncObj__deleteEntriesFrom": (

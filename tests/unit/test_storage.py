@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from logact.protocol.errors import Unavailable
 from logact.server import commands
+from logact.server import journal as journal_module
 from logact.server.command_types import Append, Barrier, Claim, Command, Reply, Trim
 from logact.server.embedded import SNAPSHOT, WAL, EmbeddedBackend
 from logact.server.journal import FsyncJournal
@@ -29,10 +30,10 @@ from logact.server.state import LogState
 from logact.server.storage import (
     RECORD_HEADER,
     SYNC_TRACE_ENV,
+    CorruptRecord,
     RecordFile,
     atomic_write,
     frame_record,
-    scan_records,
     synced_size_path,
 )
 
@@ -42,17 +43,29 @@ payloads = st.lists(st.binary(max_size=40), max_size=8)
 # ---------------------------------------------------------------- records
 
 
+def records_in(stream: bytes) -> list[bytes]:
+    """The records a RecordFile reads back from a file holding ``stream``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "r.log"
+        path.write_bytes(stream)
+        rf = RecordFile(path, sync=False)
+        try:
+            return rf.read_all()
+        finally:
+            rf.close()
+
+
 def test_frame_record_layout() -> None:
     record = frame_record(b"abc")
     length, crc = RECORD_HEADER.unpack_from(record)
     assert (length, crc) == (3, zlib.crc32(b"abc"))
     assert record[RECORD_HEADER.size :] == b"abc"
-    assert list(scan_records(record)) == [(len(record), b"abc")]
+    assert records_in(record) == [b"abc"]
 
 
 @settings(max_examples=150, deadline=None)
 @given(items=payloads, data=st.data())
-def test_scan_records_of_a_truncated_stream_is_the_complete_prefix(
+def test_a_truncated_file_reads_as_its_complete_prefix(
     items: list[bytes], data: st.DataObject
 ) -> None:
     stream = b"".join(frame_record(p) for p in items)
@@ -62,19 +75,36 @@ def test_scan_records_of_a_truncated_stream_is_the_complete_prefix(
         offset += RECORD_HEADER.size + len(p)
         ends.append(offset)
     expected = [p for p, end in zip(items, ends, strict=True) if end <= cut]
-    assert [p for _, p in scan_records(stream[:cut])] == expected
+    assert records_in(stream[:cut]) == expected
 
 
 @settings(max_examples=150, deadline=None)
 @given(items=st.lists(st.binary(min_size=1, max_size=30), min_size=1, max_size=6), data=st.data())
-def test_scan_records_stops_at_a_corrupt_record(items: list[bytes], data: st.DataObject) -> None:
+def test_reading_stops_at_a_corrupt_record(items: list[bytes], data: st.DataObject) -> None:
     stream = bytearray(b"".join(frame_record(p) for p in items))
     victim = data.draw(st.integers(min_value=0, max_value=len(items) - 1))
     start = sum(RECORD_HEADER.size + len(p) for p in items[:victim])
     # Flip a payload byte (the CRC catches it) of record ``victim``.
     index = start + RECORD_HEADER.size + data.draw(st.integers(0, len(items[victim]) - 1))
     stream[index] ^= data.draw(st.integers(min_value=1, max_value=255))
-    assert [p for _, p in scan_records(bytes(stream))] == items[:victim]
+    assert records_in(bytes(stream)) == items[:victim]
+
+
+def test_a_record_is_read_back_at_its_offset_and_checked(tmp_path: Path) -> None:
+    rf = RecordFile(tmp_path / "r.log")
+    first = rf.append(b"one")
+    second = rf.append(b"tw", b"o")  # a payload in parts is one record
+    # Still in the write buffer: read_at sees it anyway.
+    assert (rf.read_at(first), rf.read_at(second)) == (b"one", b"two")
+    rf.sync()
+    with open(tmp_path / "r.log", "r+b") as handle:
+        handle.seek(second + RECORD_HEADER.size)
+        handle.write(b"T")
+    with pytest.raises(CorruptRecord, match="offset 11 is damaged"):
+        rf.read_at(second)
+    with pytest.raises(CorruptRecord):
+        rf.read_at(rf.size)  # nothing there
+    rf.close()
 
 
 def test_record_file_roundtrip_and_reopen(tmp_path: Path) -> None:
@@ -291,11 +321,45 @@ def test_journal_never_restores_a_commit_index(tmp_path: Path) -> None:
     again._destroy()
 
 
+def test_journal_holds_only_unapplied_newest_and_first_commands_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applied commands are in the log state: the journal reads them back from its file."""
+    path = tmp_path / "raft.journal"
+    j = FsyncJournal(path)
+    commands_ = [bytes([idx]) * 1000 for idx in range(1, 11)]
+    for idx, command in enumerate(commands_, start=1):
+        j.add(command, idx, 1)
+    assert j.held_bytes == 10 * 1000 + 2 * 1000  # nothing applied yet (+ the first two)
+    j.release(8)
+    assert j.held_bytes == 2 * 1000 + 2 * 1000  # 9 and 10, and the first two
+    j.release(10)
+    assert j.held_bytes == 1000 + 2 * 1000  # the newest stays
+    assert journal_entries(j) == [(c, i, 1) for i, c in enumerate(commands_, start=1)]
+    j.deleteEntriesTo(5)  # compaction: the new first two are kept
+    assert j.held_bytes == 3 * 1000 and [e[1] for e in journal_entries(j)] == [6, 7, 8, 9, 10]
+    j.deleteEntriesFrom(3)  # the newest is now 8: read back and kept
+    assert j.held_bytes == 3 * 1000 and j[-1] == (commands_[7], 8, 1)
+    # Unapplied commands beyond HOT_LIMIT are read back when PySyncObj applies them.
+    monkeypatch.setattr(journal_module, "HOT_LIMIT", 2500)
+    for idx in range(9, 15):
+        j.add(b"n" * 1000, idx, 2)
+    assert j.held_bytes == 2 * 1000 + 2 * 1000
+    assert [e[0] for e in j[3:]] == [b"n" * 1000] * 6
+    j._destroy()
+    again = FsyncJournal(path)  # a restart holds the first two and the newest
+    assert again.held_bytes == 3 * 1000 and len(again) == 9
+    again._destroy()
+
+
 class JournalMachine(RuleBasedStateMachine):
-    """FsyncJournal against a list, with reopen and simulated crashes."""
+    """FsyncJournal against a list, with reopen and simulated crashes; commands leave memory
+    as they are applied (``release``) or exceed a small ``HOT_LIMIT``, and are read back."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.hot_limit = journal_module.HOT_LIMIT
+        journal_module.HOT_LIMIT = 4000  # a few commands of up to 3000 bytes
         self.tmp = Path(tempfile.mkdtemp(prefix="journal-"))
         self.path = self.tmp / "raft.journal"
         self.journal = FsyncJournal(self.path, sync=False)
@@ -305,8 +369,31 @@ class JournalMachine(RuleBasedStateMachine):
         self.crashes = 0
 
     def teardown(self) -> None:
+        journal_module.HOT_LIMIT = self.hot_limit
         self.journal._destroy()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        self.journal.release(data.draw(st.integers(min_value=0, max_value=self.next_idx)))
+
+    @rule(data=st.data())
+    def slice_and_term(self, data: st.DataObject) -> None:
+        """Slices read as the list's, also sliced and indexed again (PySyncObj's uses)."""
+        n = len(self.model)
+        start, stop = sorted(
+            data.draw(st.lists(st.integers(-n - 2, n + 2), min_size=2, max_size=2))
+        )
+        view, expected = self.journal[start:stop], self.model[start:stop]
+        assert len(view) == len(expected) and bool(view) == bool(expected)
+        assert [(bytes(c), i, t) for c, i, t in view] == expected
+        inner = data.draw(st.integers(-len(expected) - 1, len(expected)))
+        assert view[inner:] == expected[inner:]
+        if -len(expected) <= inner < len(expected):
+            assert view[inner] == expected[inner]
+        idx = data.draw(st.integers(min_value=0, max_value=self.next_idx + 1))
+        held = [term for _, i, term in self.model if i == idx]
+        assert self.journal.term_of(idx) == (held[0] if held else None)
 
     @rule(command=st.binary(max_size=3000), term=st.integers(min_value=0, max_value=2**40))
     def add(self, command: bytes, term: int) -> None:
