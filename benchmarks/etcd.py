@@ -7,6 +7,7 @@ driven by ``aetcd`` in worker processes (optional extra ``bench``).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import importlib.util
 import json
@@ -58,35 +59,47 @@ class EtcdCluster:
         return f"127.0.0.1:{self.client_ports[name]}"
 
     def start(self) -> None:
+        for name in self.names:
+            self.start_member(name)
+
+    def start_member(self, name: str) -> None:
+        """Start member ``name`` (again: with its data directory, it rejoins the cluster)."""
         initial = ",".join(
-            f"{name}=http://127.0.0.1:{self.peer_ports[name]}" for name in self.names
+            f"{member}=http://127.0.0.1:{self.peer_ports[member]}" for member in self.names
         )
         (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
-        for name in self.names:
-            client = f"http://{self.endpoint(name)}"
-            peer = f"http://127.0.0.1:{self.peer_ports[name]}"
-            args = [
-                "etcd",
-                "--name", name,
-                "--data-dir", str(self.run_dir / name),
-                "--listen-client-urls", client,
-                "--advertise-client-urls", client,
-                "--listen-peer-urls", peer,
-                "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", initial,
-                "--initial-cluster-token", f"logact-bench-{os.getpid()}",
-                "--initial-cluster-state", "new",
-                "--logger", "zap",
-                "--log-level", "warn",
-            ]  # fmt: skip
-            with open(self.run_dir / "logs" / f"{name}.log", "ab") as log:
-                self.procs[name] = subprocess.Popen(
-                    args,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+        client = f"http://{self.endpoint(name)}"
+        peer = f"http://127.0.0.1:{self.peer_ports[name]}"
+        args = [
+            "etcd",
+            "--name", name,
+            "--data-dir", str(self.run_dir / name),
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", initial,
+            "--initial-cluster-token", f"logact-bench-{os.getpid()}",
+            "--initial-cluster-state", "new",
+            "--logger", "zap",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        with open(self.run_dir / "logs" / f"{name}.log", "ab") as log:
+            self.procs[name] = subprocess.Popen(
+                args,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def kill(self, name: str) -> None:
+        """kill -9 member ``name`` and reap it."""
+        proc = self.procs.pop(name, None)
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.procs.items() if proc.poll() is None}
@@ -95,6 +108,13 @@ class EtcdCluster:
         request = urllib.request.Request(f"http://{self.endpoint(name)}{path}", data=body)
         with urllib.request.urlopen(request, timeout=2) as response:  # loopback only
             return response.read()
+
+    def put(self, name: str, key: bytes, value: bytes) -> int:
+        """Put through member ``name``'s v3 JSON gateway; the revision it was written at."""
+        body = json.dumps(
+            {"key": base64.b64encode(key).decode(), "value": base64.b64encode(value).decode()}
+        ).encode()
+        return int(json.loads(self._http(name, "/v3/kv/put", body))["header"]["revision"])
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Every member answers /health with true (which implies a leader)."""
@@ -124,6 +144,12 @@ class EtcdCluster:
             if status.get("leader") == status.get("header", {}).get("member_id"):
                 return name
         raise RuntimeError("no etcd member reports itself leader")
+
+    def move_leader(self, leader: str, to: str) -> None:
+        """Ask the leader to hand leadership to member ``to`` (etcdctl move-leader)."""
+        status = json.loads(self._http(to, "/v3/maintenance/status", b"{}"))
+        target = {"targetID": status["header"]["member_id"]}
+        self._http(leader, "/v3/maintenance/transfer-leadership", json.dumps(target).encode())
 
     def metrics(self, name: str, wanted: tuple[str, ...]) -> dict[str, float]:
         """Selected Prometheus counters of one member (un-labelled series only)."""

@@ -41,15 +41,29 @@ def ratio(ours: float | None, theirs: float | None) -> float | None:
     return round(ours / theirs, 2)
 
 
+def summarize_s(seconds: Sequence[float | None]) -> dict[str, Any]:
+    """p50/max in seconds of a few timed events (a failover, a restart); None samples (the event
+    never happened within its bound) are counted as ``missed``, never averaged in."""
+    values = sorted(v for v in seconds if v is not None)
+    return {
+        "samples": len(values),
+        "missed": sum(1 for v in seconds if v is None),
+        "p50_s": round(percentile(values, 50), 3) if values else None,
+        "max_s": round(values[-1], 3) if values else None,
+    }
+
+
 def median_tree(values: list[Any]) -> Any:
-    """Per-leaf median of several rounds' result trees; strings and other leaves come from the
-    first round."""
+    """Per-leaf median of several rounds' result trees; lists (samples) are pooled over the
+    rounds; strings and other leaves come from the first round."""
     first = values[0]
     if isinstance(first, dict):
         keys = list(dict.fromkeys(k for v in values if isinstance(v, dict) for k in v))
         return {
             k: median_tree([v[k] for v in values if isinstance(v, dict) and k in v]) for k in keys
         }
+    if isinstance(first, list):
+        return [item for v in values if isinstance(v, list) for item in v]
     numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     if numbers and len(numbers) == len(values):
         return round(statistics.median(numbers), 3)
