@@ -14,7 +14,7 @@ import trio
 from rich.console import Console
 
 from logact.benchmarks.report import finish, print_report, write_json
-from logact.benchmarks.runner import Settings, run_bench
+from logact.benchmarks.runner import LOGACT_PHASES, SYSTEM_PHASES, Settings, run_bench
 
 
 def _console(stderr: bool = False) -> Console:
@@ -155,6 +155,64 @@ def _procs(value: str) -> tuple[int, ...]:
     help="Rounds over all systems; figures are per-metric medians over rounds.",
 )
 @click.option("--keep-run-dir", is_flag=True, help="Keep data and logs after the run.")
+@click.option(
+    "--phase",
+    "phases",
+    type=click.Choice([*SYSTEM_PHASES, *LOGACT_PHASES, "all"]),
+    multiple=True,
+    help="Phases to run (repeatable; default: sequential and throughput, on every system). "
+    "decision, fanout, failover and restart are LogAct's own, each on a fresh cluster next to "
+    "its baseline or bound; all: every phase.",
+)
+@click.option(
+    "--decision-intents",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="decision phase: intents timed, one at a time.",
+)
+@click.option(
+    "--failover-kills",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="failover phase: leader kills, one after another.",
+)
+@click.option(
+    "--restart-entries",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="restart phase: entries in the log before the restart (the issue's size: 1000000).",
+)
+@click.option(
+    "--restart-entry-bytes",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(10, 512 * 1024),
+    help="restart phase: bytes per entry (random, incompressible).",
+)
+@click.option(
+    "--restart-build-seconds",
+    default=600.0,
+    show_default=True,
+    type=click.FloatRange(1, 7200),
+    help="restart phase: bound on building the log; a shorter build is measured and says so.",
+)
+@click.option(
+    "--fanout-subscribers",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="fanout phase: subscribers on the one bus (each its own connection).",
+)
+@click.option(
+    "--fanout-messages",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="fanout phase: entries the writer appends, one at a time.",
+)
 def bench(
     entries_100b: int,
     entries_10kb: int,
@@ -169,13 +227,22 @@ def bench(
     run_dir: str | None,
     keep_run_dir: bool,
     repeat: int,
+    phases: tuple[str, ...],
+    decision_intents: int,
+    failover_kills: int,
+    restart_entries: int,
+    restart_entry_bytes: int,
+    restart_build_seconds: float,
+    fanout_subscribers: int,
+    fanout_messages: int,
 ) -> None:
     """Append latency (p50/p99) and throughput of a fresh local 3-node cluster.
 
     Starts its own cluster on free loopback ports, measures sequential appends and
     --concurrency concurrent appenders at 100 B and 10 KB, and compares with baselines measured
     in the same run: the embedded log (in-process and as one node over TCP) and, when installed,
-    a 3-member etcd cluster. Every process it starts is killed at the end.
+    a 3-member etcd cluster. --phase adds LogAct's own phases (decision latency, fan-out,
+    failover, restart; benchmarks/README.md). Every process it starts is killed at the end.
     """
     settings = Settings(
         entries_100b=entries_100b,
@@ -189,9 +256,23 @@ def bench(
         run_dir=Path(run_dir) if run_dir else None,
         keep_run_dir=keep_run_dir,
         repeat=repeat,
+        decision_intents=decision_intents,
+        failover_kills=failover_kills,
+        restart_entries=restart_entries,
+        restart_entry_bytes=restart_entry_bytes,
+        restart_build_seconds=restart_build_seconds,
+        fanout_subscribers=fanout_subscribers,
+        fanout_messages=fanout_messages,
     )
+    if phases:
+        settings.phases = (
+            (*SYSTEM_PHASES, *LOGACT_PHASES) if "all" in phases else tuple(dict.fromkeys(phases))
+        )
     if only:
         settings.systems = only
+    own = [phase for phase in settings.phases if phase in LOGACT_PHASES]
+    if own and "logact" not in settings.systems:
+        raise click.UsageError(f"--phase {own[0]} measures LogAct: add --only logact")
     path = Path(json_path or f"bench-results/bench-{time.strftime('%Y%m%d-%H%M%S')}.json")
     to_stdout = json_path == STDOUT
     console = _console(stderr=to_stdout)
@@ -216,3 +297,7 @@ def bench(
     print_report(doc, console)
     if not to_stdout:
         console.print(f"results written to {path}")
+    failed = [name for name, result in doc["phases"].items() if "error" in result]
+    if failed:
+        click.echo(f"error: phase {', '.join(failed)} failed (see above)", err=True)
+        sys.exit(1)

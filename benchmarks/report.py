@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from logact.benchmarks.phase_report import phase_targets, print_phases
 from logact.benchmarks.stats import ratio
 
 #: The issue's targets on a 2-core machine.
@@ -96,7 +97,7 @@ def compute_targets(doc: dict[str, Any]) -> dict[str, Any]:
 
 def finish(doc: dict[str, Any]) -> dict[str, Any]:
     doc["ratios"] = compute_ratios(doc)
-    doc["targets"] = compute_targets(doc)
+    doc["targets"] = {**compute_targets(doc), **phase_targets(doc.get("phases") or {})}
     return doc
 
 
@@ -256,7 +257,9 @@ def print_report(doc: dict[str, Any], console: Console) -> None:
                 _ratio_cell(ratio(ours, theirs), higher) if numeric and higher is not None else ""
             )
         table.add_row(label, *cells)
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    print_phases(doc, console)
     for key in order:
         system = systems[key]
         if "skipped" in system:
@@ -295,6 +298,12 @@ def print_report(doc: dict[str, Any], console: Console) -> None:
     for name, target in doc["targets"].items():
         if target["measured"] is None:
             console.print(f"target {name} {target['target']}: not measured")
+            continue
+        if target["met"] is None:
+            console.print(
+                f"target {name} {target['target']}: measured {_fmt(target['measured'])} "
+                f"({target['note']}): not judged"
+            )
             continue
         verdict = "[green]met[/green]" if target["met"] else "[red]not met[/red]"
         console.print(

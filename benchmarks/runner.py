@@ -10,6 +10,11 @@ Systems, each measured alone (never two at once, so they do not share the two co
 
 Phases per system: sequential appends (one outstanding) at 100 B and 10 KB, then a fixed-duration
 window with N concurrent appenders per load shape (P worker processes x N/P tasks).
+
+LogAct's own phases (``--phase``), each on a fresh cluster of its own after the systems, each
+with a baseline or physical bound measured in the same run: decision latency with the agent's
+gate running, failover after kill -9 of the leader, full restart with a large log, fan-out to
+many subscribers (benchmarks/phase_*.py).
 """
 
 from __future__ import annotations
@@ -28,7 +33,9 @@ from typing import Any
 import trio
 
 from logact.benchmarks import etcd as etcd_mod
+from logact.benchmarks import phase_decision, phase_failover, phase_fanout, phase_restart
 from logact.benchmarks.loadgen import Payloads, concurrent, sequential
+from logact.benchmarks.phase_report import phase_line
 from logact.benchmarks.processes import SEQ_MAX_SECONDS, run_workers
 from logact.benchmarks.procstat import CpuSnapshot, cpu_delta, cpu_seconds, memory_kib
 from logact.benchmarks.stats import median_tree, percentile, summarize_us
@@ -37,6 +44,9 @@ from logact.ops.ports import free_ports
 from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 
 SIZES: dict[str, int] = {"100B": 100, "10KB": 10 * 1024}
+#: Phases run on every system (the default), and LogAct's own phases, in the order they run.
+SYSTEM_PHASES = ("sequential", "throughput")
+LOGACT_PHASES = ("decision", "fanout", "failover", "restart")
 
 Log = Callable[[str], None]
 
@@ -55,6 +65,14 @@ class Settings:
     keep_run_dir: bool = False
     repeat: int = 1
     systems: tuple[str, ...] = ("logact", "embedded_tcp", "embedded", "etcd")
+    phases: tuple[str, ...] = SYSTEM_PHASES
+    decision_intents: int = 200
+    failover_kills: int = 3
+    restart_entries: int = 20_000
+    restart_entry_bytes: int = 1000
+    restart_build_seconds: float = 600.0
+    fanout_subscribers: int = 100
+    fanout_messages: int = 500
 
     def seq_count(self, size_name: str) -> int:
         return self.entries_100b if size_name == "100B" else self.entries_10kb
@@ -378,10 +396,10 @@ async def measure_system(system: System, settings: Settings, log: Log) -> dict[s
         out["memory_at_start"] = system.memory()
         out["info"] = await system.info()
         out["sequential"] = {}
-        for size_name in SIZES:
+        for size_name in SIZES if "sequential" in settings.phases else ():
             out["sequential"][size_name] = await sequential_phase(system, settings, size_name, log)
         out["throughput"] = {}
-        for size_name in SIZES:
+        for size_name in SIZES if "throughput" in settings.phases else ():
             shapes: dict[str, Any] = {}
             for procs in settings.procs:
                 result = await load_phase(system, settings, size_name, procs, log)
@@ -410,7 +428,7 @@ async def measure_in_process(settings: Settings, data_dir: Path, log: Log) -> di
     }
     async with open_embedded(data_dir, durability=settings.durability) as local:
         committer = local.service.committer
-        for size_name, size in SIZES.items():
+        for size_name, size in SIZES.items() if "sequential" in settings.phases else ():
             payloads = Payloads(size, 7)
             bus = f"bench-seq-{size_name.lower()}"
 
@@ -434,7 +452,7 @@ async def measure_in_process(settings: Settings, data_dir: Path, log: Log) -> di
                 f"  {'embedded':<13} sequential {size_name:>4}: p50 {summary['p50_ms']} ms, "
                 f"p99 {summary['p99_ms']} ms"
             )
-        for size_name, size in SIZES.items():
+        for size_name, size in SIZES.items() if "throughput" in settings.phases else ():
             payloads = Payloads(size, 8)
             bus = f"bench-load-{size_name.lower()}"
 
@@ -548,7 +566,7 @@ async def _measure_round(
     base.mkdir(parents=True, exist_ok=True)
     shift = index % len(SYSTEM_ORDER)
     for key in SYSTEM_ORDER[shift:] + SYSTEM_ORDER[:shift]:
-        if key not in settings.systems:
+        if key not in settings.systems or not set(SYSTEM_PHASES) & set(settings.phases):
             continue
         if key == "etcd":
             if settings.baseline != "etcd":
@@ -574,6 +592,63 @@ async def _measure_round(
     return out
 
 
+def _etcd_baseline(settings: Settings) -> tuple[bool, dict[str, Any] | None]:
+    """Whether the phases measure etcd too; if it was asked for but cannot run, why not."""
+    if settings.baseline != "etcd" or "etcd" not in settings.systems:
+        return False, None
+    reason = etcd_mod.unavailable_reason()
+    return reason is None, None if reason is None else {"skipped": reason}
+
+
+async def _logact_phase(name: str, settings: Settings, directory: Path) -> dict[str, Any]:
+    with_etcd, skipped = _etcd_baseline(settings)
+    durability = settings.durability
+    out: dict[str, Any]
+    if name == "decision":
+        out = await phase_decision.measure(directory, durability, settings.decision_intents)
+    elif name == "fanout":
+        out = await phase_fanout.measure(
+            directory,
+            durability,
+            settings.fanout_subscribers,
+            settings.fanout_messages,
+            with_etcd,
+        )
+    elif name == "failover":
+        out = await phase_failover.measure(
+            directory, durability, settings.failover_kills, with_etcd
+        )
+    else:
+        out = await phase_restart.measure(
+            directory,
+            durability,
+            settings.restart_entries,
+            settings.restart_entry_bytes,
+            settings.restart_build_seconds,
+        )
+    if skipped is not None and name in ("fanout", "failover"):
+        out["etcd"] = skipped
+    return out
+
+
+async def measure_phases(settings: Settings, base: Path, log: Log) -> dict[str, dict[str, Any]]:
+    """LogAct's own phases that were asked for, each on a fresh cluster; a phase that fails
+    is reported as such and the others still run."""
+    out: dict[str, dict[str, Any]] = {}
+    if "logact" not in settings.systems:
+        return out
+    for name in LOGACT_PHASES:
+        if name not in settings.phases:
+            continue
+        log(f"phase {name} on a fresh LogAct cluster ...")
+        try:
+            out[name] = await _logact_phase(name, settings, base / f"phase-{name}")
+        except Exception as exc:
+            out[name] = {"error": describe_error(exc)}
+        log(f"  {phase_line(name, out[name])}")
+    return out
+
+
 async def run_bench(settings: Settings, log: Log) -> dict[str, Any]:
     """Every system, ``repeat`` rounds, in a private run directory that is removed after."""
     base = settings.run_dir or Path(tempfile.mkdtemp(prefix="logact-bench-"))
@@ -590,19 +665,22 @@ async def run_bench(settings: Settings, log: Log) -> dict[str, Any]:
         ),
         "systems": {},
         "rounds": [],
+        "phase_rounds": [],
     }
     try:
         for index in range(settings.repeat):
             if settings.repeat > 1:
                 log(f"[bold]round {index + 1}/{settings.repeat}[/bold]")
-            doc["rounds"].append(
-                await _measure_round(settings, base / f"round-{index + 1}", log, index)
-            )
+            round_dir = base / f"round-{index + 1}"
+            doc["rounds"].append(await _measure_round(settings, round_dir, log, index))
+            doc["phase_rounds"].append(await measure_phases(settings, round_dir, log))
     finally:
         doc["elapsed_s"] = round(time.time() - started, 1)
         if not settings.keep_run_dir:
             shutil.rmtree(base, ignore_errors=True)
     keys = list(dict.fromkeys(k for r in doc["rounds"] for k in r))
     doc["systems"] = {k: median_doc([r[k] for r in doc["rounds"] if k in r]) for k in keys}
+    names = list(dict.fromkeys(k for r in doc["phase_rounds"] for k in r))
+    doc["phases"] = {k: median_doc([r[k] for r in doc["phase_rounds"] if k in r]) for k in names}
     doc["environment"]["loadavg_at_end"] = os.getloadavg()
     return doc
