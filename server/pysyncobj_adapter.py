@@ -379,7 +379,7 @@ class LogSyncObj(SyncObj):
         image is taken now, the file is written by a worker thread.
         """
         with self._lock:
-            image = self.state.to_snapshot()
+            image = self.state.to_snapshot(lazy=True)
         serializer = self._SyncObj__serializer  # type: ignore[attr-defined]
         serializer._Serializer__currentID = snapshot_id
         document = {"state": image, "raft": pickle.dumps(data[1:])}

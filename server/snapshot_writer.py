@@ -3,12 +3,14 @@
 PySyncObj writes a snapshot on its tick thread: encoding and fsyncing 100 MB of live state took
 about 0.6 s, every node did it at about the same index, and the leader's silence made the
 followers call elections (issue 13). Here the tick thread only takes the state's image (a
-shallow copy: entries are immutable tuples); a worker thread encodes it piece by piece — each
-piece a short call into cbor2, so the GIL passes between them — writes, fsyncs and renames it
-into place. PySyncObj learns the outcome through its ``serializeChecker`` hook and compacts the
-journal only once the file is durable.
+copy of its small parts and of 32 bytes per entry, the entries read lazily: ``LogState``'s
+``to_snapshot(lazy=True)``); a worker thread encodes it piece by piece — each piece a short
+call into cbor2, so the GIL passes between them — writes, fsyncs and renames it into place.
+PySyncObj learns the outcome through its ``serializeChecker`` hook and compacts the journal
+only once the file is durable.
 
-The encoding is byte for byte what ``cbor2.dumps`` gives for the whole document.
+The encoding is byte for byte what ``cbor2.dumps`` gives for the whole document (with its lazy
+sequences as lists).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,24 +50,36 @@ def _head(major: int, count: int) -> bytes:
     raise ValueError("count too large")
 
 
-def _items(items: list[Any]) -> Iterator[bytes]:
-    """The encoded items of a list, without its header, a chunk at a time."""
+def _items(items: Sequence[Any]) -> Iterator[bytes]:
+    """The encoded items of a sequence, without its header, a chunk at a time."""
     for start in range(0, len(items), CHUNK_ITEMS):
-        chunk = items[start : start + CHUNK_ITEMS]
+        chunk = list(items[start : start + CHUNK_ITEMS])
         yield cbor2.dumps(chunk)[len(_head(4, len(chunk))) :]
+
+
+def _lazy(value: Any) -> bool:
+    """A sequence other than a list or tuple (the state's ``Rows``): its items are made as
+    they are read, so it is read a chunk at a time however short it is."""
+    return isinstance(value, Sequence) and not isinstance(
+        value, list | tuple | str | bytes | bytearray | memoryview
+    )
 
 
 def _value(value: Any) -> Iterator[bytes]:
     """``value`` encoded, lists of lists and maps of lists opened up so no call is long."""
-    if isinstance(value, dict) and any(isinstance(v, list | dict) for v in value.values()):
+    if isinstance(value, dict) and any(
+        isinstance(v, list | dict) or _lazy(v) for v in value.values()
+    ):
         yield _head(5, len(value))
         for key, item in value.items():
             yield cbor2.dumps(key)
             yield from _value(item)
-    elif isinstance(value, list | tuple) and len(value) > CHUNK_ITEMS:
+    elif (isinstance(value, list | tuple) and len(value) > CHUNK_ITEMS) or _lazy(value):
         yield _head(4, len(value))
-        yield from _items(list(value))
-    elif isinstance(value, list | tuple) and any(isinstance(v, list | dict) for v in value):
+        yield from _items(value)
+    elif isinstance(value, list | tuple) and any(
+        isinstance(v, list | dict) or _lazy(v) for v in value
+    ):
         yield _head(4, len(value))
         for item in value:
             yield from _value(item)
