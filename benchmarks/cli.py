@@ -15,6 +15,7 @@ from rich.console import Console
 
 from logact.benchmarks.report import finish, print_report, write_json
 from logact.benchmarks.runner import LOGACT_PHASES, SYSTEM_PHASES, Settings, run_bench
+from logact.ops.stopping import Stopped, interrupted
 
 
 def _console(stderr: bool = False) -> Console:
@@ -27,19 +28,23 @@ def _console(stderr: bool = False) -> Console:
 STDOUT = "-"
 
 
-async def _run_until_signal(settings: Settings, console: Console) -> dict[str, Any] | None:
-    """Run the bench; SIGTERM/SIGHUP cancel it like Ctrl-C, so every cleanup path still runs.
+async def _run_until_signal(
+    settings: Settings, console: Console
+) -> dict[str, Any] | signal.Signals:
+    """Run the bench: its results, or the signal that stopped it. SIGTERM/SIGHUP cancel it
+    like Ctrl-C, so every cleanup path still runs.
 
     Nodes run in their own sessions: without this, ``timeout logact bench`` would leave them
     behind.
     """
-    result: dict[str, Any] | None = None
+    result: dict[str, Any] | signal.Signals | None = None
     async with trio.open_nursery() as nursery:
 
         async def watch() -> None:
+            nonlocal result
             with trio.open_signal_receiver(signal.SIGTERM, signal.SIGHUP) as signals:
                 async for signum in signals:
-                    console.print(f"[red]signal {signum}: stopping[/red]")
+                    result = signal.Signals(signum)
                     nursery.cancel_scope.cancel()
                     return
 
@@ -50,14 +55,8 @@ async def _run_until_signal(settings: Settings, console: Console) -> dict[str, A
 
         nursery.start_soon(watch)
         nursery.start_soon(measure)
+    assert result is not None  # the bench finished, or a signal cancelled it
     return result
-
-
-def _is_interrupt(exc: BaseException) -> bool:
-    """Ctrl-C, possibly wrapped in trio's exception groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return exc.subgroup(KeyboardInterrupt) is not None
-    return isinstance(exc, KeyboardInterrupt)
 
 
 def _procs(value: str) -> tuple[int, ...]:
@@ -283,12 +282,13 @@ def bench(
     try:
         raw = trio.run(_run_until_signal, settings, console)
     except BaseException as exc:
-        if not _is_interrupt(exc):
+        if not interrupted(exc):
             raise
-        raw = None
-    if raw is None:
-        console.print("[red]interrupted: every process the bench started was killed[/red]")
-        sys.exit(130)
+        raw = signal.SIGINT
+    if isinstance(raw, signal.Signals):  # every process the bench started was killed
+        stopped = Stopped(raw)
+        click.echo(str(stopped), err=True)
+        sys.exit(stopped.exit_code)
     doc = finish(raw)
     if to_stdout:
         click.echo(json.dumps(doc, default=str))

@@ -24,6 +24,7 @@ import trio
 
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
+from logact.ops.stopping import Stopped, stop_on_signals
 from logact.ops.test_config import ADMIN_TOKEN, write_local_config
 from logact.server.config import RaftTuning
 
@@ -39,8 +40,8 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
         directory, extra=f"[raft]\nlog_compaction_min_entries = {compact}\n"
     )
     cluster = LocalCluster(config, directory / "run")
-    cluster.start_all()
     try:
+        cluster.start_all()
         await cluster.wait_for_leader(30)
         async with Client(cluster.addresses, ADMIN_TOKEN, timeout=30) as log:
             for start in range(0, state_mb * 100, BATCH):
@@ -97,15 +98,23 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
 def bench_snapshots(state_mb: int, seconds: float, out: str, as_json: bool) -> None:
     """Append latency and elections while every node snapshots a large live state."""
     results: dict[str, Any] = {"state_mb": state_mb, "seconds": seconds}
-    with tempfile.TemporaryDirectory(prefix="logact-snapshots-") as tmp:
-        for name, compact in (("baseline (no snapshots)", NEVER), ("snapshots", COMPACT_EVERY)):
-            click.echo(
-                f"{name}: building {state_mb} MB of live state, then {seconds:g} s of load",
-                err=as_json,
-            )
-            results[name] = trio.run(
-                _measure, Path(tmp) / name.split()[0], state_mb, seconds, compact
-            )
+
+    def measure_both() -> None:
+        with tempfile.TemporaryDirectory(prefix="logact-snapshots-") as tmp:
+            for name, compact in (("baseline (no snapshots)", NEVER), ("snapshots", COMPACT_EVERY)):
+                click.echo(
+                    f"{name}: building {state_mb} MB of live state, then {seconds:g} s of load",
+                    err=as_json,
+                )
+                results[name] = trio.run(
+                    _measure, Path(tmp) / name.split()[0], state_mb, seconds, compact
+                )
+
+    try:  # Ctrl-C or SIGTERM: the cluster of the moment is killed, then one line, 130 / 143
+        stop_on_signals(measure_both)
+    except Stopped as stopped:
+        click.echo(str(stopped), err=True)
+        sys.exit(stopped.exit_code)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(results, indent=1))
     if as_json:

@@ -26,7 +26,7 @@ import trio
 from logact.agent.introspection import timeline
 from logact.agent.models.llm import ModelError
 from logact.cli.agent import print_timeline
-from logact.cli.common import checked_llm, console, default_token, find_error
+from logact.cli.common import checked_llm, console, default_token, find_error, stoppable
 from logact.cli.demo import fresh_cluster, print_check, print_progress
 from logact.protocol.errors import LogError
 from logact.scenarios.agent_demo import TASK, checks, prepare_workspace, run_agent
@@ -63,46 +63,49 @@ _FAILURES: tuple[type[Exception], ...] = (LogError, ModelError, trio.TooSlowErro
 )
 @click.option("--keep", is_flag=True, help="Leave the cluster running and the workspace.")
 def demo(config_path: str, run_dir: str, llm: str, keep: bool) -> None:
-    """A 3-node cluster and an agent on it: vetoes, a leader kill, a timeline, checks."""
+    """A 3-node cluster and an agent on it: vetoes, a leader kill, a timeline, checks.
+
+    Ctrl-C or SIGTERM stops it: the cluster is shut down (unless --keep), then one line on
+    stderr and exit 130 or 143.
+    """
     local = fresh_cluster(config_path, run_dir)
     workspace = Path(tempfile.mkdtemp(prefix="logact-demo-"))
     expected = prepare_workspace(workspace)
     console.rule("LogAct demo: an agent on a 3-node Raft shared log")
     console.print(f"task: {TASK}\nworkspace {workspace} · durability {local.config.durability}")
-    ok = False
-    stopped = False
-    try:
-        local.start_all()
-        leader = trio.run(local.wait_for_leader, 30)
-        console.print(f"1. cluster up: nodes {', '.join(local.node_ids)}, leader {leader}")
-        console.print("2. agent: driver, rule voter, LLM voter, decider (veto), executor")
-        token_for = partial(default_token, local.config)
-        done = trio.run(run_agent, local, workspace, llm, token_for, print_progress)
-        console.print("3. the bus, as a timeline")
-        print_timeline(done.state)
-        console.print("4. summary", json.dumps(timeline.summary(done.state)))
-        console.print("5. checks from the log and the workspace")
-        found = checks(done, workspace, expected, scripted=llm == "script")
-        for check in found:
-            print_check(check)
-        ok = all_passed(found)
-    except Exception as exc:
-        problem = next(filter(None, (find_error(exc, kind) for kind in _FAILURES)), None)
-        if problem is None:
-            raise
-        what = f"{type(problem).__name__}: {problem}"
-        click.echo(f"demo failed: {what}; node logs in {local.run_dir / 'logs'}", err=True)
-    except BaseException as exc:  # Ctrl-C: still shut the cluster down, without a traceback
-        if find_error(exc, KeyboardInterrupt) is None:
-            raise
-        stopped = True
-        click.echo("demo interrupted (SIGINT)", err=True)
-    finally:
+
+    def show() -> bool:
+        """Every step; whether every check passed (False: it failed before its checks)."""
+        try:
+            local.start_all()
+            leader = trio.run(local.wait_for_leader, 30)
+            console.print(f"1. cluster up: nodes {', '.join(local.node_ids)}, leader {leader}")
+            console.print("2. agent: driver, rule voter, LLM voter, decider (veto), executor")
+            token_for = partial(default_token, local.config)
+            done = trio.run(run_agent, local, workspace, llm, token_for, print_progress)
+            console.print("3. the bus, as a timeline")
+            print_timeline(done.state)
+            console.print("4. summary", json.dumps(timeline.summary(done.state)))
+            console.print("5. checks from the log and the workspace")
+            found = checks(done, workspace, expected, scripted=llm == "script")
+            for check in found:
+                print_check(check)
+            return all_passed(found)
+        except Exception as exc:
+            problem = next(filter(None, (find_error(exc, kind) for kind in _FAILURES)), None)
+            if problem is None:
+                raise
+            what = f"{type(problem).__name__}: {problem}"
+            click.echo(f"demo failed: {what}; node logs in {local.run_dir / 'logs'}", err=True)
+            return False
+
+    def shut_down() -> None:
         if not keep:
             local.stop_all()
             shutil.rmtree(workspace, ignore_errors=True)
             console.print("6. cluster down")
-    if stopped:
-        sys.exit(130)
+
+    # Ctrl-C or SIGTERM: the cluster is shut down all the same, then one line, exit 130 / 143.
+    ok = stoppable(show, shut_down)
     console.rule("[green]all checks passed[/green]" if ok else "[red]checks failed[/red]")
     sys.exit(0 if ok else 1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import trio
 
+from logact.cli.common import stoppable
 from logact.cli.output import emit, json_option, text_console
 from logact.jepsen_tests.history import read_history
 from logact.jepsen_tests.report import plot_timeline, print_summary
@@ -107,37 +108,43 @@ def chaos(
     totals |= {"snapshots_ignored": 0}
     runs = []
     console = text_console(as_json)
-    for run_seed in range(seed, seed + seeds):
-        folder = Path(out) / f"{workload}-seed{run_seed}"
-        console.rule(f"chaos: {workload} workload, nemeses {nemeses}, seed {run_seed}, {net}")
-        options = ChaosOptions(
-            nemeses=[n for n in nemeses.split(",") if n],
-            workload=workload,
-            time_s=time_s,
-            seed=run_seed,
-            out=folder,
-            net=net,
-            agents=agents,
-            unsafe=unsafe,
-        )
-        result = trio.run(run_chaos, options, lambda line: console.print(line, markup=False))
-        document = json.loads((folder / "result.json").read_text())
-        plot_timeline(
-            read_history(folder / "history.jsonl"),
-            folder / "timeline.png",
-            f"{workload} · {nemeses} · seed {run_seed}",
-        )
-        print_summary(document, console)
-        console.print(f"written: {folder}/history.jsonl, result.json, timeline.png")
-        runs.append({"seed": run_seed, "folder": str(folder), "result": document})
-        totals["runs"] += 1
-        totals["anomalies"] += len(result.anomalies)
-        totals["faults"] += result.faults_applied
-        totals["not_exercised"] += len(result.not_exercised)
-        for kind in ("installed", "ignored"):
-            totals[f"snapshots_{kind}"] += sum(
-                facts["snapshots"][kind] for facts in result.raft.values() if facts["snapshots"]
+
+    def every_seed() -> None:
+        """One run per seed, each stopping what it started when it ends or is stopped."""
+        for run_seed in range(seed, seed + seeds):
+            folder = Path(out) / f"{workload}-seed{run_seed}"
+            console.rule(f"chaos: {workload} workload, nemeses {nemeses}, seed {run_seed}, {net}")
+            options = ChaosOptions(
+                nemeses=[n for n in nemeses.split(",") if n],
+                workload=workload,
+                time_s=time_s,
+                seed=run_seed,
+                out=folder,
+                net=net,
+                agents=agents,
+                unsafe=unsafe,
             )
+            result = trio.run(run_chaos, options, lambda line: console.print(line, markup=False))
+            document = json.loads((folder / "result.json").read_text())
+            plot_timeline(
+                read_history(folder / "history.jsonl"),
+                folder / "timeline.png",
+                f"{workload} · {nemeses} · seed {run_seed}",
+            )
+            print_summary(document, console)
+            console.print(f"written: {folder}/history.jsonl, result.json, timeline.png")
+            runs.append({"seed": run_seed, "folder": str(folder), "result": document})
+            totals["runs"] += 1
+            totals["anomalies"] += len(result.anomalies)
+            totals["faults"] += result.faults_applied
+            totals["not_exercised"] += len(result.not_exercised)
+            for kind in ("installed", "ignored"):
+                totals[f"snapshots_{kind}"] += sum(
+                    facts["snapshots"][kind] for facts in result.raft.values() if facts["snapshots"]
+                )
+
+    # Ctrl-C or SIGTERM: the run's cluster is stopped, one line, exit 130 / 143.
+    stoppable(every_seed)
     if seeds > 1:
         console.print(f"totals: {totals}")
     failed = bool(totals["anomalies"] or (strict and totals["not_exercised"]))

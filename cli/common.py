@@ -16,6 +16,7 @@ import trio
 from rich.console import Console
 
 from logact.client.client import Client, parse_address
+from logact.ops.stopping import Stopped, stop_on_signals
 from logact.protocol.api import LogAPI
 from logact.protocol.errors import LogError
 from logact.server.config import ClusterConfig, ConfigError, load_config
@@ -23,6 +24,7 @@ from logact.server.local import open_embedded
 from logact.server.tls import TlsSettings, client_context_for
 
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
 
 console = Console() if Console().is_terminal else Console(width=120)
 
@@ -245,6 +247,17 @@ def run(
     name = signal.Signals(stopped[0]).name
     click.echo(f"stopped by {name}", err=True)
     sys.exit(128 + stopped[0])
+
+
+def stoppable(work: Callable[[], T], cleanup: Callable[[], object] = lambda: None) -> T:
+    """``work()``, then ``cleanup()`` (which stops what it started) whatever happens; SIGINT or
+    SIGTERM interrupts the work (ops/stopping.py), and once cleaned up the command says so in
+    one line on stderr and exits 128 + the signal, as a stoppable :func:`run` does."""
+    try:
+        return stop_on_signals(work, cleanup)
+    except Stopped as stopped:
+        click.echo(str(stopped), err=True)
+        sys.exit(stopped.exit_code)
 
 
 def checked_llm(ctx: click.Context, param: click.Parameter, value: str) -> str:

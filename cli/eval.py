@@ -124,7 +124,7 @@ def agentdojo(
     console.print(
         f"AgentDojo {', '.join(chosen)} · attack {', '.join(attacks)} · agent {agent_kind}"
     )
-    results = run(main, errors=(ValueError,))
+    results = run(main, errors=(ValueError,), stoppable=True)
     summary_path, results_path = results.write(out)
     if as_json:
         emit(results.to_doc() | {"out": str(out)})

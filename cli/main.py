@@ -285,10 +285,12 @@ def cluster_up(config_path: str, run_dir: str, wait: float, as_json: bool) -> No
     """Start each node that is not running as its own process; return once every node it
     started answers and a leader is elected that is one of this run dir's processes.
 
-    Starts nothing if an address of a node to start is in use; if a node it started exits, or no
-    leader comes in time, it stops the nodes it started and exits 1.
+    Starts nothing if an address of a node to start is in use; if a node it started exits, no
+    leader comes in time or it is stopped (Ctrl-C, SIGTERM), it stops the nodes it started and
+    exits 1.
     """
     from logact.ops.local_cluster import NodesExited
+    from logact.ops.stopping import Stopped, stop_on_signals
 
     local = _local_cluster(config_path, run_dir)
     running = {node_id: local.pid(node_id) for node_id in local.node_ids}
@@ -298,14 +300,14 @@ def cluster_up(config_path: str, run_dir: str, wait: float, as_json: bool) -> No
         _fail(f"address in use: {', '.join(busy)}; nothing started")
     started = {node_id: local.start(node_id) for node_id in to_start}
     try:
-        leader = trio.run(local.wait_until_up, wait)
+        leader = stop_on_signals(lambda: trio.run(local.wait_until_up, wait))
     except NodesExited as exc:
         every = "every node it started exited" if len(exc.codes) == len(started) else "exited"
         _failed_start(local, started, f"{every}: {exc}", list(exc.codes))
     except trio.TooSlowError:
         _failed_start(local, started, f"no leader within {wait:g}s", list(local.exited()))
-    except KeyboardInterrupt:
-        _failed_start(local, started, "interrupted before a leader was elected", [])
+    except Stopped as stopped:
+        _failed_start(local, started, f"{stopped} before a leader was elected", [])
     already = {node_id: pid for node_id, pid in running.items() if pid is not None}
     if as_json:
         emit(

@@ -94,7 +94,7 @@ def _run(
                 )
             return await measure(logs, run_prefix("scenario"), real)
 
-    report = run(main, errors=(ModelError,))
+    report = run(main, errors=(ModelError,), stoppable=True)
     report.write(target)
     if as_json:
         doc = {"name": report.name, "notes": report.notes, "rows": report.rows}

@@ -110,4 +110,4 @@ def supervise(
                         line = f"{sent.bus}#{sent.position} {sent.subject}: {first}"
                         console.print(line, markup=False)
 
-    run(main)
+    run(main, stoppable=True)
