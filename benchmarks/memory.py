@@ -48,6 +48,9 @@ class MemorySettings:
     concurrency: int = 16
     buses: int = 4
     durability: str = "fsync"
+    #: The nodes' log_compaction_min_entries (a snapshot every so many Raft entries); None:
+    #: the configured default.
+    compact_every: int | None = None
     #: The fill gives up (and the run fails) after this long.
     max_seconds: float = 600.0
     #: Added to every node's environment (e.g. MALLOC_ARENA_MAX for an experiment).
@@ -153,7 +156,12 @@ def node_figures(pid: int, status: dict[str, Any], data_dir: Path) -> dict[str, 
 
 async def measure(settings: MemorySettings, directory: Path, log: Log) -> dict[str, Any]:
     """One run on a fresh cluster in ``directory``: the fill and every node's figures."""
-    config = write_local_config(directory, durability=settings.durability)
+    extra = (
+        f"[raft]\nlog_compaction_min_entries = {settings.compact_every}\n"
+        if settings.compact_every is not None
+        else ""
+    )
+    config = write_local_config(directory, durability=settings.durability, extra=extra)
     cluster = LocalCluster(config, directory / "run", env=settings.node_env)
     cluster.start_all()
     try:

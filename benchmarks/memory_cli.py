@@ -91,6 +91,13 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
     help="The cluster's durability mode.",
 )
 @click.option(
+    "--compact-every",
+    type=click.IntRange(2, 10**9),
+    default=None,
+    help="The nodes snapshot and compact their journal every so many Raft entries "
+    "(log_compaction_min_entries; default: the configured one).",
+)
+@click.option(
     "--repeat",
     type=click.IntRange(1, 20),
     default=1,
@@ -122,6 +129,7 @@ def bench_memory(
     concurrency: int,
     buses: int,
     durability: str,
+    compact_every: int | None,
     repeat: int,
     node_env: tuple[str, ...],
     out: str,
@@ -135,6 +143,7 @@ def bench_memory(
         concurrency=concurrency,
         buses=buses,
         durability=durability,
+        compact_every=compact_every,
         node_env=_env(node_env),
     )
     try:
