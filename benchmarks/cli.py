@@ -113,6 +113,13 @@ def _procs(value: str) -> tuple[int, ...]:
     help="Load shapes: comma-separated worker process counts sharing --concurrency.",
 )
 @click.option(
+    "--client-batching/--no-client-batching",
+    default=True,
+    show_default=True,
+    help="Whether LogAct's client coalesces concurrent appends into multi requests "
+    "(docs/protocol.md); off measures one request per append.",
+)
+@click.option(
     "--durability",
     type=click.Choice(["fsync", "os"]),
     default="fsync",
@@ -219,6 +226,7 @@ def bench(
     warmup: float,
     concurrency: int,
     procs_text: str,
+    client_batching: bool,
     durability: str,
     baseline: str,
     only: tuple[str, ...],
@@ -252,6 +260,7 @@ def bench(
         durability=durability,
         baseline=baseline,
         procs=_procs(procs_text),
+        client_batching=client_batching,
         run_dir=Path(run_dir) if run_dir else None,
         keep_run_dir=keep_run_dir,
         repeat=repeat,

@@ -280,7 +280,8 @@ async def _logact_worker(spec: dict[str, Any]) -> None:
     from logact.client.client import Client
 
     bus = spec["bus"]
-    async with Client(spec["addresses"], spec["token"], timeout=10.0) as log:
+    coalesce = spec.get("coalesce", True)
+    async with Client(spec["addresses"], spec["token"], timeout=10.0, coalesce=coalesce) as log:
 
         async def append(payload: bytes) -> object:
             return await log.append(bus, "data", payload)

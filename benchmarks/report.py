@@ -183,6 +183,13 @@ def _rows(doc: dict[str, Any]) -> list[Row]:
     )
     rows.append(
         (
+            "appends per client request 100 B (best)",
+            lambda s: (best_load(s, "100B") or {}).get("appends_per_request"),
+            None,
+        )
+    )
+    rows.append(
+        (
             "appends per Raft entry 100 B (best)",
             lambda s: (best_load(s, "100B") or {}).get("commands_per_batch"),
             None,

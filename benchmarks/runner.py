@@ -61,6 +61,7 @@ class Settings:
     durability: str = "fsync"
     baseline: str = "etcd"
     procs: tuple[int, ...] = (1, 4)
+    client_batching: bool = True  # LogAct's client sends concurrent appends as multis
     run_dir: Path | None = None
     keep_run_dir: bool = False
     repeat: int = 1
@@ -163,14 +164,17 @@ class System:
 class LogactSystem(System):
     """The LogAct cluster (``raft``, 3 nodes) or one embedded node process (``embedded``)."""
 
-    def __init__(self, run_dir: Path, durability: str, mode: str) -> None:
+    def __init__(
+        self, run_dir: Path, durability: str, mode: str, client_batching: bool = True
+    ) -> None:
         super().__init__(run_dir)
+        self.client_batching = client_batching
         self.mode = mode
         self.durability = durability
         self.key = "logact" if mode == "raft" else "embedded_tcp"
         self.label = (
             "LogAct 3-node Raft" if mode == "raft" else "LogAct embedded node (TCP, 1 process)"
-        )
+        ) + ("" if client_batching else ", client batching off")
         config = (
             write_local_config(run_dir, durability=durability)
             if mode == "raft"
@@ -191,7 +195,12 @@ class LogactSystem(System):
         self.cluster.kill_all()
 
     def base_spec(self) -> dict[str, Any]:
-        return {"target": "logact", "addresses": self.cluster.addresses, "token": ADMIN_TOKEN}
+        return {
+            "target": "logact",
+            "addresses": self.cluster.addresses,
+            "token": ADMIN_TOKEN,
+            "coalesce": self.client_batching,
+        }
 
     def server_pids(self) -> dict[str, int]:
         pids = {nid: self.cluster.pid(nid) for nid in self.cluster.node_ids}
@@ -206,6 +215,9 @@ class LogactSystem(System):
             if node_id == self.leader:
                 out["batches"] = status["group_commit"]["batches"]
                 out["commands"] = status["group_commit"]["commands"]
+                counters = status.get("counters") or {}
+                out["multi_requests"] = counters.get("multi_requests", 0)
+                out["multi_appends"] = counters.get("multi_appends", 0)
         if self.mode != "raft":
             out[f"{self.leader}.fsyncs"] = out.get("batches", 0)  # one fdatasync per WAL batch
         return out
@@ -296,7 +308,11 @@ def _batching(before: dict[str, float], after: dict[str, float], ops: int) -> di
     batches = delta.get("batches") or 0
     fsyncs = {k.split(".")[0]: v for k, v in delta.items() if k.endswith(".fsyncs")}
     most = max(fsyncs.values(), default=0)
+    requests = delta.get("multi_requests") or 0
     return {
+        "appends_per_request": (
+            round(delta.get("multi_appends", 0) / requests, 1) if requests else None
+        ),
         "commands_per_batch": round(delta.get("commands", 0) / batches, 1) if batches else None,
         "fsyncs": fsyncs,
         "appends_per_fsync": round(ops / most, 1) if most else None,
@@ -585,7 +601,9 @@ async def _measure_round(
         else:
             mode = "raft" if key == "logact" else "embedded"
             result = await measure_system(
-                LogactSystem(base / key, settings.durability, mode), settings, log
+                LogactSystem(base / key, settings.durability, mode, settings.client_batching),
+                settings,
+                log,
             )
         result["fdatasync_100b_before"] = probe
         out[key] = result
