@@ -47,6 +47,7 @@ from pysyncobj.tcp_server import SERVER_STATE
 from pysyncobj.transport import TCPTransport
 
 from logact.server.command_types import Reply
+from logact.server.heap import give_back_freed_memory
 from logact.server.journal import FsyncJournal
 from logact.server.peer_transport import (
     LENGTH,
@@ -413,7 +414,10 @@ class LogSyncObj(SyncObj):
         """PySyncObj's deserializer hook: replace the state, return the snapshot's Raft meta."""
         parsed, self._parsed_snapshot = self._parsed_snapshot, None
         image, (last_entry, entry_before, cluster) = parsed or self._parse_snapshot(path)
+        del parsed
         state = LogState.from_snapshot(image)
+        del image  # the decoded document, freed before its memory is given back
+        give_back_freed_memory()
         with self._lock:
             self._state_holder[0] = state
         offset = self._snapshot_offset(entry_before, last_entry)
