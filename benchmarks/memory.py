@@ -163,8 +163,8 @@ async def measure(settings: MemorySettings, directory: Path, log: Log) -> dict[s
     )
     config = write_local_config(directory, durability=settings.durability, extra=extra)
     cluster = LocalCluster(config, directory / "run", env=settings.node_env)
-    cluster.start_all()
     try:
+        cluster.start_all()
         await cluster.wait_for_leader(30)
         idle = {nid: process_memory(pid) for nid, pid in _pids(cluster).items()}
         log(f"appending {settings.mb:g} MiB ({settings.small_share:.0%} of entries 100 B)")

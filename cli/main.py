@@ -110,6 +110,11 @@ class LazyGroup(click.Group):
             "logact.benchmarks.snapshots:bench_snapshots",
             "Append latency and elections while every node snapshots a large live state.",
         ),
+        "bench-memory": Lazy(
+            "logact.benchmarks.memory_cli:bench_memory",
+            "RSS of each node of a fresh 3-node cluster holding --mb MiB of live entries, "
+            "against the goal of 1.5 x live bytes + 64 MiB.",
+        ),
     }
 
     def list_commands(self, ctx: click.Context) -> list[str]:

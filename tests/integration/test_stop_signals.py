@@ -1,9 +1,9 @@
 """The commands that start a cluster of their own stop it when they are stopped (issue 17):
-``logact demo``, ``log-demo``, ``chaos``, ``bench`` and ``bench-snapshots`` run as real
-processes; once their node processes run, a SIGTERM (or Ctrl-C's SIGINT) must end the command
-with one line on stderr and exit 143 (130), and every node process it started must be gone —
-found by pid, from the command lines that name the test's directory. ``cluster up`` stopped
-before a leader is elected stops the nodes it started and fails."""
+``logact demo``, ``log-demo``, ``chaos``, ``bench``, ``bench-snapshots`` and ``bench-memory``
+run as real processes; once their node processes run, a SIGTERM (or Ctrl-C's SIGINT) must end
+the command with one line on stderr and exit 143 (130), and every node process it started must
+be gone — found by pid, from the command lines that name the test's directory. ``cluster up``
+stopped before a leader is elected stops the nodes it started and fails."""
 
 from __future__ import annotations
 
@@ -160,6 +160,15 @@ def test_bench_snapshots_stops_its_cluster_when_stopped(
                     env={"TMPDIR": str(tmp_path)})  # fmt: skip
     assert_stops_everything(bench, tmp_path)
     assert not (tmp_path / "bench-results").exists()
+
+
+def test_bench_memory_stops_its_cluster_when_stopped(
+    command: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    bench = command("bench-memory", "--mb", "4096", "--out", "out.json",
+                    env={"TMPDIR": str(tmp_path)})  # fmt: skip
+    assert_stops_everything(bench, tmp_path)
+    assert not (tmp_path / "out.json").exists()
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
