@@ -11,6 +11,7 @@ import click
 import trio
 
 from logact.benchmarks.memory import FillFailed, MemorySettings, describe, run
+from logact.benchmarks.options import results_options
 from logact.ops.stopping import Stopped, stop_on_signals
 
 
@@ -90,19 +91,7 @@ def _env(pairs: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=VALUE",
     help="Set in every node's environment (e.g. MALLOC_ARENA_MAX=2); repeatable.",
 )
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default="bench-results/memory.json",
-    show_default=True,
-    help="Where to write the results (JSON).",
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output for programs: the results (as written to --out) as one object, instead of text.",
-)
+@results_options("bench-results/memory.json")
 def bench_memory(
     mb: float,
     small_share: float,

@@ -22,6 +22,7 @@ from typing import Any
 import click
 import trio
 
+from logact.benchmarks.options import results_options
 from logact.client.client import Client
 from logact.ops.local_cluster import LocalCluster
 from logact.ops.stopping import Stopped, stop_on_signals
@@ -82,19 +83,7 @@ async def _measure(directory: Path, state_mb: int, seconds: float, compact: int)
 @click.command("bench-snapshots")
 @click.option("--state-mb", type=int, default=100, show_default=True, help="Live state to build.")
 @click.option("--seconds", type=float, default=20.0, show_default=True, help="Measured load.")
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False),
-    default="bench-results/snapshots.json",
-    show_default=True,
-    help="Where to write the results (JSON).",
-)
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Output for programs: the results (as written to --out) as one object, instead of text.",
-)
+@results_options("bench-results/snapshots.json")
 def bench_snapshots(state_mb: int, seconds: float, out: str, as_json: bool) -> None:
     """Append latency and elections while every node snapshots a large live state."""
     results: dict[str, Any] = {"state_mb": state_mb, "seconds": seconds}
