@@ -1,10 +1,13 @@
 """``logact supervise``: a supervisor agent that reads other agents' buses and mails them.
 
-``--advise`` (on by default): when an agent's open task has spent most of its time in one slow,
-repeated action, mail it advice once (from a model with ``--ask-model``, else the finding and
-the general remedy). ``--gossip``: mail each busy agent what its peers completed that it was
-not told yet (``--gossip-tool`` narrows it to the tools that are the shared work). Reads as the
-reader principal, mails as the mailer principal; bounded by ``--rounds``.
+``--advise`` (on by default): when an agent's log shows its open task repeating one tool over
+the items of a listing and the projected rest of that dominates the task (or, without a
+listing, runs of one tool taking most of its time), mail it advice once (from a model with
+``--ask-model``, else the finding and the general remedy). The rule uses only counts and ratios
+of the log's own timings: no time constant, the same decision on a fast or a slow machine.
+``--gossip``: mail each busy agent what its peers completed that it was not told yet
+(``--gossip-tool`` narrows it to the tools that are the shared work). Reads as the reader
+principal, mails as the mailer principal; bounded by ``--rounds``.
 """
 
 from __future__ import annotations
@@ -38,8 +41,13 @@ from logact.cli.output import emit, json_option
 @click.option("--gossip-tool", "gossip_tools", multiple=True, help="Only these tools' actions.")
 @click.option("--ask-model", is_flag=True, help="Advice from a model reading the digest.")
 @click.option("--repeat", type=int, default=3, show_default=True, help="Runs before advising.")
-@click.option("--min-ms", type=int, default=500, show_default=True, help="Their median, ms.")
-@click.option("--share", type=float, default=0.5, show_default=True, help="Of the task's time.")
+@click.option(
+    "--share",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="Of the task's time (projected, or so far) the repetition must take.",
+)
 @model_options
 @json_option('one object per mail sent (JSON lines): "bus", "pos", "subject", "text"')
 def supervise(
@@ -56,7 +64,6 @@ def supervise(
     gossip_tools: tuple[str, ...],
     ask_model: bool,
     repeat: int,
-    min_ms: int,
     share: float,
     llm: str,
     script: str | None,
@@ -66,8 +73,8 @@ def supervise(
 ) -> None:
     """Mail agents advice when they work slowly, and gossip what their peers have done."""
     check_watch(buses, prefix, rounds, interval)
-    if repeat < 1 or min_ms < 0 or not 0 < share <= 1:
-        fail("--repeat must be >= 1, --min-ms >= 0 and 0 < --share <= 1")
+    if repeat < 1 or not 0 < share <= 1:
+        fail("--repeat must be >= 1 and 0 < --share <= 1")
     if not advise and not gossip:
         fail("nothing to do: give --advise or --gossip")
 
@@ -91,7 +98,7 @@ def supervise(
                 share_gossip=gossip,
                 gossip_tools=frozenset(gossip_tools) or None,
                 model=chosen,
-                thresholds=AdviceThresholds(repeat, min_ms, share),
+                thresholds=AdviceThresholds(repeat, share),
             )
             async with aclosing(watch_rounds(reader, buses, prefix, rounds, interval)) as each:
                 async for targets in each:

@@ -61,8 +61,8 @@ ADVICE_TEXT = (
     "`sha256sum data/fNNN/* ... >> sums.txt`: the output format is the same."
 )
 
-#: A folder takes the helper about 0.4 s here (0.5 MB): advise after three of them.
-THRESHOLDS = AdviceThresholds(repeat=3, min_ms=200)
+#: When to advise: the supervisor's own defaults, which hold on any machine (no time constants).
+THRESHOLDS = AdviceThresholds()
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,13 @@ A supervisor sees two things an agent does not: how its time is spent (every act
 has a timestamp and a duration), and what every other agent has already done (it can read all
 their buses). The pure core here turns bus states into mail; :class:`Supervisor` does the I/O.
 
-- :func:`costly_repetition`: the open task has spent most of its time so far in several runs of
-  one tool, each slow. That is the trigger for advice (the paper's checksum case: one slow
-  method applied folder after folder). The advice comes from a model reading the digest, or is
-  a plain statement of the finding without one.
+- :func:`costly_repetition`: the trigger for advice (the paper's checksum case: one slow method
+  applied folder after folder). When the task listed a collection (``ls data``) and then ran one
+  tool item after item, the log gives the items left and the time each item took: advice when
+  the projected rest of that walk dominates the task. Without a listing, when runs of one tool
+  took most of the task's time so far. Every quantity is a count or a ratio of the log's own
+  durations, never a wall-clock constant, so a slower machine gets the same decision. The
+  advice comes from a model reading the digest, or is a plain statement of the finding.
 - :func:`gossip`: for each agent, the actions its peers have completed that it was not told of
   yet. What was told is read back from the supervisor's own earlier mail on the bus, so a
   restarted supervisor carries on where it stopped and never repeats itself.
@@ -18,9 +21,11 @@ agent to tell it about work it will not do would only cost tokens.
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from logact.agent.core import entries as e
@@ -30,6 +35,7 @@ from logact.agent.introspection.digest import digest
 from logact.agent.introspection.health import open_task, tool_of
 from logact.agent.introspection.timeline import describe_action
 from logact.protocol.api import LogAPI
+from logact.protocol.codec import Entry
 
 SUPERVISOR = "supervisor"
 ADVICE = "advice"
@@ -47,39 +53,197 @@ ADVICE_PROMPT = (
 
 @dataclass(frozen=True, slots=True)
 class AdviceThresholds:
+    """When repetition is worth advice: a count and a ratio, so scaling every duration and
+    timestamp of a log (a machine ten times slower or faster) leaves the decision unchanged."""
+
     repeat: int = 3  # finished runs of one tool before judging
-    min_ms: int = 500  # median duration of those runs
-    share: float = 0.5  # of the task's elapsed time spent in them
+    #: Of the task's time the repetition must take: of the projected total (the rest of a walk
+    #: over a listing), or of the time so far (runs without a listing).
+    share: float = 0.5
+
+
+# A word of a command or argument: what is between blanks, quotes and shell punctuation.
+_WORD = re.compile(r"[^\s\"'`=,;:()\[\]{}<>|&]+")
+_MAX_PARTS = 16  # path components of one word looked at (bounds the work on odd input)
+
+
+def _path(text: str) -> str:
+    """``text`` as a relative path: no ``./`` components, no trailing ``/`` or ``ls -F`` mark."""
+    return "/".join(part for part in text.rstrip("/@*=|").split("/") if part not in ("", "."))
+
+
+def listed_items(output: str) -> frozenset[str]:
+    """What a tool's output lists: the last field of each line, as a path (``ls``, ``ls -l``,
+    ``find`` and ``list_dir`` all end a line with the name)."""
+    return frozenset(
+        item
+        for line in output.splitlines()
+        if (fields := line.split()) and (item := _path(fields[-1]))
+    )
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in _strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [] if value is None or isinstance(value, bool) else [str(value)]
+
+
+def named(action: e.ToolCall | e.CodeBlock) -> set[str]:
+    """Every path an action's arguments (or code) could name: each word and each run of its
+    components (``data/f000/*`` names ``data``, ``f000`` and ``data/f000``)."""
+    texts = [action.code] if isinstance(action, e.CodeBlock) else _strings(action.arguments)
+    names: set[str] = set()
+    for word in (word for text in texts for word in _WORD.findall(text)):
+        parts = [part for part in word.split("/") if part not in ("", ".")][:_MAX_PARTS]
+        names.update(
+            "/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)
+        )
+    return names
+
+
+@dataclass(slots=True)
+class Walk:
+    """One tool's runs over the items of one listing: each run takes items no earlier one took."""
+
+    listing: IntentRecord
+    items: frozenset[str]
+    tool: str
+    touched: set[str] = field(default_factory=set)
+    steps: list[tuple[IntentRecord, int]] = field(default_factory=list)  # run, items it took
+
+    @property
+    def left(self) -> int:
+        return len(self.items) - len(self.touched)
+
+
+def first_results(state: BusState) -> dict[int, Entry]:
+    """Each intent's result entry (the first: the one that counts), by intent position."""
+    found: dict[int, Entry] = {}
+    for raw, result in state.of_type(e.Result):
+        found.setdefault(result.intent_id, raw)
+    return found
+
+
+def walks(state: BusState, task: int, results: Mapping[int, Entry]) -> list[Walk]:
+    """The walks of the task since ``task``: a listing (a successful result naming 2+ items),
+    then at least two runs of one tool whose arguments each name items of it that no earlier
+    run named (aborted runs did no work and are left out)."""
+    by_item: dict[str, list[tuple[IntentRecord, frozenset[str]]]] = {}
+    found: dict[tuple[int, str], Walk] = {}
+    for record in sorted(state.intents.values(), key=lambda r: r.position):
+        if record.position <= task:
+            continue
+        if not record.aborted:
+            names = named(record.intent.action)
+            listings = {
+                listing.position: (listing, items)
+                for name in names
+                for listing, items in by_item.get(name, ())
+                if results[listing.position].pos < record.position  # seen when it was proposed
+            }
+            for listing, items in listings.values():
+                key = (listing.position, tool_of(record))
+                walk = found.setdefault(key, Walk(listing, items, tool_of(record)))
+                new = (names & items) - walk.touched
+                if new:
+                    walk.touched |= new
+                    walk.steps.append((record, len(new)))
+        result = record.result
+        if result is not None and result.ok and len(items := listed_items(result.output)) >= 2:
+            for item in items:
+                by_item.setdefault(item, []).append((record, items))
+    return [walk for walk in found.values() if len(walk.steps) >= 2]
+
+
+def _secs(ms: float | Fraction) -> str:
+    seconds = float(ms) / 1000
+    return f"{seconds:.2f} s" if seconds < 10 else f"{seconds:.1f} s"
+
+
+def _projected(
+    walk: Walk, results: Mapping[int, Entry], elapsed: int, t: AdviceThresholds
+) -> dict[str, Any] | None:
+    """The finding when the rest of ``walk``, at its own pace per item, dominates the task."""
+    finished = sorted(
+        (results[record.position].ts, taken)
+        for record, taken in walk.steps
+        if record.position in results
+    )
+    if len(finished) < t.repeat or walk.left <= 0:
+        return None
+    # Time per item: from the previous run's result (the listing's, for the first) to this
+    # one's, over the items it took: the whole step (model, votes, the run), what batching saves.
+    previous, paces = results[walk.listing.position].ts, []
+    for ts, taken in finished:
+        paces.append(Fraction(ts - previous, taken))
+        previous = ts
+    pace = statistics.median(paces)
+    remaining = walk.left * pace
+    if remaining < Fraction(t.share) * (elapsed + remaining):
+        return None
+    listing = describe_action(walk.listing.intent.action)
+    detail = (
+        f"{len(finished)} {walk.tool} actions each took new items of the {len(walk.items)} "
+        f"listed by #{walk.listing.position} ({listing[:80]}), at a median of "
+        f"{_secs(pace)} per item: {walk.left} items are left, about {_secs(remaining)} "
+        f"more at this pace, against {_secs(elapsed)} for the task so far"
+    )
+    positions = [walk.listing.position, *(record.position for record, _ in walk.steps)]
+    return _finding(detail, positions)
+
+
+def _finding(detail: str, positions: list[int]) -> dict[str, Any]:
+    return {
+        "signal": "costly_repetition",
+        "severity": "warn",
+        "detail": detail,
+        "positions": sorted(positions),
+    }
 
 
 def costly_repetition(
     state: BusState, now_ms: int, t: AdviceThresholds = AdviceThresholds()
 ) -> dict[str, Any] | None:
-    """The open task's slow, repeated tool, as a finding citing its actions; else None."""
+    """Whether the open task's repeated work deserves advice: the finding citing its actions,
+    else None.
+
+    A walk over a listing (with ``t.repeat`` finished runs) decides by its projection: its items
+    left x its time per item is at least ``t.share`` of the task's projected total. A tool with
+    no walk decides by the time so far: ``t.repeat`` or more finished runs, times their median
+    duration, make ``t.share`` of it.
+    """
     task = open_task(state)
     if task is None:
         return None
     task_ts = next(raw.ts for raw, _ in state.entries if raw.pos == task)
+    elapsed = now_ms - task_ts
+    if elapsed <= 0:
+        return None
+    results = first_results(state)
+    found = walks(state, task, results)
+    for walk in sorted(found, key=lambda w: (-len(w.steps), -w.listing.position)):
+        if (finding := _projected(walk, results, elapsed, t)) is not None:
+            return finding
+    walked = {walk.tool for walk in found}
     runs: dict[str, list[tuple[int, int]]] = {}  # tool -> (position, duration) of its results
     for record in state.intents.values():
         result = record.result
         if record.position > task and result is not None and result.duration_ms is not None:
             runs.setdefault(tool_of(record), []).append((record.position, result.duration_ms))
-    elapsed = max(now_ms - task_ts, 1)
     for tool, done in sorted(runs.items(), key=lambda item: -len(item[1])):
-        durations = [duration for _, duration in done]
-        spent, median = sum(durations), statistics.median(durations)
-        if len(done) >= t.repeat and median >= t.min_ms and spent >= t.share * elapsed:
-            detail = (
-                f"{len(done)} {tool} actions took a median of {median / 1000:.1f} s each: "
-                f"{spent / 1000:.1f} s of the task's {elapsed / 1000:.1f} s so far"
-            )
-            return {
-                "signal": "costly_repetition",
-                "severity": "warn",
-                "detail": detail,
-                "positions": sorted(position for position, _ in done),
-            }
+        # The typical run times their number: one outlier (a long build) is not repetition.
+        median = statistics.median(Fraction(duration) for _, duration in done)
+        typical = len(done) * median
+        if tool in walked or len(done) < t.repeat or typical < Fraction(t.share) * elapsed:
+            continue
+        detail = (
+            f"{len(done)} {tool} actions took a median of {_secs(median)} each "
+            f"({len(done)} x {_secs(median)} = {_secs(typical)}), against {_secs(elapsed)} "
+            "for the task so far"
+        )
+        return _finding(detail, [position for position, _ in done])
     return None
 
 
