@@ -4,7 +4,9 @@ Each runs twice — without and with the supervisor — on an embedded log in ``
 running cluster with ``--cluster``), prints a table and writes ``results.json`` and
 ``summary.md`` to ``--out``. ``--llm script`` (the default) uses the scenarios' scripted
 models, which show the mechanism, not a model's judgement; ``--llm env|local`` runs the same
-agents and supervisor on a real OpenAI-compatible endpoint.
+agents and supervisor on a real OpenAI-compatible endpoint. Progress goes to stderr. A run that
+did not show the mechanism (``Report.problem``: e.g. no advice) reports no speed-up, prints and
+writes its results all the same, then exits 1 with the reason.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.table import Table
 
 from logact.agent.models.choice import open_model
 from logact.agent.models.llm import ModelError
 from logact.cli.common import checked_llm, console, fail, open_role_logs, run, run_prefix
-from logact.cli.output import emit, json_option
+from logact.cli.output import emit, json_option, stderr_console
 from logact.protocol.api import LogAPI
 from logact.scenarios import checksum as cs
 from logact.scenarios import swarm as sw
@@ -99,9 +102,36 @@ def _run(
     if as_json:
         doc = {"name": report.name, "notes": report.notes, "rows": report.rows}
         emit(doc | {"results": report.doc, "out": str(target)})
-        return
-    for line in report.lines():
-        console.print(line, markup=False)
+    else:
+        table = Table(title=report.name)
+        for column in report.rows[0]:
+            table.add_column(column, overflow="fold")
+        for row in report.rows:
+            table.add_row(*(str(value) for value in row.values()))
+        console.print(table)
+        for note in report.notes:
+            console.print(note, markup=False, highlight=False)
+    if report.problem:
+        fail(f"{report.problem} (results in {target / 'results.json'})")
+
+
+class ProgressLine:
+    """``alone: 37/200 folders, 12 s`` on stderr as a run goes: redrawn in place on a terminal;
+    elsewhere (a file, CI) a line per tenth of the folders and one when the run is over."""
+
+    def __init__(self) -> None:
+        self.terminal = stderr_console.is_terminal
+        self.tenths: dict[str, int] = {}
+
+    def __call__(self, run: str, hashed: int, folders: int, seconds: float, over: bool) -> None:
+        line = f"{run}: {hashed}/{folders} folders hashed, {seconds:.0f} s"
+        if self.terminal:
+            click.echo(f"\r{line}{' done' if over else ''}\x1b[K", err=True, nl=over)
+            return
+        tenth = hashed * 10 // folders
+        if over or tenth > self.tenths.get(run, -1):
+            self.tenths[run] = tenth
+            click.echo(f"{line}{' done' if over else ''}", err=True)
 
 
 @scenario.command()
@@ -129,7 +159,9 @@ def checksum(
     layout = cs.Layout(folders, files, size)
 
     async def measure(logs: Mapping[str, LogAPI], prefix: str, real: Model | None) -> Report:
-        return await cs.compare(logs, prefix, layout, real, interval=interval)
+        return await cs.compare(
+            logs, prefix, layout, real, interval=interval, on_progress=ProgressLine()
+        )
 
     _run(out, cluster_config, llm, base_url, model, measure, as_json)
 

@@ -12,6 +12,12 @@ until it reads the supervisor's advice, then hashes every remaining folder with 
 ``sha256sum`` command. It shows the mechanism (the log shows the cost, the supervisor mails,
 the agent's next inference carries the mail); whether a real model would take the advice is
 what a run against a real endpoint measures.
+
+The supervisor advises by the log alone (:func:`~logact.agent.introspection.supervisor.
+costly_repetition`): the listing of ``data/``, then helper runs folder after folder, the time
+each took and the folders left, whatever the machine's speed. A comparison whose supervised run
+got no advice, or whose sums are wrong, did not show the mechanism: its report says why
+(``Report.problem``) instead of giving a speed-up.
 """
 
 from __future__ import annotations
@@ -27,7 +33,17 @@ from typing import Any
 
 import trio
 
-from logact.agent.introspection.supervisor import ADVICE, AdviceThresholds, Sent, Supervisor
+from logact.agent.core import entries as e
+from logact.agent.core.bus import BusState
+from logact.agent.core.replay import read_state
+from logact.agent.introspection.supervisor import (
+    ADVICE,
+    AdviceThresholds,
+    Sent,
+    Supervisor,
+    first_results,
+)
+from logact.agent.introspection.timeline import describe_action
 from logact.agent.models.llm import ScriptedModel, tool_call
 from logact.agent.tools.registry import standard_tools
 from logact.protocol.api import LogAPI
@@ -63,6 +79,9 @@ ADVICE_TEXT = (
 
 #: When to advise: the supervisor's own defaults, which hold on any machine (no time constants).
 THRESHOLDS = AdviceThresholds()
+#: Called as the runs go: (run, folders hashed so far, folders, seconds since the run started,
+#: whether the run is over).
+OnProgress = Callable[[str, int, int, float, bool], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,18 +91,22 @@ class Layout:
     size: int = 128 * 1024  # bytes per file
     seed: int = 7
 
+    def folder(self, index: int) -> str:
+        """The name of folder ``index``: ``f000``, or wider when there are 1000 or more."""
+        return f"f{index:0{max(3, len(str(self.folders - 1)))}d}"
+
 
 def make_workspace(root: Path, layout: Layout) -> dict[str, str]:
     """Create the folders and the helper under ``root``; the expected ``path -> sha256``."""
     rng = random.Random(layout.seed)
     expected: dict[str, str] = {}
     for f in range(layout.folders):
-        folder = root / "data" / f"f{f:03d}"
+        folder = root / "data" / layout.folder(f)
         folder.mkdir(parents=True)
         for k in range(layout.files):
             data = rng.randbytes(layout.size)
             (folder / f"file{k}.bin").write_bytes(data)
-            expected[f"data/f{f:03d}/file{k}.bin"] = hashlib.sha256(data).hexdigest()
+            expected[f"data/{layout.folder(f)}/file{k}.bin"] = hashlib.sha256(data).hexdigest()
     (root / "slow_sha.py").write_text(SLOW_SHA)
     return expected
 
@@ -101,7 +124,7 @@ def read_sums(path: Path) -> dict[str, str]:
 
 # ---- the scripted agent ---------------------------------------------------------------------
 
-_FOLDER = re.compile(r"data/(f\d{3})")
+_FOLDER = re.compile(r"data/(f\d+)")
 
 
 def _commands(messages: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -120,7 +143,7 @@ def scripted_agent(messages: Sequence[Mapping[str, Any]], request: Mapping[str, 
     if turn == 0:
         return {"tool_calls": [tool_call("shell", {"command": "ls data"}, "call_0")]}
     listing = next(str(m.get("content")) for m in messages if m.get("role") == "tool")
-    folders = re.findall(r"\bf\d{3}\b", listing)
+    folders = re.findall(r"\bf\d+\b", listing)
     done = {name for command in _commands(messages) for name in _FOLDER.findall(command)}
     remaining = [f for f in folders if f not in done]
     if not remaining:
@@ -151,6 +174,34 @@ class Run:
     seconds: float
     correct: bool
     advice: tuple[Sent, ...]
+    #: Each action of the task, in log order: position, action, ok, duration_ms and at_ms (its
+    #: result's time since the task was given).
+    steps: tuple[dict[str, Any], ...]
+
+
+def steps(state: BusState) -> tuple[dict[str, Any], ...]:
+    """The actions of the bus's last task with their timings, as the log records them."""
+    tasks = [raw for raw, _ in state.of_type(e.AgentInput)]
+    if not tasks:
+        return ()
+    task = tasks[-1]
+    results = first_results(state)
+    return tuple(
+        {
+            "position": record.position,
+            "action": describe_action(record.intent.action),
+            "ok": record.result.ok if record.result else None,
+            "duration_ms": record.result.duration_ms if record.result else None,
+            "at_ms": results[record.position].ts - task.ts if record.result else None,
+        }
+        for record in sorted(state.intents.values(), key=lambda r: r.position)
+        if record.position > task.pos
+    )
+
+
+def folders_hashed(workspace: Path) -> int:
+    """Folders with at least one line in ``sums.txt`` so far (the progress of a run)."""
+    return len({path.split("/")[1] for path in read_sums(workspace / "sums.txt") if "/" in path})
 
 
 async def run_once(
@@ -165,6 +216,7 @@ async def run_once(
     interval: float = 0.2,
     thresholds: AdviceThresholds = THRESHOLDS,
     on_round: Callable[[], None] = lambda: None,
+    on_progress: OnProgress | None = None,
 ) -> Run:
     """One agent on ``bus`` doing the task in ``workspace``, with or without a supervisor."""
     expected = make_workspace(workspace, layout)
@@ -191,12 +243,51 @@ async def run_once(
     async def supervision() -> None:
         sent.extend(await supervise_until(supervisor, [bus], done, interval, on_round))
 
+    async def progress(report: OnProgress) -> None:
+        label, started, shown = "supervised" if supervised else "alone", trio.current_time(), -1
+        while True:
+            hashed, over = folders_hashed(workspace), done.is_set()
+            if hashed != shown or over:
+                shown = hashed
+                report(label, hashed, layout.folders, trio.current_time() - started, over)
+            if over:
+                return
+            with trio.move_on_after(0.5):  # a display's refresh, not a synchronisation
+                await done.wait()
+
     async with trio.open_nursery() as nursery:
         nursery.start_soon(agent_run)
         if supervised:
             nursery.start_soon(supervision)
+        if on_progress is not None:
+            nursery.start_soon(progress, on_progress)
     correct = read_sums(workspace / "sums.txt") == expected
-    return Run(supervised, bus, seconds, correct, tuple(sent))
+    state = await read_state(logs["reader"], bus)
+    return Run(supervised, bus, seconds, correct, tuple(sent), steps(state))
+
+
+def shortfall(runs: Sequence[Run], layout: Layout, t: AdviceThresholds = THRESHOLDS) -> str | None:
+    """Why a comparison does not show the mechanism (wrong sums, or no advice), else None."""
+    wrong = [("supervised" if r.supervised else "alone") for r in runs if not r.correct]
+    if wrong:
+        return f"the {' and the '.join(wrong)} run's sums.txt does not match the files' hashes"
+    if not any(r.advice for r in runs if r.supervised):
+        return (
+            "the supervised run got no advice, so there is no speed-up to report: the "
+            f"supervisor advises once the log shows {t.repeat} runs of one tool over listed "
+            f"items with the rest projected to take {t.share:.0%} of the task or more, and with "
+            f"{layout.folders} folders it never did"
+        )
+    return None
+
+
+def _advice_cell(run: Run) -> str:
+    if not run.supervised:
+        return "-"
+    if not run.advice:
+        return "none"
+    first = run.advice[0].position
+    return f"at #{first}, after {sum(1 for s in run.steps if s['position'] < first)} actions"
 
 
 async def compare(
@@ -206,9 +297,11 @@ async def compare(
     model: Model | None = None,
     *,
     interval: float = 0.2,
+    on_progress: OnProgress | None = None,
 ) -> Report:
     """The task alone, then supervised, each on its own bus under ``prefix`` and in a fresh
-    workspace; ``model`` serves the agent and the advice, or the scripted ones do."""
+    workspace; ``model`` serves the agent and the advice, or the scripted ones do. The report's
+    ``problem`` says why, when the runs did not show the mechanism."""
     agent = model or Model(ScriptedModel(scripted_agent).client(), "scripted")
     advisor = model or Model(ScriptedModel(scripted_advice).client(), "scripted")
     runs = []
@@ -225,6 +318,7 @@ async def compare(
                     advisor,
                     supervised=supervised,
                     interval=interval,
+                    on_progress=on_progress,
                 )
             )
     alone, supervised_run = runs
@@ -233,16 +327,22 @@ async def compare(
             "run": "supervised" if r.supervised else "alone",
             "bus": r.bus,
             "seconds": f"{r.seconds:.2f}",
+            "actions": len(r.steps),
+            "advice": _advice_cell(r),
             "sums correct": r.correct,
-            "advice mailed": len(r.advice),
         }
         for r in runs
     ]
-    speedup = alone.seconds / supervised_run.seconds if supervised_run.seconds else 0.0
+    problem = shortfall(runs, layout)
+    speedup = None if problem else alone.seconds / supervised_run.seconds
     notes = [
         f"{layout.folders} folders x {layout.files} files x {layout.size} bytes; "
         f"model: {agent.name}.",
-        f"End-to-end speed-up with the supervisor: {speedup:.1f}x.",
+        f"No speed-up: {problem}."
+        if problem
+        else f"End-to-end speed-up with the supervisor: {speedup:.1f}x "
+        f"({alone.seconds:.2f} s -> {supervised_run.seconds:.2f} s).",
+        *(f"Advice mailed at #{sent.position}: {sent.text}" for sent in supervised_run.advice),
     ]
     if model is None:
         notes.append(
@@ -253,6 +353,7 @@ async def compare(
         "layout": asdict(layout),
         "model": agent.name,
         "speedup": speedup,
+        "problem": problem,
         "runs": [asdict(r) for r in runs],
     }
-    return Report("Checksum scenario", rows, notes, doc)
+    return Report("Checksum scenario", rows, notes, doc, problem)

@@ -12,12 +12,14 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """``rows`` share their keys (the table's columns); ``doc`` is the raw results."""
+    """``rows`` share their keys (the table's columns); ``doc`` is the raw results; ``problem``
+    says why the runs did not show what the scenario measures (the command then fails)."""
 
     name: str
     rows: list[dict[str, Any]]
     notes: list[str]
     doc: dict[str, Any]
+    problem: str | None = None
 
     def lines(self) -> list[str]:
         """The summary as markdown lines: title, notes, table."""

@@ -27,6 +27,7 @@ from .test_agent_cli_truth import (  # noqa: F401 (start: a fixture)
 )
 from .test_cli_truth import LOGACT, fresh, gone, logact, said  # noqa: F401 (a fixture)
 from .test_supervise_cli import busy_bus
+from .test_supervision import SMALL
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(300)]
 
@@ -223,8 +224,8 @@ def test_supervise_tells_programs_each_mail_it_sent(cluster: LocalCluster) -> No
 
 def test_scenario_prints_its_report_for_programs(cluster: LocalCluster, tmp_path: Path) -> None:
     out = tmp_path / "checksum"
-    done = run_logact("scenario", "checksum", "--cluster", str(cluster.config_path),
-                      "--folders", "4", "--files", "1", "--out", str(out), "--json")  # fmt: skip
+    done = run_logact("scenario", "checksum", "--cluster", str(cluster.config_path), *SMALL,
+                      "--out", str(out), "--json")  # fmt: skip
     assert done.returncode == 0, said(done)
     report = json.loads(done.stdout)
     assert set(report) == {"name", "notes", "rows", "results", "out"}
@@ -232,6 +233,7 @@ def test_scenario_prints_its_report_for_programs(cluster: LocalCluster, tmp_path
     assert report["results"] == json.loads((out / "results.json").read_text())
     assert [row["run"] for row in report["rows"]] == ["alone", "supervised"]
     assert all(row["sums correct"] for row in report["rows"])
+    assert "supervised: 20/20 folders hashed" in done.stderr  # the progress, for people
 
 
 def test_eval_prints_its_results_for_programs(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -12,7 +12,9 @@ only what holds whatever the timing.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,8 +36,12 @@ from logact.scenarios import swarm as sw
 from logact.scenarios.rig import ROLES, Model
 from logact.server.local import open_memory
 
+from .test_cli_truth import LOGACT, said
+
 DEADLINE = 120.0
 GATE_TIMEOUT = 20.0
+#: A checksum scenario small enough for a test: 20 folders of one 16 KB file, rounds every 50 ms.
+SMALL = ["--folders", "20", "--files", "1", "--size", "16384", "--interval", "0.05"]
 NAMED = re.compile(r'"path": "([^"]+)"|taking: (\S+)')  # files named by gossip or peer mail
 Responder = Callable[[Sequence[Mapping[str, Any]], Mapping[str, Any]], dict]
 
@@ -211,21 +217,66 @@ async def test_agents_that_mail_each_other_what_they_take(tmp_path: Path) -> Non
         assert_never_redoes_what_mail_named(state)
 
 
-async def test_the_checksum_comparison_reports_both_runs() -> None:
+async def test_a_checksum_comparison_without_advice_reports_no_speed_up() -> None:
+    # Two folders: the supervisor never sees three helper runs, so there is nothing to compare.
+    progress: list[tuple[str, int, int, bool]] = []
     with trio.fail_after(DEADLINE):
         async with open_memory() as log:
             report = await cs.compare(
-                dict.fromkeys(ROLES, log), "agent/compare", cs.Layout(3, 1, 1024), interval=0.05
-            )
-    assert [(row["run"], row["sums correct"]) for row in report.rows] == [
-        ("alone", True),
-        ("supervised", True),
+                dict.fromkeys(ROLES, log), "agent/compare", cs.Layout(2, 1, 1024), interval=0.05,
+                on_progress=lambda run, hashed, total, _, over: progress.append(
+                    (run, hashed, total, over)
+                ),
+            )  # fmt: skip
+    assert [(row["run"], row["sums correct"], row["advice"]) for row in report.rows] == [
+        ("alone", True, "-"),
+        ("supervised", True, "none"),
     ]
-    assert [run["bus"] for run in report.doc["runs"]] == [
+    assert report.problem and "the supervised run got no advice" in report.problem
+    assert report.doc["problem"] == report.problem and report.doc["speedup"] is None
+    assert not any("speed-up with" in note for note in report.notes)
+    alone, supervised = report.doc["runs"]
+    assert [run["bus"] for run in (alone, supervised)] == [
         "agent/compare/checksum-alone",
         "agent/compare/checksum-supervised",
     ]
+    # Each run's steps as the log has them: the listing, then the helper per folder.
+    assert [step["action"] for step in alone["steps"]] == [
+        "shell: ls data",
+        "shell: python3 slow_sha.py data/f000 >> sums.txt",
+        "shell: python3 slow_sha.py data/f001 >> sums.txt",
+    ]
+    for step in alone["steps"]:
+        assert step["ok"] and step["duration_ms"] >= 0 and step["at_ms"] >= step["duration_ms"]
+    assert [s["at_ms"] for s in alone["steps"]] == sorted(s["at_ms"] for s in alone["steps"])
+    # The progress reached every folder, and said when each run was over.
+    assert [p for p in progress if p[3]] == [("alone", 2, 2, True), ("supervised", 2, 2, True)]
     assert report.doc["model"] == "scripted" and "Scripted models" in report.notes[-1]
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_the_checksum_command_fails_when_the_supervisor_had_nothing_to_advise(
+    tmp_path: Path, as_json: bool
+) -> None:
+    # Two folders: never three helper runs to judge, whatever the machine.
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [*LOGACT, "scenario", "checksum", "--folders", "2", "--files", "1", "--size", "1024",
+         "--interval", "0.05", "--out", str(out), *(["--json"] if as_json else [])],
+        capture_output=True, text=True, timeout=DEADLINE,
+    )  # fmt: skip
+    assert done.returncode == 1, said(done)
+    (error,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert "the supervised run got no advice" in error and "with 2 folders" in error
+    assert str(out / "results.json") in error and "Traceback" not in done.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["problem"] in error and results["speedup"] is None
+    assert "speed-up with" not in done.stdout + done.stderr  # no figure
+    if as_json:  # the results first, as every command that fails after doing something
+        assert json.loads(done.stdout)["results"] == results
+    else:
+        assert "No speed-up: the supervised run got no advice" in done.stdout
+    assert "supervised: 2/2 folders hashed" in done.stderr  # the progress, for people
 
 
 async def test_the_swarm_comparison_reports_every_coordination() -> None:
@@ -245,18 +296,29 @@ async def test_the_swarm_comparison_reports_every_coordination() -> None:
 
 @pytest.mark.cluster
 def test_the_scenario_commands_run_on_the_cluster(cluster: LocalCluster, tmp_path: Path) -> None:
-    runner = CliRunner()
     config = str(cluster.config_path)
     out = tmp_path / "checksum"
-    result = runner.invoke(
-        main,
-        ["scenario", "checksum", "--cluster", config, "--folders", "4", "--files", "1",
-         "--out", str(out)],
+    # Unlike the gated test above, advice here depends on a round falling between the third
+    # helper run and the point where the rest no longer dominates (steps 3 to ~9 of 20); the
+    # rule scales with the machine, only the round interval does not, hence 0.05 s.
+    done = subprocess.run(
+        [*LOGACT, "scenario", "checksum", "--cluster", config, *SMALL, "--out", str(out)],
+        capture_output=True, text=True, timeout=DEADLINE, env={**os.environ, "COLUMNS": "200"},
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert done.returncode == 0, said(done)
     data = json.loads((out / "results.json").read_text())
-    assert [r["correct"] for r in data["runs"]] == [True, True]
-    assert "Checksum scenario" in (out / "summary.md").read_text()
+    alone, supervised = data["runs"]
+    assert (alone["correct"], supervised["correct"]) == (True, True)
+    assert not alone["advice"] and len(supervised["advice"]) == 1 and data["problem"] is None
+    # The advice states the projection, and the agent batched the rest after it.
+    (advice,) = supervised["advice"]
+    assert re.search(r"\d+ items are left, about [\d.]+ s more at this pace", advice["text"])
+    assert len(supervised["steps"]) < len(alone["steps"]) == 21
+    assert supervised["steps"][-1]["action"].startswith("shell: sha256sum ")
+    assert all(step["duration_ms"] is not None for step in alone["steps"])
+    assert f"{data['speedup']:.1f}x" in done.stdout and "Checksum scenario" in done.stdout
+    assert "alone: 20/20 folders hashed" in done.stderr and "done" in done.stderr
+    runner = CliRunner()
     out = tmp_path / "swarm"
     result = runner.invoke(
         main,
