@@ -241,7 +241,9 @@ async def run_once(
             done.set()
 
     async def supervision() -> None:
-        sent.extend(await supervise_until(supervisor, [bus], done, interval, on_round))
+        sent.extend(
+            await supervise_until(supervisor, [bus], done, interval, on_round, on_results=True)
+        )
 
     async def progress(report: OnProgress) -> None:
         label, started, shown = "supervised" if supervised else "alone", trio.current_time(), -1

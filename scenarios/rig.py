@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import aclosing
 
 import trio
 
@@ -52,12 +53,37 @@ async def supervise_until(
     done: trio.Event,
     interval: float,
     on_round: Callable[[], None] = lambda: None,
+    *,
+    on_results: bool = False,
 ) -> list[Sent]:
-    """Supervision rounds every ``interval`` seconds until ``done``; everything mailed."""
+    """Supervision rounds every ``interval`` seconds until ``done``; everything mailed.
+
+    ``on_results``: also a round as soon as a result commits on one of ``buses``. Advice is
+    judged on results, so it then sees each one as it lands however short the agent's steps are
+    next to ``interval``: whether it speaks depends on the log, not on when a round falls.
+    """
     sent: list[Sent] = []
-    while not done.is_set():
-        sent += await supervisor.round(buses, now_ms())
-        on_round()
-        with trio.move_on_after(interval):
-            await done.wait()
+    wake = trio.Event()
+
+    async def watch(bus: str) -> None:
+        async with aclosing(supervisor.reader.subscribe(bus, 0, ["result"])) as results:
+            async for _ in results:
+                wake.set()
+
+    async def stop() -> None:
+        await done.wait()
+        wake.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(stop)
+        if on_results:
+            for bus in buses:
+                nursery.start_soon(watch, bus)
+        while not done.is_set():
+            wake = trio.Event()  # a result committed during the round wakes the next one
+            sent += await supervisor.round(buses, now_ms())
+            on_round()
+            with trio.move_on_after(interval):
+                await wake.wait()
+        nursery.cancel_scope.cancel()
     return sent
