@@ -394,8 +394,10 @@ class Supervisor:
         sent: list[Sent] = []
         if self.advise:
             for state in states:
+                if was_advised(state, self.name):
+                    continue  # once per task: no need to read the whole task again
                 finding = costly_repetition(state, now_ms, self.thresholds)
-                if finding is not None and not was_advised(state, self.name):
+                if finding is not None:
                     text = await self._advice(state, finding)
                     sent.append(await self._mail(state.bus, ADVICE, text))
         if self.share_gossip:
