@@ -18,6 +18,8 @@ How PySyncObj is used (see docs/durability.md); every change to PySyncObj itself
   suffix, never on a snapshot chunk), the commit index is volatile, and replies carry their
   term so a leader never counts an acknowledgement given to another term's log (issue 12,
   docs/durability.md, "Applying only committed entries");
+- a commit reaches followers with the next entries or heartbeat, not in a message of its own
+  (issue 18: half of all peer messages of sequential appends);
 - results come back through PySyncObj callbacks, bounced onto the trio loop, with a timeout.
 """
 

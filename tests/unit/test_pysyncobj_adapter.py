@@ -263,6 +263,11 @@ PATCHES: dict[str, tuple[str, ...]] = {
         "syncobj:SyncObj.__sendAppendEntries",
     ),
     "LogSyncObj._checkCommandsToApply": ("syncobj:SyncObj._checkCommandsToApply",),
+    # Returning False drops the AppendEntries round _onTick sends after every apply.
+    "LogSyncObj._SyncObj__applyLogEntries": (
+        "syncobj:SyncObj.__applyLogEntries",
+        "syncobj:SyncObj._onTick",
+    ),
     "LogSyncObj._SyncObj__sendNextNodeIdx": ("syncobj:SyncObj.__sendNextNodeIdx",),
     "LogSyncObj._SyncObj__deleteEntriesFrom": (
         "syncobj:SyncObj.__deleteEntriesFrom",
