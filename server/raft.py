@@ -18,8 +18,9 @@ How PySyncObj is used (see docs/durability.md); every change to PySyncObj itself
   suffix, never on a snapshot chunk), the commit index is volatile, and replies carry their
   term so a leader never counts an acknowledgement given to another term's log (issue 12,
   docs/durability.md, "Applying only committed entries");
-- a commit reaches followers with the next entries or heartbeat, not in a message of its own
-  (issue 18: half of all peer messages of sequential appends);
+- a commit reaches followers with the next entries or heartbeat, not in a message of its own,
+  and the transport's upkeep runs every ``UPKEEP_PERIOD``, not after every message (issue 18:
+  both cost CPU on every append and changed nothing);
 - results come back through PySyncObj callbacks, bounced onto the trio loop, with a timeout.
 """
 
