@@ -176,6 +176,21 @@ def _rows(doc: dict[str, Any]) -> list[Row]:
     )
     rows.append(
         (
+            "leader CPU µs/append 100 B (best)",
+            lambda s: _get(best_load(s, "100B") or {}, "cpu", "leader_cpu_us_per_append"),
+            False,
+        )
+    )
+    for field, label in (("server", "server"), ("leader", "leader")):
+        rows.append(
+            (
+                f"{label} CPU µs/append sequential 100 B",
+                lambda s, f=field: _get(s, "sequential", "100B", "cpu", f"{f}_cpu_us_per_append"),
+                False,
+            )
+        )
+    rows.append(
+        (
             "client CPU µs/append 100 B (best)",
             lambda s: _get(best_load(s, "100B") or {}, "cpu", "client_cpu_us_per_append"),
             False,

@@ -99,11 +99,17 @@ def merge_load(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def cpu_breakdown(
-    delta: dict[str, float | None], server_names: list[str], client_cpu: float | None, ops: int
+    delta: dict[str, float | None],
+    server_names: list[str],
+    client_cpu: float | None,
+    ops: int,
+    leader: str | None = None,
 ) -> dict[str, Any]:
-    """Who used the CPU in a window: servers, load generators, and everything else."""
+    """Who used the CPU in a window: servers (the leader among them), load generators, and
+    everything else."""
     servers = {name: delta.get(name) for name in server_names}
     server_total = sum(v for v in servers.values() if v is not None)
+    leader_cpu = servers.get(leader) if leader is not None else None
     bench = delta.get("bench") or 0.0
     busy = delta.get("machine_busy") or 0.0
     capacity = delta.get("machine_capacity") or 0.0
@@ -116,6 +122,9 @@ def cpu_breakdown(
         "other_s": round(max(0.0, busy - server_total - clients - bench), 3),
         "machine_busy_pct": round(100 * busy / capacity, 1) if capacity else None,
         "server_cpu_us_per_append": round(server_total / ops * 1e6, 1) if ops else None,
+        "leader_cpu_us_per_append": (
+            round(leader_cpu / ops * 1e6, 1) if ops and leader_cpu is not None else None
+        ),
         "client_cpu_us_per_append": round(clients / ops * 1e6, 1) if ops and client_cpu else None,
     }
 
@@ -134,6 +143,7 @@ class System:
     key = ""
     label = ""
     durability = ""
+    leader: str | None = None  # the name of the leader's process, once started
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
@@ -340,12 +350,19 @@ async def sequential_phase(
         "count": settings.seq_count(size_name),
         "max_seconds": SEQ_MAX_SECONDS,
     }
+    server_pids: dict[str, int | None] = {**system.server_pids()}
     before = await _counters_safe(system)
+    first = CpuSnapshot.take(server_pids)
     results, _ = await run_workers([spec], system.run_dir / "logs")
+    cpu = cpu_delta(first, CpuSnapshot.take(server_pids))
     after = await _counters_safe(system)
     result = results[0]
     summary = summarize_us(result["latencies_us"])
     out = {**summary, "errors": result["errors"], **_batching(before, after, result["ops"])}
+    # Per append of the whole run, warm-up included: the servers did all of it.
+    out["cpu"] = cpu_breakdown(
+        cpu, list(server_pids), None, spec["warmup_ops"] + result["ops_total"], system.leader
+    )
     log(
         f"  {system.key:<13} sequential {size_name:>4}: p50 {summary['p50_ms']} ms, "
         f"p99 {summary['p99_ms']} ms ({summary['samples']} appends)"
@@ -391,7 +408,7 @@ async def load_phase(
     shape = f"{len(specs)}x{max(per_proc)}"
     merged["shape"] = shape
     merged["cpu"] = cpu_breakdown(
-        cpu or {}, list(server_pids), merged["client_cpu_s"], merged["ops"]
+        cpu or {}, list(server_pids), merged["client_cpu_s"], merged["ops"], system.leader
     )
     merged.update(_batching(before, after, merged["ops"]))
     log(
