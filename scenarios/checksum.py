@@ -327,7 +327,6 @@ async def compare(
     rows = [
         {
             "run": "supervised" if r.supervised else "alone",
-            "bus": r.bus,
             "seconds": f"{r.seconds:.2f}",
             "actions": len(r.steps),
             "advice": _advice_cell(r),
@@ -339,7 +338,7 @@ async def compare(
     speedup = None if problem else alone.seconds / supervised_run.seconds
     notes = [
         f"{layout.folders} folders x {layout.files} files x {layout.size} bytes; "
-        f"model: {agent.name}.",
+        f"model: {agent.name}; buses {alone.bus} and {supervised_run.bus}.",
         f"No speed-up: {problem}."
         if problem
         else f"End-to-end speed-up with the supervisor: {speedup:.1f}x "
