@@ -21,6 +21,7 @@ agent to tell it about work it will not do would only cost tokens.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -64,7 +65,10 @@ class AdviceThresholds:
 
 # A word of a command or argument: what is between blanks, quotes and shell punctuation.
 _WORD = re.compile(r"[^\s\"'`=,;:()\[\]{}<>|&]+")
-_MAX_PARTS = 16  # path components of one word looked at (bounds the work on odd input)
+_MAX_PARTS = 8  # path components of one word looked at (bounds the work on odd input)
+#: Words of one action looked at: an action is written by the agent, possibly a hostile
+#: one, and a megabyte of paths cost seconds and hundreds of MiB on every round otherwise.
+_MAX_WORDS = 1024
 
 
 def _path(text: str) -> str:
@@ -95,7 +99,8 @@ def named(action: e.ToolCall | e.CodeBlock) -> set[str]:
     components (``data/f000/*`` names ``data``, ``f000`` and ``data/f000``)."""
     texts = [action.code] if isinstance(action, e.CodeBlock) else _strings(action.arguments)
     names: set[str] = set()
-    for word in (word for text in texts for word in _WORD.findall(text)):
+    words = (match.group() for text in texts for match in _WORD.finditer(text))
+    for word in itertools.islice(words, _MAX_WORDS):
         parts = [part for part in word.split("/") if part not in ("", ".")][:_MAX_PARTS]
         names.update(
             "/".join(parts[i:j]) for i in range(len(parts)) for j in range(i + 1, len(parts) + 1)

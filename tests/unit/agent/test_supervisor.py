@@ -181,6 +181,15 @@ def test_listings_and_names() -> None:
     assert "f003" in named(e.ToolCall("read_file", {"path": "data/f003/file0.bin"}))
 
 
+def test_a_huge_action_names_a_bounded_set() -> None:
+    # An agent's action is untrusted: 1.6 MB of deep paths cost 5 s and 219 MiB per round.
+    deep = " ".join("/".join(f"q{k}_{i}" for i in range(16)) for k in range(12000))
+    names = named(e.ToolCall("shell", {"command": f"cat data/f000 {deep} data/f999"}))
+    assert "data/f000" in names and "q0_0/q0_1" in names
+    assert "data/f999" not in names  # past the words looked at
+    assert len(names) <= 1024 * 8 * 9 // 2
+
+
 # 10 ms to about 1.5 h, spread evenly over the orders of magnitude, so that a fixed threshold in
 # that range is crossed by some log scaled 0.1x..10x; multiples of 10: whole ms at any scale k/10.
 times = st.builds(lambda m, k: 10 * m * 2**k, st.integers(1, 9), st.integers(0, 9))
