@@ -179,7 +179,7 @@ def test_a_malformed_multi_answer_is_a_retryable_error_for_each_caller(
     pendings = [_Pending(), _Pending()]
     _Multi(pendings).deliver(frame)
     for pending in pendings:
-        assert pending.event.is_set()
+        assert pending.done
         assert pending.reply is not None and pending.reply["ok"] is False
         assert error_from_wire(pending.reply["error"]).retryable
 
@@ -193,5 +193,8 @@ def test_a_multi_answer_goes_to_each_caller_in_order_and_a_refusal_to_all() -> N
     pendings = [_Pending(), _Pending()]
     _Multi(pendings).deliver(refused)
     assert [p.reply for p in pendings] == [refused, refused]
+    _Multi(pendings).deliver(None)  # a later answer (here: the connection broke) is ignored
+    assert [p.reply for p in pendings] == [refused, refused]
+    pendings = [_Pending(), _Pending()]
     _Multi(pendings).deliver(None)  # the connection broke
     assert [p.reply for p in pendings] == [None, None]
