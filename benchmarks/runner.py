@@ -382,7 +382,8 @@ async def load_phase(
             **system.base_spec(),
             "mode": "load",
             "size": SIZES[size_name],
-            "bus": f"bench-load-{size_name.lower()}",
+            # A bus per shape: two shapes of 10 KB at ~3,000/s outgrow one bus's 256 MiB quota.
+            "bus": f"bench-load-{size_name.lower()}-{procs}p",
             "seed": 1000 * procs + index,
             "warmup_ops": 5,
             "concurrency": tasks,
