@@ -15,6 +15,7 @@ import trio
 
 from logact.server.config import ClusterConfig, ConfigError
 from logact.server.embedded import EmbeddedBackend
+from logact.server.heap import keep_large_blocks_in_heap
 from logact.server.net import serve
 from logact.server.raft import RaftBackend
 from logact.server.service import LogService
@@ -75,6 +76,7 @@ async def run_node(config: ClusterConfig, node_id: str, run_dir: Path) -> None:
     # PySyncObj's tick thread and the trio thread share the GIL: the default 5 ms switch
     # interval would add up to 5 ms to every hand-off between them.
     sys.setswitchinterval(0.0002)
+    keep_large_blocks_in_heap()
     config = fit_descriptors(config)
     node = config.node(node_id)
     data_dir = data_dir_for(config, node_id, run_dir)
