@@ -10,9 +10,12 @@ further signals noted rather than acted on, and raises :class:`Stopped` naming t
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from trio.lowlevel import enable_ki_protection
 
 T = TypeVar("T")
 
@@ -40,6 +43,19 @@ def interrupted(exc: BaseException) -> bool:
     return isinstance(exc, KeyboardInterrupt)
 
 
+@enable_ki_protection
+def _interrupt(ctrl_c: Callable[[int, FrameType | None], Any]) -> None:
+    """Ctrl-C's handler, called from a frame trio sees as protected.
+
+    trio's handler raises KeyboardInterrupt on the spot unless the frame it is given is
+    protected, and then delivers it to the main task at its next checkpoint instead. The spot
+    a signal lands on may be a weakref callback, whose exceptions Python prints and drops: the
+    command then ran on after SIGTERM (seen in CI, "Exception ignored in ... _get_module_lock").
+    Outside ``trio.run`` this is Python's own handler, which raises here, into the work.
+    """
+    ctrl_c(signal.SIGINT, sys._getframe())
+
+
 def stop_on_signals(work: Callable[[], T], cleanup: Callable[[], object] = lambda: None) -> T:
     """``work()``'s result, ``cleanup()`` run after it whatever happens.
 
@@ -58,7 +74,7 @@ def stop_on_signals(work: Callable[[], T], cleanup: Callable[[], object] = lambd
         received.append(signal.SIGTERM)
         ctrl_c = signal.getsignal(signal.SIGINT)
         if callable(ctrl_c):  # trio's handler inside trio.run, else Python's own
-            ctrl_c(signal.SIGINT, frame)
+            _interrupt(ctrl_c)
         else:  # the work itself set SIGINT aside
             raise KeyboardInterrupt
 

@@ -92,3 +92,59 @@ def test_a_signal_interrupts_the_work_and_the_cleanup_runs_to_its_end(
     finally:
         proc.kill()
         proc.wait(LINE_TIMEOUT)
+
+
+CALLBACK_CHILD = """
+import os, signal, sys, weakref
+import trio
+from logact.ops.stopping import Stopped, stop_on_signals
+
+class Thing:
+    pass
+
+def callback(_):
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10_000):  # the handler runs here, in the callback's frame
+        pass
+
+async def main():
+    print("ready", flush=True)
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+    await trio.sleep_forever()
+
+def cleanup():
+    print("cleaning", flush=True)
+    sys.stdin.readline()
+    print("cleaned", flush=True)
+
+try:
+    stop_on_signals(lambda: trio.run(main), cleanup)
+except Stopped as stopped:
+    print(f"{stopped}, exit {stopped.exit_code}", flush=True)
+"""
+
+
+def test_a_signal_landing_in_a_weakref_callback_still_interrupts_the_work() -> None:
+    """Python prints and drops an exception raised in a weakref callback: a KeyboardInterrupt
+    raised there for SIGTERM was lost and the command ran on (a CI run's demo)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CALLBACK_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert _line(proc) == "ready"
+        assert _line(proc) == "cleaning"
+        assert proc.stdin is not None
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        assert _line(proc) == "cleaned"
+        assert _line(proc) == "stopped by SIGTERM, exit 143"
+        assert proc.wait(LINE_TIMEOUT) == 0
+        assert proc.stderr is not None and proc.stderr.read() == b""
+    finally:
+        proc.kill()
+        proc.wait(LINE_TIMEOUT)
