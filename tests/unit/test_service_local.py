@@ -588,6 +588,28 @@ async def test_group_commit_unknown_outcome_is_a_timeout(
         nursery.cancel_scope.cancel()
 
 
+async def test_group_commit_answers_each_part_of_a_split_run_on_its_own(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A run larger than a batch is split; a part stuck in replication times out alone."""
+    calls: list[int] = []
+
+    async def replicate(cmds: list[Command]) -> list[Reply]:
+        calls.append(len(cmds))
+        if len(calls) > 1:
+            await trio.sleep_forever()  # the second batch never gets an outcome
+        return [Done() for _ in cmds]
+
+    committer = GroupCommitter(replicate, max_batch=2, timeout=3.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(committer.run)
+        outcomes = await committer.submit_all([Barrier()] * 3)
+        nursery.cancel_scope.cancel()
+    assert calls == [2, 1]
+    assert outcomes[:2] == [Done(), Done()]
+    assert isinstance(outcomes[2], errors.Timeout) and outcomes[2].retryable
+
+
 # ---------------------------------------------------------------- unknown outcomes
 
 
