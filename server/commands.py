@@ -162,17 +162,15 @@ def append_command(
         raise TooLarge(f"a batch holds at most {limits.max_batch_entries} entries")
     types: list[str] = []
     for index, raw in enumerate(raw_entries):
-        if not isinstance(raw, dict):
-            raise BadRequest(f"entry {index} must be a map with 'type' and 'body'")
-        etype = field(raw, "type", str)
-        if not ENTRY_TYPE.fullmatch(etype):
-            raise BadRequest(f"entry {index}: type must be 1-64 characters of [A-Za-z0-9_.-]")
-        if "body" not in raw:
-            raise BadRequest(f"entry {index}: missing field 'body'")
-        types.append(etype)
-    denied = sorted({t for t in types if not may_append(t)})
+        if type(raw) is dict:
+            etype = raw.get("type")
+            if type(etype) is str and "body" in raw and ENTRY_TYPE.fullmatch(etype):
+                types.append(etype)
+                continue
+        types.append(_entry_type(index, raw))
+    denied = [t for t in set(types) if not may_append(t)]
     if denied:
-        raise Forbidden(f"principal {author!r} may not append {denied}")
+        raise Forbidden(f"principal {author!r} may not append {sorted(denied)}")
     entries: list[NewEntry] = []
     total = 0
     budget = budget or ItemBudget(limits.max_batch_items)
@@ -197,7 +195,7 @@ def append_command(
             raise BadRequest(f"entry {index}: {problem[:500]}")
         entries.append(NewEntry(etype, body, size))
     guards = sorted({fences[t] for t in types if t in fences}) if fences else []
-    key = field(request, "key", list, None)
+    key = _optional(request, "key", list)
     if key is not None and (
         len(key) != 2
         or not isinstance(key[0], str)
@@ -207,8 +205,8 @@ def append_command(
         or not 0 <= key[1] < INT_LIMIT
     ):
         raise BadRequest("'key' must be [client_id (1-128 chars), sequence number >= 0]")
-    expect = position(request, "expect_tail", None)
-    fence = field(request, "fence", list, None)
+    expect = None if request.get("expect_tail") is None else position(request, "expect_tail")
+    fence = _optional(request, "fence", list)
     if fence is not None and (
         len(fence) != 2
         or not isinstance(fence[0], str)
@@ -229,6 +227,27 @@ def append_command(
         expect_tail=expect,
         fence=None if fence is None else (fence[0], fence[1]),
     )
+
+
+def _entry_type(index: int, raw: Any) -> str:
+    """The type of entry ``index`` of an append, or the error saying what is wrong with it."""
+    if not isinstance(raw, dict):
+        raise BadRequest(f"entry {index} must be a map with 'type' and 'body'")
+    etype: str = field(raw, "type", str)
+    if not ENTRY_TYPE.fullmatch(etype):
+        raise BadRequest(f"entry {index}: type must be 1-64 characters of [A-Za-z0-9_.-]")
+    if "body" not in raw:
+        raise BadRequest(f"entry {index}: missing field 'body'")
+    return etype
+
+
+def _optional(request: dict[str, Any], name: str, kind: type) -> Any:
+    """``field(request, name, kind, None)``, without its cost when the field is absent or of
+    exactly ``kind`` (every append checks several)."""
+    value = request.get(name)
+    if value is None or type(value) is kind:
+        return value
+    return field(request, name, kind)
 
 
 def trim_command(request: dict[str, Any], ts: int) -> Trim:
