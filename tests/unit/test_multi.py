@@ -89,6 +89,18 @@ async def test_rights_are_checked_per_append(memory_log: LocalLog) -> None:
     assert [e.type for e in (await memory_log.read("b")).entries] == ["vote"]
 
 
+async def test_rights_are_checked_per_bus_within_a_multi(memory_log: LocalLog) -> None:
+    """A type allowed on one bus is not allowed on another because an earlier append of the
+    same multi had that type (the node remembers rights per type and bus within a request)."""
+    alice = Principal("alice", (Role("agent", frozenset({"note"}), buses=("agent/alice/**",)),))
+    ops = [append(bus, "note", n) for n, bus in enumerate(["agent/alice/1", "agent/bob/1"] * 2)]
+    results = await multi(memory_log.as_principal(alice), ops)
+    assert [r["ok"] for r in results] == [True, False, True, False]
+    assert {r["error"]["code"] for r in results[1::2]} == {"forbidden"}
+    assert [b.bus for b in await memory_log.list_buses()] == ["agent/alice/1"]
+    assert len((await memory_log.read("agent/alice/1")).entries) == 2
+
+
 @pytest.mark.parametrize(
     ("ops", "error"),
     [
