@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, assert_never
 
 from logact.protocol.errors import ErrorCode
@@ -168,7 +168,7 @@ class LogState:
                 self.clients.move_to_end(client_id)
                 record.last_ts = max(record.last_ts, ts)
                 if seq in record.results:
-                    return replace(Appended.from_wire(record.results[seq]), duplicate=True)
+                    return Appended.from_wire(record.results[seq])._replace(duplicate=True)
                 if seq < record.floor:
                     return Failed(
                         ErrorCode.CONDITION_FAILED,
