@@ -58,9 +58,12 @@ class GroupCommitter:
         self._max_batch = max_batch
         self._max_batch_bytes = max_batch_bytes
         self._timeout = timeout
-        self._inflight = trio.Semaphore(max_inflight)
+        #: Batches that may still be started while others are in flight.
+        self._free = max_inflight
         self._pending: list[_Pending] = []
-        self._wake = trio.Event()
+        self._nursery: trio.Nursery | None = None
+        #: A flush is started but has not yet taken its batch (it takes all that is pending).
+        self._starting = False
         self.batches = 0  # counters for status / benchmarks
         self.commands = 0
 
@@ -84,7 +87,7 @@ class GroupCommitter:
     async def _wait(self, cmds: Sequence[Command | None]) -> list[Reply | LogError]:
         run = _Run(len(cmds))
         self._pending.extend((cmd, run, index) for index, cmd in enumerate(cmds))
-        self._wake.set()
+        self._start_flush()
         with trio.move_on_after(self._timeout):
             await run.done.wait()
         if run.left:
@@ -96,13 +99,26 @@ class GroupCommitter:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
-            task_status.started()
-            while True:
-                await self._wake.wait()
-                self._wake = trio.Event()
-                while self._pending:
-                    await self._inflight.acquire()
-                    nursery.start_soon(self._flush, self._take_batch())
+            self._nursery = nursery
+            try:
+                task_status.started()
+                self._start_flush()  # work submitted before the committer ran
+                await trio.sleep_forever()
+            finally:
+                self._nursery = None
+
+    def _start_flush(self) -> None:
+        """Start a flush of what is pending if a batch may start and none is about to.
+
+        Started by the submitter itself, not by a dispatcher task: that task's wake-up and
+        the semaphore it took cost two trio scheduler passes per batch (issue 18). The flush
+        takes its batch when it runs, so everything submitted meanwhile joins it.
+        """
+        if self._starting or not self._pending or not self._free or self._nursery is None:
+            return
+        self._free -= 1
+        self._starting = True
+        self._nursery.start_soon(self._flush)
 
     def _take_batch(self) -> list[_Pending]:
         """The longest prefix of pending work within the count and byte caps (at least one)."""
@@ -117,7 +133,10 @@ class GroupCommitter:
         del self._pending[:count]
         return batch
 
-    async def _flush(self, batch: list[_Pending]) -> None:
+    async def _flush(self) -> None:
+        self._starting = False
+        batch = self._take_batch()
+        self._start_flush()  # what the caps left out, if another batch may start
         try:
             cmds = [cmd for cmd, _, _ in batch if cmd is not None] or [BARRIER]
             self.batches += 1
@@ -135,7 +154,8 @@ class GroupCommitter:
             for cmd, run, index in batch:
                 run.settle(index, BARRIER_DONE if cmd is None else next(replies_iter))
         finally:
-            self._inflight.release()
+            self._free += 1
+            self._start_flush()
 
 
 def _command_bytes(cmd: Command | None) -> int:
