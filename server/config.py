@@ -119,7 +119,12 @@ class RaftTuning:
     """PySyncObj timing; the defaults favour low commit latency on a small cluster."""
 
     append_entries_period: float = 0.01
-    auto_tick_period: float = 0.002
+    #: How long PySyncObj's tick thread waits for a message before it ticks anyway. Messages
+    #: and new commands wake it at once; its timer is only for heartbeats and election
+    #: deadlines, so ticking more often than a heartbeat is due does nothing. At 0.002 the
+    #: timer ticks cost each node 8-9 % of a core when idle and ~14 % of the cluster's CPU
+    #: per append under load (issue 18, benchmarks/README.md).
+    auto_tick_period: float = 0.01
     raft_min_timeout: float = 0.4
     raft_max_timeout: float = 1.2
     leader_fallback_timeout: float = 3.0
