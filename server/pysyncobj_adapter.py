@@ -490,6 +490,11 @@ class LogSyncObj(SyncObj):
         # Anything added since the last sync (e.g. the no-op of a new leader) becomes durable
         # before this tick's commit computation counts the leader itself.
         self._sync_journal()
+        if self._SyncObj__transport.ready:  # type: ignore[attr-defined]
+            # New commands go to the followers first: PySyncObj took them last, after
+            # applying what the tick committed and after any heartbeat, so followers started
+            # on a batch only once the leader had applied the one before (issue 18).
+            self._checkCommandsToApply()
         super()._onTick(timeToWait)
         journal = self._SyncObj__raftLog  # type: ignore[attr-defined]
         if isinstance(journal, FsyncJournal):
