@@ -329,6 +329,10 @@ def _replaced(*_: Any) -> None:
     raise RuntimeError("snapshots are written by LogSyncObj._start_snapshot")
 
 
+#: How long after a follower last forwarded a command the leader keeps sending each new
+#: commit index at once (``LogSyncObj._SyncObj__applyLogEntries``).
+FORWARDING_WINDOW = 1.0
+
 _PROGRESS = {
     Progress.IDLE: SERIALIZER_STATE.NOT_SERIALIZING,
     Progress.WRITING: SERIALIZER_STATE.SERIALIZING,
@@ -369,6 +373,10 @@ class LogSyncObj(SyncObj):
         self.snapshots_written = 0
         self.snapshots_installed = 0
         self.snapshots_ignored = 0
+        #: Until then, every apply sends the followers the new commit index at once
+        #: (``_SyncObj__applyLogEntries``); the rounds sent, for status.
+        self._forwarding_until = 0.0
+        self.commit_rounds = 0
         self._writer = SnapshotWriter(durable)
         if conf.fullDumpFile is not None:
             conf.useFork = False
@@ -501,15 +509,23 @@ class LogSyncObj(SyncObj):
             journal.release(self._last_applied)  # applied commands are in the state now
 
     def _SyncObj__applyLogEntries(self) -> bool:
-        """PySyncObj's, but applying never asks for a round of AppendEntries of its own.
+        """PySyncObj's, but applying asks for a round of AppendEntries of its own only while
+        followers forward commands.
 
         With appendEntriesUseBatch=False it asked after every apply, so a leader sent each
         follower one more message, and got one more reply, per commit just to move the commit
         index: half of all peer messages of sequential appends (issue 18). Followers learn it
-        from the next entries or heartbeat (``append_entries_period``) instead, as in etcd.
+        from the next entries or heartbeat (``append_entries_period``) instead, as in etcd —
+        except that a follower answers a command it forwarded only once it has applied it:
+        without the round, each append of a client connected to a follower waited for a
+        heartbeat (14.6 against 2.2 ms on the leader, sequentially).
         """
+        applied = self._last_applied
         SyncObj._SyncObj__applyLogEntries(self)  # type: ignore[attr-defined]
-        return False
+        if self._last_applied == applied or monotonicTime() > self._forwarding_until:
+            return False
+        self.commit_rounds += 1
+        return True
 
     def _checkCommandsToApply(self) -> None:
         # The leader has just appended new commands and (appendEntriesUseBatch=False) sent
@@ -612,6 +628,8 @@ class LogSyncObj(SyncObj):
 
     def _SyncObj__onMessageReceived(self, node: Any, message: dict[str, Any]) -> None:
         kind = message.get("type")
+        if kind == "apply_command":  # a follower forwards a command its client sent it
+            self._forwarding_until = monotonicTime() + FORWARDING_WINDOW
         term = self._raft_term
         if kind == "next_node_idx" and message.get("term") != term:
             return  # a reply to a message of another term: it says nothing about our log

@@ -195,6 +195,9 @@ class RaftBackend:
                 "ignored": self.sync_obj.snapshots_ignored,
             },
             "has_quorum": raw.get("has_quorum"),
+            # AppendEntries rounds sent only to tell followers a commit index at once: while
+            # they forward their clients' commands.
+            "commit_rounds": self.sync_obj.commit_rounds,
             "journal_syncs": journal.syncs if journal else 0,
         }
 

@@ -40,6 +40,8 @@ async def test_writes_through_any_node_are_read_linearizably_everywhere(
     cluster: LocalCluster, bus: str
 ) -> None:
     with trio.fail_after(DEADLINE):
+        leader = await cluster.wait_for_leader(30)
+        rounds_before = await commit_rounds(cluster, leader)
         for round_no, address in enumerate(cluster.addresses):
             async with Client(
                 [address], WRITER_TOKEN, timeout=STEP_TIMEOUT, prefer_leader=False
@@ -54,6 +56,15 @@ async def test_writes_through_any_node_are_read_linearizably_everywhere(
                 assert entries[-1].author == "writer"
                 async with Client([other], ADMIN_TOKEN, prefer_leader=False) as node:
                     assert (await node.check_tail(bus)).tail == round_no + 1
+        # A follower answers a forwarded append once it has applied it: the leader told the
+        # followers each commit at once instead of leaving it to the next heartbeat.
+        assert await commit_rounds(cluster, leader) > rounds_before
+
+
+async def commit_rounds(cluster: LocalCluster, node_id: str) -> int:
+    status = (await cluster.statuses())[node_id]
+    assert status is not None and status["node"]["role"] == "leader"
+    return int(status["node"]["commit_rounds"])
 
 
 async def test_stale_reads_converge_on_every_node(cluster: LocalCluster, bus: str) -> None:

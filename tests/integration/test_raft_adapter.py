@@ -307,6 +307,27 @@ def test_a_restarted_node_applies_nothing_a_leader_has_not_vouched_for(
         restarted.destroy()
 
 
+def test_applying_sends_the_commit_index_at_once_only_while_followers_forward(
+    follower: LogSyncObj,
+) -> None:
+    """A follower answers a command it forwarded once it has applied it; leaving the commit
+    index to the next heartbeat made every such append wait for one."""
+    writer, forwarder = peers(follower)
+    apply = follower._SyncObj__applyLogEntries  # type: ignore[attr-defined]
+    on_message = follower._SyncObj__onMessageReceived  # type: ignore[attr-defined]
+    on_message(writer, append_entries(1, (1, 0), [(command(follower, "a"), 2, 1)], 2))
+    assert apply() is False  # nobody forwards: entries and heartbeats carry the commit index
+    assert bodies(follower) == ["a"]
+    on_message(
+        forwarder, {"type": "apply_command", "command": command(follower, "f"), "request_id": 1}
+    )
+    on_message(writer, append_entries(1, (2, 1), [(command(follower, "b"), 3, 1)], 3))
+    assert apply() is True
+    assert bodies(follower) == ["a", "b"]
+    assert apply() is False  # nothing new applied: no round
+    assert follower.commit_rounds == 1
+
+
 def test_duplicate_append_from_the_same_leader_keeps_the_suffix(follower: LogSyncObj) -> None:
     leader = peers(follower)[0]
     c2, c3, c4 = (command(follower, body) for body in ("c2", "c3", "c4"))
