@@ -85,6 +85,8 @@ class GroupCommitter:
             raise outcome
 
     async def _wait(self, cmds: Sequence[Command | None]) -> list[Reply | LogError]:
+        if not cmds:
+            return []  # a multi whose every append was refused: nothing would settle the run
         run = _Run(len(cmds))
         self._pending.extend((cmd, run, index) for index, cmd in enumerate(cmds))
         self._start_flush()

@@ -71,6 +71,13 @@ async def test_each_append_is_answered_on_its_own_and_refusals_change_nothing(
     assert [e.body for e in read.entries] == [1, 4]
 
 
+async def test_a_multi_whose_every_append_is_refused_is_answered(memory_log: LocalLog) -> None:
+    """Nothing reaches the group committer; the refusals still come back at once."""
+    results = await multi(memory_log, [append("b", "BAD TYPE", 1), append("b", "ALSO BAD", 2)])
+    assert [r["error"]["code"] for r in results] == ["bad_request", "bad_request"]
+    assert await memory_log.list_buses() == []
+
+
 async def test_keys_deduplicate_within_and_across_multis(memory_log: LocalLog) -> None:
     key = ["client-a", 7]
     first = await multi(memory_log, [append("b", "t", "x", key), append("b", "t", "x", key)])
