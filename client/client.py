@@ -103,6 +103,10 @@ class _Pending:
 TIMED_OUT: dict[str, Any] = {"ok": False, "error": {"code": "timeout", "message": "no answer"}}
 #: How often a connection's watchdog looks for appends past their deadline (its precision).
 WATCHDOG_PERIOD = 0.1
+#: A client connected to a node that is not the leader asks it which node is, first after
+#: this many seconds, then at doubling intervals up to the second figure (``_seek_leader``).
+LEADER_SEEK_FIRST = 0.05
+LEADER_SEEK_MAX = 5.0
 
 
 class _Queued:
@@ -170,6 +174,8 @@ class Connection:
         self._send_lock = trio.Lock()
         self._queue: list[_Queued] = []
         self._queued = trio.Event()
+        #: Replaced by a connection to the leader: closed once nothing sent here is unanswered.
+        self.retiring = False
 
     @classmethod
     async def open(
@@ -226,6 +232,8 @@ class Connection:
                 waiter = self.waiting.pop(request_id, None) if isinstance(request_id, int) else None
                 if waiter is not None:
                     waiter.deliver(frame)
+                    if self.retiring and self.idle:
+                        return
         except (*CONNECTION_ERRORS, LogError, codec.FrameTooLarge) as exc:
             self.broken = exc
         finally:
@@ -352,6 +360,18 @@ class Connection:
             queued.sent = True
         return batch
 
+    @property
+    def idle(self) -> bool:
+        """Nothing sent here waits for an answer, and nothing queued waits to be sent."""
+        return not self.waiting and not self._queue
+
+    async def retire(self) -> None:
+        """Close once every request sent or queued here is answered (the reader closes it
+        after the last answer); at once if none is. New requests go elsewhere."""
+        self.retiring = True
+        if self.idle:
+            await self.close()
+
     async def close(self) -> None:
         self.broken = self.broken or EOFError("closed")
         self._queued.set()
@@ -420,6 +440,12 @@ class Client(LogAPI):
             # propagates as itself, not wrapped in an ExceptionGroup.
             await self._nursery_cm.__aexit__(None, None, None)
 
+    @property
+    def node(self) -> str | None:
+        """The address of the node this client's requests go to now (None before the first)."""
+        conn = self._conn
+        return conn.address if conn is not None and conn.broken is None else None
+
     # ---- connection management -------------------------------------------------------
     async def _connection(self) -> Connection:
         conn = self._conn
@@ -428,13 +454,78 @@ class Client(LogAPI):
         async with self._connect_lock:
             if self._conn is not None and self._conn.broken is None:
                 return self._conn
-            self._conn = await self._connect_any()
             assert self._nursery is not None, "use 'async with Client(...)'"
-            self._nursery.start_soon(self._conn.reader)
-            if self.coalesce and self._conn.coalesces:
-                self._nursery.start_soon(self._conn.batcher, self.linger, self.batch_bytes)
-                self._nursery.start_soon(self._conn.watchdog)
+            self._conn = await self._connect_any()
+            self._serve(self._conn)
             return self._conn
+
+    def _serve(self, conn: Connection) -> None:
+        """Start ``conn``'s tasks; and, if its node is a follower or candidate, a task that
+        moves the client to the leader once that node names one."""
+        assert self._nursery is not None
+        self._nursery.start_soon(conn.reader)
+        if self.coalesce and conn.coalesces:
+            self._nursery.start_soon(conn.batcher, self.linger, self.batch_bytes)
+            self._nursery.start_soon(conn.watchdog)
+        node = conn.hello.get("node")
+        if (
+            self.prefer_leader
+            and len(self.addresses) > 1
+            and isinstance(node, dict)
+            and node.get("mode") == "raft"
+            and node.get("role") != "leader"
+        ):
+            self._nursery.start_soon(self._seek_leader, conn)
+
+    async def _seek_leader(self, conn: Connection) -> None:
+        """Move this client's requests from ``conn`` to the leader once ``conn``'s node names
+        one (issue 18). The node knew no leader when the client connected (an election, or a
+        node that had not yet heard from a new leader), so the client stayed; its appends are
+        then forwarded, and each is answered only once that node has applied it. Asks after
+        ``LEADER_SEEK_FIRST`` s, then at doubling intervals up to ``LEADER_SEEK_MAX`` s, while
+        ``conn`` is still the client's connection; a named leader is used only if it is one of
+        the client's own addresses."""
+        delay = LEADER_SEEK_FIRST
+        while True:
+            await trio.sleep(delay)
+            delay = min(2 * delay, LEADER_SEEK_MAX)
+            if conn is not self._conn or conn.broken is not None:
+                return
+            leader = await self._leader_named_by(conn)
+            if leader is None:
+                continue
+            if leader == conn.address:
+                return  # its node became the leader
+            try:
+                moved = await Connection.open(leader, self.token, self.connect_timeout, self.tls)
+            except (*CONNECTION_ERRORS, LogError, trio.TooSlowError):
+                continue
+            if conn is not self._conn or conn.broken is not None:
+                await moved.close()  # the client reconnected meanwhile
+                return
+            self._conn = moved
+            self._next_index = self.addresses.index(leader) + 1
+            self._serve(moved)
+            await conn.retire()
+            return
+
+    async def _leader_named_by(self, conn: Connection) -> str | None:
+        """The client address of the leader ``conn``'s node names (its own if it leads), if it
+        is one of this client's addresses; None if it names none or does not answer in time."""
+        reply: dict[str, Any] = {}
+        with trio.move_on_after(self.attempt_timeout):
+            try:
+                reply = await conn.request({"op": "status"})
+            except (*CONNECTION_ERRORS, LogError):
+                return None
+        result = reply.get("result") if reply.get("ok") else None
+        node = result.get("node") if isinstance(result, dict) else None
+        if not isinstance(node, dict):
+            return None
+        if node.get("role") == "leader":
+            return conn.address
+        leader = node.get("leader_client")
+        return leader if isinstance(leader, str) and leader in self.addresses else None
 
     async def _connect_any(self) -> Connection:
         """Connect to the next reachable node, then hop to the leader it names if possible."""
@@ -464,12 +555,16 @@ class Client(LogAPI):
         raise Unavailable(f"no node reachable among {self.addresses}: {last}")
 
     def _drop(self, conn: Connection | None) -> None:
-        if conn is not None and conn is self._conn:
+        """Give up on ``conn`` (the client's connection, or one it is leaving for the leader
+        whose node has gone silent): close it; the next request connects again."""
+        if conn is None or (conn is not self._conn and not conn.retiring):
+            return
+        if conn is self._conn:
             self._conn = None
-            if conn.broken is None:
-                conn.broken = EOFError("dropped")
-                assert self._nursery is not None
-                self._nursery.start_soon(conn.close)
+        if conn.broken is None:
+            conn.broken = EOFError("dropped")
+            assert self._nursery is not None
+            self._nursery.start_soon(conn.close)
 
     # ---- calls with retries -----------------------------------------------------------
     async def _call(self, request: dict[str, Any], timeout: float | None = None) -> dict[str, Any]:

@@ -161,3 +161,64 @@ async def test_client_fails_over_from_a_paused_leader(
                 assert await log.append(bus, "note", "after", timeout=10.0) == 1
             finally:
                 cluster.signal(old, signal.SIGCONT)
+
+
+async def test_a_client_on_a_node_that_knew_no_leader_moves_to_the_leader(
+    failover_cluster: LocalCluster, bus: str
+) -> None:
+    """A client stays on the node it dialled when that node names no leader at hello; once one
+    is elected it moves its requests there (a follower forwards appends and answers each only
+    once applied), and appends in flight across the move are each acknowledged once.
+
+    The node the client dials is the only one running, so it knows no leader; it was stopped
+    before the other two took an append, so its log is behind theirs and it cannot be elected
+    when they come back."""
+    cluster = failover_cluster
+    history = History()
+    stop = trio.Event()
+    with trio.fail_after(DEADLINE):
+        leader = await ensure_all_running(cluster)
+        behind, other = [node_id for node_id in cluster.node_ids if node_id != leader]
+        address = {
+            node_id: cluster.config.node(node_id).client_address for node_id in cluster.node_ids
+        }
+        await trio.to_thread.run_sync(cluster.stop, behind)
+        async with Client(cluster.addresses, ADMIN_TOKEN, timeout=OP_TIMEOUT) as log:
+            await log.append(bus, "note", "held by the two others only")
+        await trio.to_thread.run_sync(cluster.stop_nodes, [leader, other])
+        cluster.start(behind)
+        await cluster.wait_until_serving(behind, 30)
+        dialled = [address[behind], address[leader], address[other]]
+        async with Client(dialled, ADMIN_TOKEN, timeout=OP_TIMEOUT) as log:
+            status = await log.status()
+            assert status["node"]["leader"] is None and log.node == address[behind]
+            first = log._conn  # the connection it leaves must be closed, not leaked
+            assert first is not None
+            cluster.start(leader)
+            cluster.start(other)
+            new_leader = await cluster.wait_for_leader(30)
+            assert new_leader != behind
+
+            async def follows_it() -> bool:
+                status = await cluster.node_status(behind)
+                return status is not None and status["node"]["leader"] == new_leader
+
+            # Appends through it are forwarded, not refused: only the move takes the client away.
+            await wait_until(follows_it, 30)
+
+            async def moved() -> bool:
+                return log.node == address[new_leader]
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(writer, log, bus, history, "w", stop)
+                await wait_until(moved, 30)
+                acked_at_move = len(history.acked)
+                await wait_until(at_least(lambda: len(history.acked), acked_at_move + 20), 30)
+                stop.set()
+            history.check(await log.read_all(bus))
+
+            async def closed() -> bool:
+                return first.broken is not None
+
+            await wait_until(closed, 30)
+    assert not history.errors, history.errors
