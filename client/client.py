@@ -496,18 +496,26 @@ class Client(LogAPI):
                 continue
             if leader == conn.address:
                 return  # its node became the leader
-            try:
-                moved = await Connection.open(leader, self.token, self.connect_timeout, self.tls)
-            except (*CONNECTION_ERRORS, LogError, trio.TooSlowError):
+            moved = await self._open_leader(leader)
+            if moved is None:
                 continue
             if conn is not self._conn or conn.broken is not None:
                 await moved.close()  # the client reconnected meanwhile
                 return
             self._conn = moved
-            self._next_index = self.addresses.index(leader) + 1
             self._serve(moved)
             await conn.retire()
             return
+
+    async def _open_leader(self, address: str) -> Connection | None:
+        """A connection to the leader at ``address`` (one of the client's addresses, where the
+        next reconnection starts after it); None if it cannot be opened now."""
+        try:
+            conn = await Connection.open(address, self.token, self.connect_timeout, self.tls)
+        except (*CONNECTION_ERRORS, LogError, trio.TooSlowError):
+            return None
+        self._next_index = self.addresses.index(address) + 1
+        return conn
 
     async def _leader_named_by(self, conn: Connection) -> str | None:
         """The client address of the leader ``conn``'s node names (its own if it leads), if it
@@ -542,14 +550,10 @@ class Client(LogAPI):
                 continue
             leader = conn.hello.get("node", {}).get("leader_client")
             if self.prefer_leader and leader and leader != address and leader in self.addresses:
-                try:
-                    leader_conn = await Connection.open(
-                        leader, self.token, self.connect_timeout, self.tls
-                    )
-                except (*CONNECTION_ERRORS, LogError, trio.TooSlowError):
+                leader_conn = await self._open_leader(leader)
+                if leader_conn is None:
                     return conn
                 await conn.close()
-                self._next_index = self.addresses.index(leader) + 1
                 return leader_conn
             return conn
         raise Unavailable(f"no node reachable among {self.addresses}: {last}")
